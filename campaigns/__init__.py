@@ -1,0 +1,1 @@
+"""Meridian: seasonal email and SMS campaigns for clinics."""

@@ -1,0 +1,27 @@
+"""Every Redis key Meridian uses, in one place. All start with ``meridian:``."""
+
+from __future__ import annotations
+
+PREFIX = "meridian"
+
+# Batches of delivery ids waiting for their due time; scored by due epoch seconds.
+DUE_BATCHES = f"{PREFIX}:due"
+# Serialises the sweeper across workers.
+SWEEPER_LOCK = f"{PREFIX}:lock:sweeper"
+# RedBeat keeps its own keys under this prefix.
+REDBEAT_PREFIX = f"{PREFIX}:redbeat:"
+
+
+def rate_limit(sender: str) -> str:
+    """The GCRA bucket of one sender (a channel, or a channel and a from-address)."""
+    return f"{PREFIX}:rate:{sender}"
+
+
+def run_paused(run_id: int) -> str:
+    """Set while a run is paused, so in-flight batches stop claiming within a second."""
+    return f"{PREFIX}:run:{run_id}:paused"
+
+
+def schedule_entry(campaign_id: int) -> str:
+    """The RedBeat entry name of a scheduled campaign."""
+    return f"campaign:{campaign_id}"

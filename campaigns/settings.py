@@ -1,0 +1,134 @@
+"""Typed settings from MERIDIAN_* environment variables and a ``.env`` file.
+
+Built once at the edge (CLI, worker, web start-up) and passed in; never read at
+import time. An unknown MERIDIAN_* key or an invalid value stops start-up with a
+message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from campaigns.errors import ConfigError
+
+PREFIX = "MERIDIAN_"
+_DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite:///var/meridian.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    templates_dir: Path = Path("templates")
+
+    sms_transport: Literal["outbox", "twilio"] = "outbox"
+    email_transport: Literal["outbox", "smtp"] = "outbox"
+    outbox_dir: Path = Path("var/outbox")
+
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
+    )
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+    twilio_timeout_s: float = Field(default=10.0, gt=0)
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    email_from: str = "Clinic <clinic@example.org>"
+    email_reply_to: str | None = None
+
+    sms_rate: float = Field(default=1.0, gt=0)
+    sms_burst: int = Field(default=1, ge=1)
+    email_rate: float = Field(default=10.0, gt=0)
+    email_burst: int = Field(default=10, ge=1)
+    sms_smart_encoding: bool = False
+
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr = SecretStr(_DEV_SECRET)
+
+    clinic_name: str = "Clinic"
+    clinic_address: str = ""
+    clinic_phone: str = ""
+    clinic_timezone: str = "America/New_York"
+    default_region: str = "US"
+
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
+    clock_shift_s: float = 0.0
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone name") from exc
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def clock_shift(self) -> timedelta:
+        return timedelta(seconds=self.clock_shift_s)
+
+    def check_production(self) -> None:
+        if self.env == "production" and self.secret_key.get_secret_value() == _DEV_SECRET:
+            raise ConfigError("MERIDIAN_SECRET_KEY: required in production")
+
+
+def _known_keys() -> set[str]:
+    keys = set()
+    for name, info in Settings.model_fields.items():
+        keys.add(PREFIX + name.upper())
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            keys.update(str(a).upper() for a in alias.choices)
+    return keys
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, naming the key of anything wrong."""
+    known = _known_keys()
+    unknown = sorted(k for k in os.environ if k.upper().startswith(PREFIX) and k.upper() not in known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (known: see README, Settings)")
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        key = field.upper()
+        if not key.startswith(("TWILIO_", PREFIX)):
+            key = PREFIX + key
+        msg = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"{key}: {msg}") from exc
+    settings.check_production()
+    return settings

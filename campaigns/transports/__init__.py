@@ -1,0 +1,1 @@
+"""Transports hand rendered messages to a provider. One module per provider."""
