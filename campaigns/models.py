@@ -1,0 +1,62 @@
+"""Plain domain records passed between the services and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+Channel = Literal["sms", "email"]
+CHANNELS: tuple[Channel, ...] = ("sms", "email")
+
+
+@dataclass(frozen=True)
+class ConsentFact:
+    """A patient's word on one channel, as evidence: what, when, where from, which words."""
+
+    channel: Channel
+    granted: bool
+    at: datetime  # aware
+    source: str  # import, web-form, keyword, staff, provider-error, ...
+    text_shown: str | None = None
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """One validated patient row, ready to upsert by external_id."""
+
+    external_id: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None  # normalised by email-validator
+    phone: str | None  # E.164
+    timezone: str | None  # IANA
+    state: str | None  # USPS two-letter code
+    tags: tuple[str, ...]
+    last_visit: date | None
+    next_appointment: date | None
+    preferred_channel: Channel | None
+    consents: tuple[ConsentFact, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What fan-out and sending need of a patient: ids, contacts, zone, state, consent."""
+
+    patient_id: int
+    external_id: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    timezone: str | None
+    state: str | None
+    preferred_channel: Channel | None
+    sms_opt_in: bool | None  # None: never consented; False: said no or revoked
+    email_opt_in: bool | None
+
+    def opt_in(self, channel: Channel) -> bool | None:
+        return self.sms_opt_in if channel == "sms" else self.email_opt_in
+
+    def contact(self, channel: Channel) -> str | None:
+        return self.phone if channel == "sms" else self.email

@@ -1,0 +1,1 @@
+"""The ledger: SQL is the source of truth. Only this package imports SQLAlchemy."""

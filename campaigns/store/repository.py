@@ -1,0 +1,416 @@
+"""Named SQL for patients, consent, campaigns and the audit log.
+
+Every function takes the Database and keeps its transaction short; the services
+above never see SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, not_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from campaigns.models import Channel, ConsentFact, PatientRecord, Recipient
+from campaigns.store.db import Database
+from campaigns.store.tables import audit_events, campaigns, consents, patients, staff_users
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _tags_text(tags: Iterable[str]) -> str:
+    return ";" + ";".join(tags) + ";" if tags else ";"
+
+
+def audit(
+    conn: Connection,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: object = None,
+    **detail: object,
+) -> None:
+    """Record who did what to which thing. ``detail`` holds ids and counts, never PHI."""
+    conn.execute(
+        insert(audit_events).values(
+            at=_now(),
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=None if subject_id is None else str(subject_id),
+            detail=detail,
+        )
+    )
+
+
+class PatientRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def import_batches(
+        self, batches: Iterable[Sequence[PatientRecord]], *, dry_run: bool, actor: str
+    ) -> tuple[int, int]:
+        inserted = updated = 0
+        conn = self.db.engine.connect().execution_options(meridian_write=True)
+        trans = conn.begin()
+        try:
+            for batch in batches:
+                i, u = self._upsert(conn, batch)
+                inserted += i
+                updated += u
+            audit(
+                conn,
+                actor,
+                "patients.import",
+                "patients",
+                None,
+                inserted=inserted,
+                updated=updated,
+                dry_run=dry_run,
+            )
+            if dry_run:
+                trans.rollback()
+            else:
+                trans.commit()
+        except BaseException:
+            if trans.is_active:
+                trans.rollback()
+            raise
+        finally:
+            conn.close()
+        return inserted, updated
+
+    def _upsert(self, conn: Connection, batch: Sequence[PatientRecord]) -> tuple[int, int]:
+        now = _now()
+        by_ext = {r.external_id: r for r in batch}
+        existing = dict(
+            conn.execute(
+                select(patients.c.external_id, patients.c.id).where(
+                    patients.c.external_id.in_(list(by_ext))
+                )
+            ).tuples()
+        )
+        fields = [
+            {
+                "external_id": r.external_id,
+                "first_name": r.first_name,
+                "last_name": r.last_name,
+                "email": r.email,
+                "phone": r.phone,
+                "timezone": r.timezone,
+                "state": r.state,
+                "tags": _tags_text(r.tags),
+                "last_visit": r.last_visit,
+                "next_appointment": r.next_appointment,
+                "preferred_channel": r.preferred_channel,
+                "updated_at": now,
+            }
+            for r in batch
+        ]
+        new = [f for f in fields if f["external_id"] not in existing]
+        old = [f for f in fields if f["external_id"] in existing]
+        if new:
+            rows = [
+                {**f, "created_at": now, "sms_opt_in": False, "email_opt_in": False} for f in new
+            ]
+            conn.execute(insert(patients), rows)
+            existing.update(
+                conn.execute(
+                    select(patients.c.external_id, patients.c.id).where(
+                        patients.c.external_id.in_([f["external_id"] for f in new])
+                    )
+                ).tuples()
+            )
+        if old:
+            from sqlalchemy import bindparam
+
+            stmt = (
+                update(patients)
+                .where(patients.c.external_id == bindparam("b_ext"))
+                .values({k: bindparam(k) for k in old[0] if k != "external_id"})
+            )
+            conn.execute(stmt, [{**f, "b_ext": f["external_id"]} for f in old])
+        facts = {existing[r.external_id]: r.consents for r in batch if r.consents}
+        if facts:
+            _append_consents(conn, facts, actor="import")
+        return len(new), len(old)
+
+    def find(self, external_id: str) -> Recipient | None:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(*_RECIPIENT_COLUMNS).where(patients.c.external_id == external_id)
+            ).first()
+        return None if row is None else Recipient(*row)
+
+    def count(self) -> int:
+        with self.db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(patients)).scalar_one())
+
+    def stream_audience(
+        self, audience: dict[str, Any], today: date, chunk: int = 1000
+    ) -> Iterator[list[Recipient]]:
+        """Yield matching recipients in id order, ``chunk`` at a time (keyset paging)."""
+        where = _audience_clause(audience, today)
+        last = 0
+        while True:
+            with self.db.connect() as conn:
+                rows = conn.execute(
+                    select(*_RECIPIENT_COLUMNS)
+                    .where(and_(patients.c.id > last, *where))
+                    .order_by(patients.c.id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            yield [Recipient(*r) for r in rows]
+            last = rows[-1][0]
+
+    def count_audience(self, audience: dict[str, Any], today: date) -> int:
+        with self.db.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(patients)
+                    .where(and_(*_audience_clause(audience, today)))
+                ).scalar_one()
+            )
+
+    def recipients(self, patient_ids: Sequence[int]) -> dict[int, Recipient]:
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(*_RECIPIENT_COLUMNS).where(patients.c.id.in_(list(patient_ids)))
+            ).all()
+        return {r[0]: Recipient(*r) for r in rows}
+
+
+_RECIPIENT_COLUMNS = (
+    patients.c.id,
+    patients.c.external_id,
+    patients.c.first_name,
+    patients.c.last_name,
+    patients.c.email,
+    patients.c.phone,
+    patients.c.timezone,
+    patients.c.state,
+    patients.c.preferred_channel,
+    patients.c.sms_opt_in,
+    patients.c.email_opt_in,
+)
+
+
+def _audience_clause(audience: dict[str, Any], today: date) -> list[Any]:
+    from datetime import timedelta
+
+    clauses: list[Any] = []
+    tags_any = audience.get("tags_any") or []
+    if tags_any:
+        clauses.append(or_(*(patients.c.tags.contains(f";{t};") for t in tags_any)))
+    for tag in audience.get("tags_none") or []:
+        clauses.append(not_(patients.c.tags.contains(f";{tag};")))
+    within = audience.get("last_visit_within_days")
+    if within is not None:
+        clauses.append(patients.c.last_visit >= today - timedelta(days=int(within)))
+    booked = audience.get("no_appointment_within_days")
+    if booked is not None:
+        clauses.append(
+            or_(
+                patients.c.next_appointment.is_(None),
+                patients.c.next_appointment < today,
+                patients.c.next_appointment > today + timedelta(days=int(booked)),
+            )
+        )
+    return clauses
+
+
+def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], actor: str) -> int:
+    """Append the facts not already on file and refresh the cached opt-in columns.
+
+    The cache follows the latest evidence by the time the patient gave it, so a
+    re-import of an old "yes" never overrides a later STOP.
+    """
+    ids = list(facts)
+    on_file: dict[tuple[int, str], list[tuple[bool, datetime]]] = defaultdict(list)
+    for pid, channel, granted, at in conn.execute(
+        select(consents.c.patient_id, consents.c.channel, consents.c.granted, consents.c.at).where(
+            consents.c.patient_id.in_(ids)
+        )
+    ).tuples():
+        on_file[(pid, channel)].append((bool(granted), at))
+    now = _now()
+    rows = []
+    for pid, fs in facts.items():
+        for f in fs:
+            if (f.granted, f.at) in on_file[(pid, f.channel)]:
+                continue
+            on_file[(pid, f.channel)].append((f.granted, f.at))
+            rows.append(
+                {
+                    "patient_id": pid,
+                    "channel": f.channel,
+                    "granted": f.granted,
+                    "at": f.at,
+                    "source": f.source,
+                    "text_shown": f.text_shown,
+                    "recorded_by": actor,
+                    "recorded_at": now,
+                }
+            )
+    if rows:
+        conn.execute(insert(consents), rows)
+    changed = {(r["patient_id"], r["channel"]) for r in rows}
+    for pid, channel in changed:
+        latest = max(on_file[(pid, channel)], key=lambda g: g[1])[0]
+        column = "sms_opt_in" if channel == "sms" else "email_opt_in"
+        conn.execute(update(patients).where(patients.c.id == pid).values({column: latest}))
+    return len(rows)
+
+
+class ConsentRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, patient_ids: Sequence[int], fact: ConsentFact, *, actor: str) -> int:
+        with self.db.begin() as conn:
+            n = _append_consents(conn, {pid: [fact] for pid in patient_ids}, actor)
+            for pid in patient_ids:
+                audit(
+                    conn,
+                    actor,
+                    "consent.grant" if fact.granted else "consent.revoke",
+                    "patient",
+                    pid,
+                    channel=fact.channel,
+                    source=fact.source,
+                )
+            return n
+
+    def patients_by_phone(self, phone: str) -> list[int]:
+        with self.db.connect() as conn:
+            return list(
+                conn.execute(select(patients.c.id).where(patients.c.phone == phone)).scalars()
+            )
+
+    def patients_by_email(self, email: str) -> list[int]:
+        with self.db.connect() as conn:
+            return list(
+                conn.execute(
+                    select(patients.c.id).where(func.lower(patients.c.email) == email.lower())
+                ).scalars()
+            )
+
+    def history(self, patient_id: int) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(consents)
+                    .where(consents.c.patient_id == patient_id)
+                    .order_by(consents.c.at, consents.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    def current(self, patient_id: int) -> dict[Channel, bool | None]:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(patients.c.sms_opt_in, patients.c.email_opt_in).where(
+                    patients.c.id == patient_id
+                )
+            ).one()
+        return {"sms": row[0], "email": row[1]}
+
+
+class CampaignRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def save(
+        self, name: str, definition: dict[str, Any], findings: list[dict[str, Any]], *, actor: str
+    ) -> int:
+        now = _now()
+        with self.db.begin() as conn:
+            found = conn.execute(select(campaigns.c.id).where(campaigns.c.name == name)).first()
+            if found is None:
+                cid = int(
+                    conn.execute(
+                        insert(campaigns)
+                        .values(
+                            name=name,
+                            definition=definition,
+                            status="draft",
+                            findings=findings,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                        .returning(campaigns.c.id)
+                    ).scalar_one()
+                )
+                audit(conn, actor, "campaign.create", "campaign", cid)
+            else:
+                cid = int(found[0])
+                conn.execute(
+                    update(campaigns)
+                    .where(campaigns.c.id == cid)
+                    .values(definition=definition, findings=findings, updated_at=now)
+                )
+                audit(conn, actor, "campaign.update", "campaign", cid)
+            return cid
+
+    def get(self, key: str | int) -> dict[str, Any] | None:
+        column = campaigns.c.id if isinstance(key, int) else campaigns.c.name
+        with self.db.connect() as conn:
+            row = conn.execute(select(campaigns).where(column == key)).mappings().first()
+        return None if row is None else dict(row)
+
+    def all(self) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = conn.execute(select(campaigns).order_by(campaigns.c.name)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def set_status(self, campaign_id: int, status: str, *, actor: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(
+                update(campaigns)
+                .where(campaigns.c.id == campaign_id)
+                .values(status=status, updated_at=_now())
+            )
+            audit(conn, actor, f"campaign.{status}", "campaign", campaign_id)
+
+
+class StaffRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, username: str, password_hash: str, role: str) -> int:
+        with self.db.begin() as conn:
+            try:
+                return int(
+                    conn.execute(
+                        insert(staff_users)
+                        .values(
+                            username=username,
+                            password_hash=password_hash,
+                            role=role,
+                            active=True,
+                            created_at=_now(),
+                        )
+                        .returning(staff_users.c.id)
+                    ).scalar_one()
+                )
+            except IntegrityError as exc:
+                raise ValueError(f"user {username!r} exists") from exc
+
+    def get(self, username: str) -> dict[str, Any] | None:
+        with self.db.connect() as conn:
+            row = (
+                conn.execute(select(staff_users).where(staff_users.c.username == username))
+                .mappings()
+                .first()
+            )
+        return None if row is None else dict(row)

@@ -1,0 +1,200 @@
+"""The ledger's tables (DESIGN section 3), in SQLAlchemy Core.
+
+Consent evidence is append-only in ``consents``; ``patients.sms_opt_in`` and
+``patients.email_opt_in`` cache its latest word per channel so that fan-out and the
+send-time check read one row, and are only ever written together with a new
+consent row.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the backend keeps.
+
+    SQLite has no time zones, so every instant is stored as naive UTC and handed
+    back aware; a naive datetime coming in is a bug and is refused.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; pass an aware UTC instant")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _ts(name: str, nullable: bool = True) -> Column[datetime]:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("external_id", String(64), nullable=False, unique=True),
+    Column("first_name", String(100)),
+    Column("last_name", String(100)),
+    Column("email", String(320)),
+    Column("phone", String(20)),  # E.164
+    Column("timezone", String(64)),  # IANA
+    Column("state", String(2)),  # USPS code
+    Column("tags", String(500), nullable=False, default=";"),  # ";a;b;" for exact matching
+    Column("last_visit", Date),
+    Column("next_appointment", Date),
+    Column("preferred_channel", String(5)),
+    # None: no consent on file; False: the patient said no or revoked it.
+    Column("sms_opt_in", Boolean),
+    Column("email_opt_in", Boolean),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+Index("ix_patients_phone", patients.c.phone)
+Index("ix_patients_email", patients.c.email)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("patient_id", ForeignKey("patients.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", String(5), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    _ts("at", nullable=False),  # when the patient gave or withdrew it
+    Column("source", String(32), nullable=False),  # import, web-form, keyword, staff, provider
+    Column("text_shown", Text),  # the words the patient agreed to, or the words of the opt-out
+    Column("recorded_by", String(64), nullable=False),
+    _ts("recorded_at", nullable=False),
+)
+Index("ix_consents_patient_channel", consents.c.patient_id, consents.c.channel, consents.c.at)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("definition", JSON, nullable=False),
+    # draft -> scheduled <-> paused; cancelled is final
+    Column("status", String(16), nullable=False, default="draft"),
+    Column("findings", JSON, nullable=False, default=list),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+campaign_runs = Table(
+    "campaign_runs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
+    Column("occurrence", String(40), nullable=False),  # "2027-10-15", or "now:<iso>" for run-now
+    Column("trigger", String(16), nullable=False),  # schedule, manual
+    # fanning_out -> running <-> paused -> finished | cancelled; or missed
+    Column("status", String(16), nullable=False),
+    Column("planned", Integer, nullable=False, default=0),
+    _ts("started_at", nullable=False),
+    _ts("finished_at"),
+    UniqueConstraint("campaign_id", "occurrence", name="uq_campaign_runs_occurrence"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("run_id", ForeignKey("campaign_runs.id"), nullable=False),
+    Column("patient_id", ForeignKey("patients.id"), nullable=False),
+    Column("channel", String(5), nullable=False),
+    # pending -> sending -> sent -> delivered | undelivered; failed; unknown; skipped
+    Column("state", String(12), nullable=False),
+    Column("skip_reason", String(24)),
+    _ts("due_at", nullable=False),
+    _ts("next_attempt_at", nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    _ts("claimed_at"),
+    _ts("sent_at"),
+    Column("provider_id", String(64)),
+    Column("error_code", String(16)),
+    Column("error_reason", String(200)),
+    _ts("updated_at", nullable=False),
+    UniqueConstraint("run_id", "patient_id", "channel", name="uq_deliveries_recipient"),
+)
+Index("ix_deliveries_run_state", deliveries.c.run_id, deliveries.c.state)
+Index("ix_deliveries_state_next", deliveries.c.state, deliveries.c.next_attempt_at)
+Index("ix_deliveries_patient_sent", deliveries.c.patient_id, deliveries.c.sent_at)
+Index("ix_deliveries_provider", deliveries.c.provider_id)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("provider_sid", String(64), unique=True),
+    Column("from_phone", String(20), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("patient_id", ForeignKey("patients.id")),
+    Column("kind", String(16), nullable=False),  # stop, start, help, revocation, other
+    Column("flagged", Boolean, nullable=False, default=False),
+    Column("reviewed_by", String(64)),
+    _ts("received_at", nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    _ts("at", nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("subject_type", String(24), nullable=False),
+    Column("subject_id", String(64)),
+    Column("detail", JSON, nullable=False, default=dict),  # ids and counts only, never PHI
+)
+Index("ix_audit_events_at", audit_events.c.at)
+
+staff_users = Table(
+    "staff_users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),  # admin, marketer, viewer
+    Column("active", Boolean, nullable=False, default=True),
+    _ts("created_at", nullable=False),
+)
