@@ -1,0 +1,161 @@
+"""Sandboxed Jinja2 rendering of the templates clinic staff edit.
+
+Templates live under MERIDIAN_TEMPLATES_DIR as ``<folder>/sms.txt.j2``,
+``email.subject.j2``, ``email.html.j2`` and ``email.txt.j2``. They render in
+Jinja2's SandboxedEnvironment (staff-written templates must not reach Python
+internals) with StrictUndefined (a misspelt variable is an error, not a blank), and
+HTML parts are autoescaped. Each process compiles a template once.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    select_autoescape,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from campaigns.errors import InputError, Problem
+from campaigns.models import Channel
+
+PARTS: dict[Channel, tuple[str, ...]] = {
+    "sms": ("sms.txt.j2",),
+    "email": ("email.subject.j2", "email.html.j2", "email.txt.j2"),
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered message. Holds PHI: never log it."""
+
+    channel: Channel
+    body: str  # SMS text, or the email's text part
+    subject: str | None = None
+    html: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "body": self.body,
+            "subject": self.subject,
+            "html": self.html,
+        }
+
+
+@dataclass(frozen=True)
+class Clinic:
+    name: str
+    address: str
+    phone: str
+
+
+class Renderer:
+    """One per process: compiles each template once and renders many times."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = templates_dir
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(templates_dir)),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(
+                enabled_extensions=("html", "html.j2"), default_for_string=False
+            ),
+            auto_reload=False,
+            cache_size=-1,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def source(self, folder: str, part: str) -> str:
+        path = self.templates_dir / folder / part
+        return path.read_text(encoding="utf-8")
+
+    def render(self, folder: str, channel: Channel, context: dict[str, Any]) -> Rendered:
+        parts = {
+            p: self.env.get_template(f"{folder}/{p}").render(context).strip()
+            for p in PARTS[channel]
+        }
+        if channel == "sms":
+            return Rendered("sms", parts["sms.txt.j2"])
+        return Rendered(
+            "email",
+            parts["email.txt.j2"],
+            subject=parts["email.subject.j2"],
+            html=parts["email.html.j2"],
+        )
+
+    def check(
+        self, folder: str, channels: list[Channel], samples: dict[Channel, dict[str, Any]]
+    ) -> dict[Channel, Rendered]:
+        """Compile and trial-render every part; refuse with template and line on error."""
+        problems: list[Problem] = []
+        out: dict[Channel, Rendered] = {}
+        for channel in channels:
+            before = len(problems)
+            for part in PARTS[channel]:
+                name = f"{folder}/{part}"
+                try:
+                    self.env.get_template(name).render(samples[channel])
+                except TemplateNotFound as exc:
+                    where = self.templates_dir / folder / part
+                    problems.append(Problem(str(where), f"template not found ({exc.name})"))
+                except TemplateSyntaxError as exc:
+                    problems.append(
+                        Problem(
+                            f"{exc.filename or name}:{exc.lineno}", f"syntax error: {exc.message}"
+                        )
+                    )
+                except (UndefinedError, SecurityError) as exc:
+                    kind = (
+                        "refused by the sandbox"
+                        if isinstance(exc, SecurityError)
+                        else "unknown variable"
+                    )
+                    file, line = _template_line(exc, name, self.templates_dir)
+                    problems.append(Problem(f"{file}:{line}", f"{kind}: {exc}"))
+                except TemplateError as exc:
+                    file, line = _template_line(exc, name, self.templates_dir)
+                    problems.append(Problem(f"{file}:{line}", str(exc)))
+            if len(problems) == before:
+                out[channel] = self.render(folder, channel, samples[channel])
+        if problems:
+            raise InputError(f"templates/{folder}: refused", problems)
+        return out
+
+
+def _template_line(exc: BaseException, name: str, root: Path) -> tuple[str, str]:
+    """The template file and line a render error came from (Jinja rewrites frames)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return frame.filename, str(frame.lineno)
+    return str(root / name), "?"
+
+
+def build_context(
+    *,
+    first_name: str | None,
+    last_name: str | None,
+    clinic: Clinic,
+    campaign: str,
+    unsubscribe_url: str | None,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "patient": {"first_name": first_name, "last_name": last_name},
+        "clinic": {"name": clinic.name, "address": clinic.address, "phone": clinic.phone},
+        "campaign": {"name": campaign},
+    }
+    if unsubscribe_url is not None:
+        context["unsubscribe_url"] = unsubscribe_url
+    return context
