@@ -1,0 +1,93 @@
+"""Batches of deliveries waiting for their due time, in a Redis sorted set.
+
+No Celery ETA longer than a minute is ever used: with the Redis broker a task
+whose ETA outlives the visibility timeout is redelivered and runs twice. Future
+sends wait here instead, scored by due time, and a pump ticking every second moves
+what is due onto the send queue. Losing this set loses nothing: the sweeper
+re-queues overdue pending deliveries from the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import redis
+
+from campaigns import keys
+
+# Pop up to ARGV[2] members scored at or below ARGV[1], atomically, so that two
+# pumps never both move the same batch.
+_POP_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
+
+
+@dataclass(frozen=True)
+class Batch:
+    run_id: int
+    delivery_ids: list[int]
+
+
+class DueBatches:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._pop = client.register_script(_POP_DUE)
+
+    def add(self, batches: Iterable[tuple[datetime, Batch]]) -> int:
+        mapping: dict[str, float] = {}
+        for due, batch in batches:
+            member = json.dumps(
+                {"r": batch.run_id, "ids": batch.delivery_ids, "n": uuid.uuid4().hex[:8]}
+            )
+            mapping[member] = due.timestamp()
+        if mapping:
+            self.client.zadd(keys.DUE_BATCHES, mapping)
+        return len(mapping)
+
+    def pop_due(self, now: datetime, limit: int = 200) -> list[Batch]:
+        raw = cast(list[bytes], self._pop(keys=[keys.DUE_BATCHES], args=[now.timestamp(), limit]))
+        out = []
+        for member in raw:
+            data: dict[str, Any] = json.loads(member)
+            out.append(Batch(int(data["r"]), [int(i) for i in data["ids"]]))
+        return out
+
+    def size(self) -> int:
+        return int(self.client.zcard(keys.DUE_BATCHES))
+
+
+def group_batches(
+    rows: Iterable[tuple[int, datetime]], run_of: int, size: int
+) -> Iterator[tuple[datetime, Batch]]:
+    """Group (id, due) rows, already in due order, into batches of one due second.
+
+    A batch is scored by its latest member, so none of its messages goes early.
+    """
+    current: list[int] = []
+    first: datetime | None = None
+    last: datetime | None = None
+    for delivery_id, due in rows:
+        if current and (
+            len(current) >= size or first is None or (due - first).total_seconds() >= 1.0
+        ):
+            assert last is not None
+            yield last, Batch(run_of, current)
+            current = []
+        if not current:
+            first = due
+        current.append(delivery_id)
+        last = due
+    if current and last is not None:
+        yield last, Batch(run_of, current)
+
+
+def chunked(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]

@@ -1,0 +1,104 @@
+"""The one place where settings become live objects: database, Redis, transports.
+
+Entry points (CLI, worker, web) build one ``Services`` from ``Settings`` and pass
+it down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+
+import redis
+
+from campaigns.dispatch import DueBatches
+from campaigns.models import Channel
+from campaigns.ratelimit import RateLimiter
+from campaigns.rendering import Clinic, Renderer
+from campaigns.settings import Settings
+from campaigns.store.db import Database
+from campaigns.store.ledger import Ledger
+from campaigns.store.repository import (
+    CampaignRepository,
+    ConsentRepository,
+    PatientRepository,
+    StaffRepository,
+)
+from campaigns.tokens import UnsubscribeClaim, make_unsubscribe_token
+from campaigns.transports.base import Transport
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.patients = PatientRepository(self.db)
+        self.consent = ConsentRepository(self.db)
+        self.campaigns = CampaignRepository(self.db)
+        self.ledger = Ledger(self.db)
+        self.staff = StaffRepository(self.db)
+        self._transports: dict[Channel, Transport] = {}
+
+    def now(self) -> datetime:
+        """Meridian's clock: UTC, shifted only for rehearsals (MERIDIAN_CLOCK_SHIFT_S)."""
+        return datetime.now(UTC) + self.settings.clock_shift
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.settings.redis_url,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+
+    @cached_property
+    def due(self) -> DueBatches:
+        return DueBatches(self.redis)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        return Renderer(self.settings.templates_dir)
+
+    @property
+    def clinic(self) -> Clinic:
+        s = self.settings
+        return Clinic(name=s.clinic_name, address=s.clinic_address, phone=s.clinic_phone)
+
+    def limiter(self, channel: Channel) -> RateLimiter:
+        s = self.settings
+        if channel == "sms":
+            return RateLimiter(self.redis, "sms", s.sms_rate, s.sms_burst)
+        return RateLimiter(self.redis, "email", s.email_rate, s.email_burst)
+
+    def transport(self, channel: Channel) -> Transport:
+        if channel not in self._transports:
+            self._transports[channel] = self._make_transport(channel)
+        return self._transports[channel]
+
+    def _make_transport(self, channel: Channel) -> Transport:
+        s = self.settings
+        kind = s.sms_transport if channel == "sms" else s.email_transport
+        if kind == "twilio":
+            from campaigns.transports.twilio_sms import TwilioSmsTransport
+
+            return TwilioSmsTransport(s)
+        if kind == "smtp":
+            from campaigns.transports.smtp_email import SmtpEmailTransport
+
+            return SmtpEmailTransport(s)
+        from campaigns.transports.outbox import OutboxTransport
+
+        return OutboxTransport(channel, s.outbox_dir, s.email_from)
+
+    def unsubscribe_url(self, patient_id: int, delivery_id: int | None) -> str:
+        token = make_unsubscribe_token(
+            self.settings.secret_key.get_secret_value(),
+            UnsubscribeClaim(patient_id, delivery_id, "email"),
+        )
+        return f"{self.settings.public_url}/unsubscribe/{token}"
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self.db.dispose()
