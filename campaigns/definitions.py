@@ -1,0 +1,158 @@
+"""Campaign definitions: the YAML staff write, validated into a typed model.
+
+A bad file fails with the field path and the reason, e.g.
+``campaign.yaml: schedule.rrule: not a valid RRULE (unknown FREQ 'YEARLYY')``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from campaigns.errors import InputError, Problem
+from campaigns.models import Channel
+from campaigns.schedules import Schedule, parse_rrule
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Audience(_Strict):
+    tags_any: list[str] = Field(default_factory=list)
+    tags_none: list[str] = Field(default_factory=list)
+    last_visit_within_days: int | None = Field(default=None, ge=1)
+    no_appointment_within_days: int | None = Field(default=None, ge=0)
+
+
+class ScheduleSpec(_Strict):
+    rrule: str | None = None
+    once: date | None = None
+    send_time: time
+    timezone: str | None = None  # the clinic's zone when omitted
+    grace_hours: float = Field(default=6, ge=0, le=72)
+
+    @field_validator("rrule")
+    @classmethod
+    def _valid_rrule(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rrule(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"{value!r} is not an IANA time zone name") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleSpec:
+        if (self.rrule is None) == (self.once is None):
+            raise ValueError("give exactly one of 'rrule' or 'once'")
+        return self
+
+    def to_schedule(self, clinic_zone: str) -> Schedule:
+        return Schedule(
+            timezone=self.timezone or clinic_zone,
+            send_time=self.send_time,
+            rrule=self.rrule,
+            once=self.once,
+            grace=timedelta(hours=self.grace_hours),
+        )
+
+
+class Limits(_Strict):
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    frequency_cap_days: int = Field(default=7, ge=0, le=365)
+    retry_base_s: float = Field(default=30.0, gt=0)
+
+
+class Acknowledgement(_Strict):
+    phrase: str
+    reason: str = Field(min_length=10)
+    by: str | None = None
+
+
+class Compliance(_Strict):
+    acknowledged: list[Acknowledgement] = Field(default_factory=list)
+
+
+class CampaignDefinition(_Strict):
+    name: str
+    description: str = ""
+    channels: list[Channel] = Field(min_length=1)
+    channel_policy: Literal["all_consented", "preferred"] = "all_consented"
+    templates: str
+    audience: Audience = Field(default_factory=Audience)
+    schedule: ScheduleSpec
+    limits: Limits = Field(default_factory=Limits)
+    compliance: Compliance = Field(default_factory=Compliance)
+
+    @field_validator("name", "templates")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use lower-case letters, digits and '-' (at most 63)")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, value: list[Channel]) -> list[Channel]:
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item not in ("function-after", "function-before") and "[" not in str(item):
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def parse_definition(data: Any, source: str) -> CampaignDefinition:
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a mapping of campaign fields at the top level")
+    try:
+        return CampaignDefinition.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            Problem(f"{source}: {_where(e['loc'])}", e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        raise InputError(f"{source}: invalid campaign definition", problems) from exc
+
+
+def load_definition(path: Path) -> CampaignDefinition:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise InputError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    return parse_definition(data, str(path))
