@@ -1,0 +1,131 @@
+"""The Celery app, built from Meridian's settings (the worker's and beat's edge)."""
+
+from __future__ import annotations
+
+import logging.config
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from celery import Celery, signals
+
+from campaigns import keys
+from campaigns.settings import Settings, load_settings
+from campaigns.wiring import Services
+
+QUEUES = ("runs", "send", "maintenance")
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """This process's Services, built on first use (after any fork)."""
+    global _services
+    if _services is None:
+        _services = Services(load_settings())
+    return _services
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return dict(
+        broker_url=settings.redis_url,
+        task_default_queue="runs",
+        task_routes={
+            "meridian.runs.*": {"queue": "runs"},
+            "meridian.send.*": {"queue": "send"},
+            "meridian.maintenance.*": {"queue": "maintenance"},
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # Send tasks may run twice (a lost worker, a redelivery): the claim in the
+        # ledger makes that harmless, so ack late and requeue on a lost worker.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # No task ever carries an ETA or countdown (future sends wait in the
+        # meridian:due sorted set), so the visibility timeout only bounds how long
+        # an unacked task of a dead worker waits before Redis hands it out again.
+        # 10 minutes is longer than any batch runs (slices of a second at the
+        # provider's rate), and the sweeper re-queues from the ledger well before
+        # that, so nothing waits on it.
+        broker_transport_options={"visibility_timeout": 600},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=settings.redis_url,
+        redbeat_key_prefix=keys.REDBEAT_PREFIX,
+        redbeat_lock_timeout=30,
+        beat_max_loop_interval=1,
+        beat_schedule={
+            "pump": {
+                "task": "meridian.maintenance.pump",
+                "schedule": 1.0,
+                "options": {"expires": 5},
+            },
+            "sweep": {
+                "task": "meridian.maintenance.sweep",
+                "schedule": 30.0,
+                "options": {"expires": 60},
+            },
+        },
+        timezone="UTC",
+        enable_utc=True,
+    )
+
+
+class _SettingsConfig(Mapping[str, Any]):
+    """Celery reads its configuration on first use, not at import: so does this."""
+
+    def __init__(self, settings: Settings | None) -> None:
+        self._settings = settings
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = celery_config(self._settings or load_settings())
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    app = Celery("meridian", include=["tasks.runs", "tasks.send", "tasks.maintenance"])
+    app.config_from_object(_SettingsConfig(settings))
+    return app
+
+
+@signals.worker_process_init.connect
+def _fresh_services(**_: Any) -> None:
+    global _services
+    _services = None
+
+
+@signals.setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"handlers": ["console"], "level": "INFO"},
+            # One line a second for the pump is noise; failures still show.
+            "loggers": {
+                "celery.app.trace": {"level": "WARNING"},
+                "celery.worker.strategy": {"level": "WARNING"},
+                "celery.beat": {"level": "WARNING"},
+                # urllib3 logs whole request URLs at DEBUG, Twilio look-ups included.
+                "urllib3": {"level": "INFO"},
+            },
+        }
+    )
+
+
+app = create_app()

@@ -1,0 +1,26 @@
+"""The pump (every second) and the sweeper (every half minute)."""
+
+from __future__ import annotations
+
+from campaigns import reconcile
+from tasks.app import app, services
+from tasks.send import send_batch
+
+
+@app.task(name="meridian.maintenance.pump")
+def pump() -> int:
+    """Move due batches from the sorted set onto the send queue."""
+    svc = services()
+    moved = 0
+    while True:
+        batches = svc.due.pop_due(svc.now())
+        for batch in batches:
+            send_batch.apply_async((batch.run_id, batch.delivery_ids), queue="send")
+        moved += len(batches)
+        if len(batches) < 200:
+            return moved
+
+
+@app.task(name="meridian.maintenance.sweep")
+def sweep() -> dict[str, int]:
+    return reconcile.sweep(services())

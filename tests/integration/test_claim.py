@@ -1,0 +1,71 @@
+"""The claim: several processes racing for the same deliveries never double-claim."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from campaigns.models import ConsentFact, PatientRecord
+from campaigns.settings import Settings
+from campaigns.wiring import Services
+
+pytestmark = pytest.mark.integration
+
+
+def _seed(svc: Services, n: int) -> tuple[int, list[int]]:
+    now = datetime.now(UTC)
+    records = [
+        PatientRecord(f"P{i:05d}", "A", "B", None, f"+1617555{i:04d}", "America/New_York", "MA",
+                      ("active",), None, None, "sms",
+                      (ConsentFact("sms", True, now - timedelta(days=1), "test"),))
+        for i in range(n)
+    ]
+    svc.patients.import_batches([records], dry_run=False, actor="test")
+    cid = svc.campaigns.save("c", {}, [], actor="test")
+    run_id = svc.ledger.create_run(cid, "now:1", "manual", "running", now, actor="test")
+    assert run_id is not None
+    ids = [r.patient_id for chunk in svc.patients.stream_audience({}, now.date()) for r in chunk]
+    svc.ledger.add_deliveries(run_id, [
+        {"patient_id": pid, "channel": "sms", "state": "pending", "due_at": now - timedelta(1)}
+        for pid in ids
+    ])
+    pending = [i for rows in svc.ledger.stream_due_pending(run_id) for i, _, _ in rows]
+    return run_id, pending
+
+
+def _claimer(url: str, ids: list[int], out: multiprocessing.Queue, start: Any) -> None:  # type: ignore[type-arg]
+    svc = Services(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    svc.ledger.get_run(0)  # connect before the start line
+    start.wait()
+    won: list[int] = []
+    for start in range(0, len(ids), 7):
+        won += [c.delivery_id for c in svc.ledger.claim(ids[start:start + 7],
+                                                         datetime.now(UTC))]
+    out.put(won)
+
+
+def test_four_processes_claiming_the_same_deliveries_never_both_win(svc: Services) -> None:
+    run_id, ids = _seed(svc, 300)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start = ctx.Barrier(4)
+    procs = [ctx.Process(target=_claimer, args=(svc.settings.database_url, ids, out, start))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    won = [i for r in results for i in r]
+    assert sorted(won) == sorted(ids), "every delivery claimed exactly once"
+
+
+def test_a_paused_run_gives_out_no_claims(svc: Services) -> None:
+    run_id, ids = _seed(svc, 5)
+    svc.ledger.set_run_status(run_id, "paused", actor="test")
+    assert svc.ledger.claim(ids, datetime.now(UTC)) == []
+    svc.ledger.set_run_status(run_id, "running", actor="test")
+    assert len(svc.ledger.claim(ids, datetime.now(UTC))) == 5
