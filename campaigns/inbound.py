@@ -1,0 +1,262 @@
+"""What patients and Twilio send back: texts, delivery reports, unsubscribe clicks.
+
+An opt-out takes effect at once and is kept as evidence (the patient's own words
+in the consent ledger). A free-text message that reads as a revocation revokes
+too, since a patient may revoke by any reasonable means, and is flagged so staff
+can check it. A patient gets at most one confirmation, with no marketing in it
+(COMPLIANCE.md, SMS rows "revocation", "confirmation after opt-out", "HELP reply").
+
+Nothing here logs a phone number, an address or a message body: only ids, kinds
+and counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from campaigns import consent
+from campaigns.consent import InboundKind, classify_inbound
+from campaigns.models import Channel
+from campaigns.rendering import Clinic
+from campaigns.store.inbound import InboundRepository
+from campaigns.tokens import UnsubscribeClaim, read_unsubscribe_token
+from campaigns.wiring import Services
+
+log = logging.getLogger(__name__)
+
+# Twilio's MessageStatus -> the delivery state it settles; any other status
+# (queued, sending, sent, accepted, read, ...) says nothing final and is ignored.
+_FINAL_STATUSES = {"delivered": "delivered", "undelivered": "undelivered", "failed": "undelivered"}
+# "Attempt to send to unsubscribed recipient": the carrier or Twilio holds a STOP.
+OPTED_OUT_CODE = "21610"
+
+_UNSUBSCRIBED = (
+    "{name}: you're unsubscribed and will get no more texts. Reply START to resubscribe."
+)
+_RESUBSCRIBED = (
+    "{name}: you're resubscribed to texts. Msg & data rates may apply. "
+    "Reply HELP for help, STOP to unsubscribe."
+)
+_HELP = (
+    "{name}: seasonal reminders by text. Msg frequency varies. Msg & data rates may apply."
+    "{support} Reply STOP to unsubscribe (or QUIT, END, CANCEL, UNSUBSCRIBE, OPT OUT), "
+    "START to resubscribe."
+)
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """One text as Twilio posted it. Holds PHI: never log it."""
+
+    sid: str
+    from_phone: str  # E.164, as Twilio sends it
+    body: str
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    """What was done about one inbound text, and the reply to give (if any)."""
+
+    inbound_id: int
+    kind: str  # stop, start, help, revocation, other
+    duplicate: bool  # the sid was already stored: nothing changed this time
+    patient_ids: tuple[int, ...] = ()
+    changed: tuple[int, ...] = ()  # patients whose SMS consent this message changed
+    flagged: bool = False
+    reply: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusOutcome:
+    """What a status callback did: the delivery it settled, and whether it opted out."""
+
+    delivery_id: int | None
+    state: str | None
+    opted_out: bool = False
+
+
+def handle_inbound(svc: Services, message: InboundSms) -> InboundOutcome:
+    """Act on one inbound text, store it, and say what to reply.
+
+    The consent change comes before the row is stored: if the process dies in
+    between, Twilio's retry finds no row and acts again (a second revocation is
+    harmless), whereas storing first could lose a STOP for good. The row's unique
+    sid decides which of two concurrent deliveries of one webhook may reply.
+    """
+    store = InboundRepository(svc.db)
+    seen = store.find_by_sid(message.sid)
+    if seen is not None:
+        log.info("inbound %s: sid already stored; nothing done, no reply", seen.inbound_id)
+        return InboundOutcome(seen.inbound_id, seen.kind, duplicate=True, flagged=seen.flagged)
+
+    kind = classify_inbound(message.body)
+    phone = message.from_phone.strip()
+    patient_ids = sorted(svc.consent.patients_by_phone(phone)) if phone else []
+    recipients = svc.patients.recipients(patient_ids) if patient_ids else {}
+    before = {pid: r.sms_opt_in for pid, r in recipients.items()}
+    changed = _apply(svc, kind, message.body, before)
+    flagged = kind == "revocation"
+
+    inbound_id, stored = store.add(
+        provider_sid=message.sid,
+        from_phone=phone,
+        body=message.body,
+        kind=kind,
+        flagged=flagged,
+        patient_ids=patient_ids,
+        received_at=svc.now(),
+    )
+    if not stored:
+        log.info("inbound %s: stored concurrently by another request; no reply", inbound_id)
+        return InboundOutcome(inbound_id, kind, duplicate=True, flagged=flagged)
+
+    reply = _reply(svc.clinic, kind, before, changed)
+    log.info(
+        "inbound %s: %s from %d patient(s), consent changed for %d, flagged=%s, reply=%s",
+        inbound_id,
+        kind,
+        len(patient_ids),
+        len(changed),
+        flagged,
+        reply is not None,
+    )
+    return InboundOutcome(
+        inbound_id,
+        kind,
+        duplicate=False,
+        patient_ids=tuple(patient_ids),
+        changed=tuple(changed),
+        flagged=flagged,
+        reply=reply,
+    )
+
+
+def _apply(
+    svc: Services, kind: InboundKind, body: str, before: dict[int, bool | None]
+) -> list[int]:
+    """Change SMS consent as the message asks; the ids of the patients it changed."""
+    if kind in ("stop", "revocation") and before:
+        ids = sorted(before)
+        source = "keyword" if kind == "stop" else "free-text"
+        consent.record(svc, ids, "sms", False, source=source, actor="patient", text=body)
+        return [pid for pid in ids if before[pid] is not False]
+    if kind == "start":
+        # START undoes an opt-out; it does not stand in for the written consent
+        # marketing texts need, so only a patient with a grant on file gets it back.
+        ids = [pid for pid, opt_in in sorted(before.items()) if opt_in is False]
+        restorable = [pid for pid in ids if _ever_granted_sms(svc, pid)]
+        if restorable:
+            consent.record(
+                svc, restorable, "sms", True, source="keyword", actor="patient", text=body
+            )
+        return restorable
+    return []
+
+
+def _ever_granted_sms(svc: Services, patient_id: int) -> bool:
+    return any(f["channel"] == "sms" and f["granted"] for f in svc.consent.history(patient_id))
+
+
+def _reply(
+    clinic: Clinic, kind: InboundKind, before: dict[int, bool | None], changed: list[int]
+) -> str | None:
+    if kind in ("stop", "revocation"):
+        # One confirmation, only to a number that was opted in: a repeated STOP gets
+        # none. Where Twilio's Advanced Opt-Out answers an exact keyword itself, it
+        # also blocks sends to the number it just opted out, so ours does not land.
+        was_opted_in = any(before[pid] is True for pid in changed)
+        return _UNSUBSCRIBED.format(name=clinic.name) if was_opted_in else None
+    if kind == "start":
+        return _RESUBSCRIBED.format(name=clinic.name) if changed else None
+    if kind == "help":
+        return help_text(clinic)
+    return None
+
+
+def help_text(clinic: Clinic) -> str:
+    """The HELP reply: who we are, what we send, how to get help and how to stop."""
+    support = f" Help: call {clinic.phone}." if clinic.phone else ""
+    return _HELP.format(name=clinic.name, support=support)
+
+
+def handle_status(
+    svc: Services, message_sid: str, status: str, error_code: str | None
+) -> StatusOutcome:
+    """Settle the delivery Twilio reports on; a 21610 also records an SMS opt-out."""
+    state = _FINAL_STATUSES.get(status.strip().lower())
+    if state is None:
+        return StatusOutcome(None, None)
+    delivery_id = svc.ledger.find_delivery_by_provider_id(message_sid)
+    if delivery_id is None:
+        log.info("status %s for provider id %s: no delivery has that id", state, message_sid)
+        return StatusOutcome(None, state)
+    code = (error_code or None) if state == "undelivered" else None
+    svc.ledger.set_delivery_status(delivery_id, state, code, svc.now())
+    opted_out = code == OPTED_OUT_CODE and _record_provider_opt_out(svc, delivery_id)
+    log.info("delivery %s: %s (code %s)", delivery_id, state, code or "-")
+    return StatusOutcome(delivery_id, state, opted_out)
+
+
+def _record_provider_opt_out(svc: Services, delivery_id: int) -> bool:
+    found = InboundRepository(svc.db).delivery_recipient(delivery_id)
+    if found is None or found[1] != "sms":
+        return False
+    patient_id = found[0]
+    if svc.consent.current(patient_id)["sms"] is False:
+        return False
+    consent.record_provider_opt_out(svc, patient_id, "sms", OPTED_OUT_CODE)
+    log.info("patient %s: SMS opt-out recorded from delivery %s (21610)", patient_id, delivery_id)
+    return True
+
+
+# Email (and SMS) unsubscribe links -----------------------------------------
+
+
+def read_unsubscribe(svc: Services, token: str) -> UnsubscribeClaim | None:
+    """The claim of a genuine token whose patient still exists; None otherwise."""
+    claim = read_unsubscribe_token(svc.settings.secret_key.get_secret_value(), token)
+    if claim is None:
+        return None
+    if claim.patient_id not in svc.patients.recipients([claim.patient_id]):
+        log.info("unsubscribe link for patient %s: no such patient", claim.patient_id)
+        return None
+    return claim
+
+
+def claim_channel(claim: UnsubscribeClaim) -> Channel:
+    return "sms" if claim.channel == "sms" else "email"
+
+
+def is_unsubscribed(svc: Services, claim: UnsubscribeClaim) -> bool:
+    return svc.consent.current(claim.patient_id)[claim_channel(claim)] is False
+
+
+def unsubscribe(svc: Services, claim: UnsubscribeClaim, *, one_click: bool) -> bool:
+    """Revoke the link's channel for its patient; False when already unsubscribed."""
+    channel = claim_channel(claim)
+    if is_unsubscribed(svc, claim):
+        log.info(
+            "patient %s: %s already unsubscribed; nothing to record", claim.patient_id, channel
+        )
+        return False
+    source = "one-click" if one_click else "unsubscribe-link"
+    how = "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe link"
+    where = f" in delivery {claim.delivery_id}" if claim.delivery_id is not None else ""
+    consent.record(
+        svc,
+        [claim.patient_id],
+        channel,
+        False,
+        source=source,
+        actor="patient",
+        text=f"{how}{where}",
+    )
+    log.info(
+        "patient %s: %s unsubscribed by %s (delivery %s)",
+        claim.patient_id,
+        channel,
+        source,
+        claim.delivery_id,
+    )
+    return True
