@@ -1,0 +1,497 @@
+"""The public routes: Twilio's webhooks (signed) and unsubscribe links (signed tokens)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
+
+from campaigns.models import CHANNELS, ConsentFact, PatientRecord
+from campaigns.store.ledger import Outcome
+from campaigns.store.tables import audit_events, deliveries, inbound_messages
+from campaigns.web.app import create_app
+from campaigns.wiring import Services
+from tests.conftest import make_settings
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC_URL = "https://clinic.example"
+PHONE = "+16175550100"
+EMAIL = "robin@example.org"
+SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+CLINIC_NAME = "Harbor Acupuncture &amp; Wellness"  # as it appears in HTML and TwiML
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Services]:
+    services = Services(
+        make_settings(tmp_path, twilio_auth_token=AUTH_TOKEN, public_url=PUBLIC_URL)
+    )
+    services.db.upgrade()
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def app(svc: Services) -> Flask:
+    app = create_app(svc)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def patient(svc: Services) -> int:
+    """A patient who consented to texts and emails."""
+    facts = tuple(
+        ConsentFact(channel, True, SIGNED_UP, "web-form", "I agree to reminders")
+        for channel in CHANNELS
+    )
+    record = PatientRecord(
+        external_id="P1",
+        first_name="Robin",
+        last_name="Example",
+        email=EMAIL,
+        phone=PHONE,
+        timezone="America/New_York",
+        state="MA",
+        tags=("active",),
+        last_visit=None,
+        next_appointment=None,
+        preferred_channel=None,
+        consents=facts,
+    )
+    svc.patients.import_batches([[record]], dry_run=False, actor="test")
+    found = svc.patients.find("P1")
+    assert found is not None
+    return found.patient_id
+
+
+def signature(path: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    return str(RequestValidator(token).compute_signature(PUBLIC_URL + path, params))
+
+
+def inbound(
+    client: FlaskClient, body: str, sid: str = "SM0001", *, sign: bool = True
+) -> TestResponse:
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC0001",
+        "From": PHONE,
+        "To": "+16175550142",
+        "Body": body,
+        "NumMedia": "0",
+    }
+    headers = {"X-Twilio-Signature": signature("/twilio/inbound", params)} if sign else {}
+    return client.post("/twilio/inbound", data=params, headers=headers)
+
+
+def status(client: FlaskClient, sid: str, state: str, code: str | None = None) -> TestResponse:
+    params = {"MessageSid": sid, "MessageStatus": state, "AccountSid": "AC0001", "To": PHONE}
+    if code is not None:
+        params["ErrorCode"] = code
+    headers = {"X-Twilio-Signature": signature("/twilio/status", params)}
+    return client.post("/twilio/status", data=params, headers=headers)
+
+
+def message_of(response: TestResponse) -> str | None:
+    """The text of the TwiML reply's one <Message>, or None for an empty <Response/>."""
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    xml = response.get_data(as_text=True)
+    assert "<Response" in xml
+    assert xml.count("<Message>") <= 1
+    if "<Message>" not in xml:
+        return None
+    return xml.split("<Message>", 1)[1].split("</Message>", 1)[0]
+
+
+def sms_opt_in(svc: Services, patient_id: int) -> bool | None:
+    return svc.consent.current(patient_id)["sms"]
+
+
+def stored(svc: Services) -> list[dict[str, Any]]:
+    with svc.db.connect() as conn:
+        rows = conn.execute(select(inbound_messages).order_by(inbound_messages.c.id)).mappings()
+        return [dict(r) for r in rows]
+
+
+def audits(svc: Services) -> list[dict[str, Any]]:
+    with svc.db.connect() as conn:
+        rows = conn.execute(select(audit_events).order_by(audit_events.c.id)).mappings()
+        return [dict(r) for r in rows]
+
+
+# POST /twilio/inbound -----------------------------------------------------------
+
+
+def test_an_unsigned_inbound_post_is_refused_and_changes_nothing(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    before = audits(svc)
+
+    response = inbound(client, "STOP", sign=False)
+
+    assert response.status_code == 403
+    assert sms_opt_in(svc, patient) is True
+    assert stored(svc) == [] and audits(svc) == before
+
+
+def test_a_wrongly_signed_inbound_post_is_refused_and_changes_nothing(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    params = {"MessageSid": "SM0001", "From": PHONE, "Body": "STOP"}
+    forged = {"X-Twilio-Signature": signature("/twilio/inbound", params, token="not-ours")}
+
+    response = client.post("/twilio/inbound", data=params, headers=forged)
+
+    assert response.status_code == 403
+    assert sms_opt_in(svc, patient) is True
+    assert stored(svc) == []
+
+
+def test_a_signature_over_other_words_is_refused(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    signed = {"MessageSid": "SM0001", "From": PHONE, "Body": "see you Tuesday"}
+    sent = {**signed, "Body": "STOP"}
+    headers = {"X-Twilio-Signature": signature("/twilio/inbound", signed)}
+
+    response = client.post("/twilio/inbound", data=sent, headers=headers)
+
+    assert response.status_code == 403
+    assert sms_opt_in(svc, patient) is True
+
+
+def test_inbound_posts_are_refused_when_no_auth_token_is_configured(tmp_path: Path) -> None:
+    bare = Services(make_settings(tmp_path, public_url=PUBLIC_URL))
+    bare.db.upgrade()
+    try:
+        response = inbound(create_app(bare).test_client(), "STOP")
+        assert response.status_code == 403
+    finally:
+        bare.close()
+
+
+@pytest.mark.parametrize(
+    "body", ["STOP", " stop ", "Stop.", "opt out", "OPTOUT", "unsubscribe!", "Quit"]
+)
+def test_each_stop_word_revokes_sms_and_confirms(
+    client: FlaskClient, svc: Services, patient: int, body: str
+) -> None:
+    reply = message_of(inbound(client, body))
+
+    assert sms_opt_in(svc, patient) is False
+    assert reply is not None
+    assert reply.startswith(f"{CLINIC_NAME}: you're unsubscribed and will get no more texts.")
+    evidence = svc.consent.history(patient)[-1]
+    assert (evidence["channel"], evidence["granted"], evidence["source"]) == (
+        "sms",
+        False,
+        "keyword",
+    )
+    assert evidence["text_shown"] == body
+    assert any(
+        a["action"] == "consent.revoke" and a["subject_id"] == str(patient) for a in audits(svc)
+    )
+    assert [m["kind"] for m in stored(svc)] == ["stop"]
+
+
+def test_start_restores_sms(client: FlaskClient, svc: Services, patient: int) -> None:
+    inbound(client, "STOP", sid="SM1")
+
+    reply = message_of(inbound(client, "START", sid="SM2"))
+
+    assert sms_opt_in(svc, patient) is True
+    assert reply is not None and "resubscribed" in reply
+    assert svc.consent.history(patient)[-1]["granted"] is True
+
+
+def test_help_replies_with_the_clinic_name_phone_and_opt_out_words(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    reply = message_of(inbound(client, "HELP"))
+
+    assert reply is not None
+    assert CLINIC_NAME in reply and "(617) 555-0142" in reply
+    assert all(word in reply for word in ("STOP", "QUIT", "END", "CANCEL", "UNSUBSCRIBE"))
+    assert sms_opt_in(svc, patient) is True
+
+
+def test_free_text_revocation_revokes_and_is_flagged_for_review(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    reply = message_of(inbound(client, "please stop texting me"))
+
+    assert sms_opt_in(svc, patient) is False
+    assert reply is not None and "unsubscribed" in reply
+    [row] = stored(svc)
+    assert (row["kind"], row["flagged"], row["body"], row["patient_id"]) == (
+        "revocation",
+        True,
+        "please stop texting me",
+        patient,
+    )
+    evidence = svc.consent.history(patient)[-1]
+    assert (evidence["granted"], evidence["text_shown"]) == (False, "please stop texting me")
+
+
+def test_ordinary_text_is_stored_unflagged_and_changes_nothing(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    facts = svc.consent.history(patient)
+
+    reply = message_of(inbound(client, "see you Tuesday"))
+
+    assert reply is None
+    assert sms_opt_in(svc, patient) is True
+    assert svc.consent.history(patient) == facts
+    [row] = stored(svc)
+    assert (row["kind"], row["flagged"], row["body"]) == ("other", False, "see you Tuesday")
+
+
+def test_a_redelivered_message_sid_changes_nothing_and_replies_nothing(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    first = message_of(inbound(client, "STOP"))
+    facts, events = svc.consent.history(patient), audits(svc)
+
+    again = message_of(inbound(client, "STOP"))
+
+    assert first is not None and again is None
+    assert svc.consent.history(patient) == facts
+    assert audits(svc) == events
+    assert len(stored(svc)) == 1
+
+
+def test_a_second_stop_gets_no_second_confirmation(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    first = message_of(inbound(client, "STOP", sid="SM1"))
+
+    second = message_of(inbound(client, "STOP", sid="SM2"))
+
+    assert first is not None and second is None
+    assert sms_opt_in(svc, patient) is False
+    assert len(stored(svc)) == 2
+
+
+def test_a_signed_post_without_a_message_sid_is_a_bad_request(
+    client: FlaskClient, svc: Services
+) -> None:
+    params = {"From": PHONE, "Body": "STOP"}
+    headers = {"X-Twilio-Signature": signature("/twilio/inbound", params)}
+
+    response = client.post("/twilio/inbound", data=params, headers=headers)
+
+    assert response.status_code == 400
+    assert stored(svc) == []
+
+
+# POST /twilio/status ----------------------------------------------------------------
+
+
+def sent_sms(svc: Services, patient_id: int, provider_id: str) -> int:
+    now = datetime.now(UTC)
+    campaign_id = svc.campaigns.save("cold-and-flu", {}, [], actor="test")
+    run_id = svc.ledger.create_run(
+        campaign_id, "2027-10-15", "manual", "running", now, actor="test"
+    )
+    assert run_id is not None
+    svc.ledger.add_deliveries(
+        run_id,
+        [
+            {
+                "patient_id": patient_id,
+                "channel": "sms",
+                "state": "pending",
+                "due_at": now - timedelta(minutes=1),
+            }
+        ],
+    )
+    with svc.db.connect() as conn:
+        delivery_id = int(conn.execute(select(deliveries.c.id)).scalar_one())
+    svc.ledger.claim([delivery_id], now)
+    svc.ledger.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
+    return delivery_id
+
+
+def delivery_state(svc: Services, delivery_id: int) -> tuple[str, str | None]:
+    with svc.db.connect() as conn:
+        row = conn.execute(
+            select(deliveries.c.state, deliveries.c.error_code).where(
+                deliveries.c.id == delivery_id
+            )
+        ).one()
+    return row[0], row[1]
+
+
+def test_a_delivered_callback_updates_the_delivery(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    did = sent_sms(svc, patient, "SMout0001")
+
+    response = status(client, "SMout0001", "delivered")
+
+    assert response.status_code == 204
+    assert delivery_state(svc, did) == ("delivered", None)
+
+
+def test_an_undelivered_callback_records_the_error_code(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    did = sent_sms(svc, patient, "SMout0001")
+
+    assert status(client, "SMout0001", "undelivered", "30003").status_code == 204
+
+    assert delivery_state(svc, did) == ("undelivered", "30003")
+    assert sms_opt_in(svc, patient) is True
+
+
+def test_a_21610_callback_also_records_an_sms_opt_out(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    did = sent_sms(svc, patient, "SMout0001")
+
+    status(client, "SMout0001", "failed", "21610")
+
+    assert delivery_state(svc, did) == ("undelivered", "21610")
+    assert sms_opt_in(svc, patient) is False
+
+
+def test_a_sent_callback_is_ignored(client: FlaskClient, svc: Services, patient: int) -> None:
+    did = sent_sms(svc, patient, "SMout0001")
+
+    assert status(client, "SMout0001", "sent").status_code == 204
+
+    assert delivery_state(svc, did) == ("sent", None)
+
+
+def test_an_unsigned_status_callback_is_refused_and_changes_nothing(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    did = sent_sms(svc, patient, "SMout0001")
+
+    response = client.post(
+        "/twilio/status", data={"MessageSid": "SMout0001", "MessageStatus": "delivered"}
+    )
+
+    assert response.status_code == 403
+    assert delivery_state(svc, did) == ("sent", None)
+
+
+# /unsubscribe/<token> -------------------------------------------------------------
+
+
+def unsubscribe_path(svc: Services, patient_id: int, delivery_id: int | None = 7) -> str:
+    url = svc.unsubscribe_url(patient_id, delivery_id)
+    assert url.startswith(PUBLIC_URL + "/unsubscribe/")
+    return url.removeprefix(PUBLIC_URL)
+
+
+def email_opt_in(svc: Services, patient_id: int) -> bool | None:
+    return svc.consent.current(patient_id)["email"]
+
+
+def test_the_unsubscribe_page_shows_one_button_and_changes_nothing(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    events = audits(svc)
+
+    response = client.get(unsubscribe_path(svc, patient))
+
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert CLINIC_NAME in page
+    assert EMAIL not in page and "Robin" not in page
+    assert page.count("<button") == 1 and 'method="post"' in page
+    assert '<html lang="en">' in page
+    assert email_opt_in(svc, patient) is True
+    assert audits(svc) == events
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_posting_the_unsubscribe_form_unsubscribes(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    response = client.post(unsubscribe_path(svc, patient))
+
+    assert response.status_code == 200
+    assert "You are unsubscribed" in response.get_data(as_text=True)
+    assert email_opt_in(svc, patient) is False
+    assert sms_opt_in(svc, patient) is True
+    evidence = svc.consent.history(patient)[-1]
+    assert (evidence["channel"], evidence["granted"], evidence["source"]) == (
+        "email",
+        False,
+        "unsubscribe-link",
+    )
+    assert evidence["recorded_by"] == "patient"
+    assert evidence["text_shown"] == "unsubscribe link in delivery 7"
+    [event] = [a for a in audits(svc) if a["action"] == "consent.revoke"]
+    assert (event["actor"], event["subject_id"], event["detail"]) == (
+        "patient",
+        str(patient),
+        {"channel": "email", "source": "unsubscribe-link"},
+    )
+
+
+def test_one_click_unsubscribe_answers_200_without_redirect_or_cookie(
+    app: Flask, svc: Services, patient: int
+) -> None:
+    client = app.test_client(use_cookies=False)
+
+    response = client.post(
+        unsubscribe_path(svc, patient),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    assert "Set-Cookie" not in response.headers
+    assert email_opt_in(svc, patient) is False
+    assert svc.consent.history(patient)[-1]["source"] == "one-click"
+
+
+def test_unsubscribing_twice_records_one_revocation(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    path = unsubscribe_path(svc, patient)
+    client.post(path)
+
+    again = client.post(path, data={"List-Unsubscribe": "One-Click"})
+
+    assert again.status_code == 200
+    revocations = [f for f in svc.consent.history(patient) if not f["granted"]]
+    assert len(revocations) == 1
+    assert "already unsubscribed" in client.get(path).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_tampered_token_is_refused_and_changes_nothing(
+    client: FlaskClient, svc: Services, patient: int, method: str
+) -> None:
+    path = unsubscribe_path(svc, patient)
+    tampered = path[:-1] + ("A" if path[-1] != "A" else "B")
+    events = audits(svc)
+
+    response = getattr(client, method)(tampered)
+
+    assert response.status_code == 404
+    assert "not valid" in response.get_data(as_text=True)
+    assert email_opt_in(svc, patient) is True
+    assert audits(svc) == events
