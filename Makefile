@@ -1,0 +1,51 @@
+# The two commands that work on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+REDIS_PORT ?= 6390
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := redis-server postgresql
+
+.PHONY: demo test lint check bench install system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian's redis-server (and PostgreSQL for the tests that run on it), if missing.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The main job: the cold-and-flu campaign to 1,000 synthetic patients through a
+# private redis-server and a real Celery worker, into the outbox.
+demo: install system-deps
+	@scripts/redis.sh start $(REDIS_PORT) var/redis; \
+	trap 'scripts/redis.sh stop $(REDIS_PORT) var/redis' EXIT; \
+	MERIDIAN_REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0 $(VENV)/bin/meridian demo
+
+# Unit and integration tests; the tests start their own redis-server, PostgreSQL,
+# Celery workers, SMTP server and Twilio-compatible server.
+test: install system-deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check campaigns tasks tests bench
+	$(VENV)/bin/ruff format --check campaigns tasks tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+check: lint test
+
+clean:
+	rm -rf var .venv
