@@ -117,7 +117,9 @@ def _known_keys() -> set[str]:
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, naming the key of anything wrong."""
     known = _known_keys()
-    unknown = sorted(k for k in os.environ if k.upper().startswith(PREFIX) and k.upper() not in known)
+    unknown = sorted(
+        k for k in os.environ if k.upper().startswith(PREFIX) and k.upper() not in known
+    )
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown setting (known: see README, Settings)")
     try:

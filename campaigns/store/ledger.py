@@ -163,27 +163,26 @@ class Ledger:
     def counts(self, run_id: int) -> list[tuple[str, str, str | None, int]]:
         """(channel, state, skip_reason, n) for every group in the run."""
         with self.db.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(
-                        deliveries.c.channel,
-                        deliveries.c.state,
-                        deliveries.c.skip_reason,
-                        func.count(),
-                    )
-                    .where(deliveries.c.run_id == run_id)
-                    .group_by(deliveries.c.channel, deliveries.c.state, deliveries.c.skip_reason)
+            rows = conn.execute(
+                select(
+                    deliveries.c.channel,
+                    deliveries.c.state,
+                    deliveries.c.skip_reason,
+                    func.count(),
                 )
-                .tuples()
-                .all()
-            )
+                .where(deliveries.c.run_id == run_id)
+                .group_by(deliveries.c.channel, deliveries.c.state, deliveries.c.skip_reason)
+            ).all()
         return [(c, s, r, int(n)) for c, s, r, n in rows]
 
     def running_runs(self) -> list[int]:
         with self.db.connect() as conn:
-            return [int(i) for i in conn.execute(
-                select(campaign_runs.c.id).where(campaign_runs.c.status == "running")
-            ).scalars()]
+            return [
+                int(i)
+                for i in conn.execute(
+                    select(campaign_runs.c.id).where(campaign_runs.c.status == "running")
+                ).scalars()
+            ]
 
     # deliveries ---------------------------------------------------------
     def add_deliveries(self, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
@@ -209,7 +208,7 @@ class Ledger:
                         deliveries.c.run_id == run_id,
                         deliveries.c.patient_id.in_({r["patient_id"] for r in rows}),
                     )
-                ).tuples()
+                )
             )
             fresh = [v for v in values if (v["patient_id"], v["channel"]) not in existing]
             if fresh:
@@ -222,8 +221,8 @@ class Ledger:
 
     def stream_due_pending(
         self, run_id: int | None, *, not_after: datetime | None = None, chunk: int = 5000
-    ) -> Iterator[list[tuple[int, datetime]]]:
-        """(id, next_attempt_at) of pending deliveries in due order, ``chunk`` at a time."""
+    ) -> Iterator[list[tuple[int, datetime, int]]]:
+        """(id, next_attempt_at, run_id) of pending deliveries in due order, by chunks."""
         last_due = datetime(1970, 1, 1, tzinfo=UTC)
         last_id = 0
         while True:
@@ -242,16 +241,12 @@ class Ledger:
             if not_after is not None:
                 cond.append(deliveries.c.next_attempt_at <= not_after)
             with self.db.connect() as conn:
-                rows = (
-                    conn.execute(
-                        select(deliveries.c.id, deliveries.c.next_attempt_at)
-                        .where(*cond)
-                        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-                        .limit(chunk)
-                    )
-                    .tuples()
-                    .all()
-                )
+                rows = conn.execute(
+                    select(deliveries.c.id, deliveries.c.next_attempt_at, deliveries.c.run_id)
+                    .where(*cond)
+                    .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+                    .limit(chunk)
+                ).all()
             if not rows:
                 return
             yield [(int(i), d, int(r)) for i, d, r in rows]
@@ -261,33 +256,29 @@ class Ledger:
         """Flip pending -> sending for the ids that are due and whose run is running."""
         running = select(campaign_runs.c.id).where(campaign_runs.c.status == "running")
         with self.db.begin() as conn:
-            rows = (
-                conn.execute(
-                    update(deliveries)
-                    .where(
-                        deliveries.c.id.in_(list(ids)),
-                        deliveries.c.state == "pending",
-                        deliveries.c.next_attempt_at <= now,
-                        deliveries.c.run_id.in_(running),
-                    )
-                    .values(
-                        state="sending",
-                        claimed_at=now,
-                        attempts=deliveries.c.attempts + 1,
-                        updated_at=now,
-                    )
-                    .returning(
-                        deliveries.c.id,
-                        deliveries.c.run_id,
-                        deliveries.c.patient_id,
-                        deliveries.c.channel,
-                        deliveries.c.attempts,
-                        deliveries.c.due_at,
-                    )
+            rows = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(list(ids)),
+                    deliveries.c.state == "pending",
+                    deliveries.c.next_attempt_at <= now,
+                    deliveries.c.run_id.in_(running),
                 )
-                .tuples()
-                .all()
-            )
+                .values(
+                    state="sending",
+                    claimed_at=now,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(
+                    deliveries.c.id,
+                    deliveries.c.run_id,
+                    deliveries.c.patient_id,
+                    deliveries.c.channel,
+                    deliveries.c.attempts,
+                    deliveries.c.due_at,
+                )
+            ).all()
         return sorted((Claimed(*r) for r in rows), key=lambda c: c.delivery_id)
 
     def record(self, outcomes: Sequence[Outcome], now: datetime) -> None:
@@ -330,22 +321,18 @@ class Ledger:
     def stale_claims(self, older_than: datetime, limit: int = 1000) -> list[Claimed]:
         """Claims whose outcome was never recorded: the worker died mid-send."""
         with self.db.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(
-                        deliveries.c.id,
-                        deliveries.c.run_id,
-                        deliveries.c.patient_id,
-                        deliveries.c.channel,
-                        deliveries.c.attempts,
-                        deliveries.c.due_at,
-                    )
-                    .where(deliveries.c.state == "sending", deliveries.c.claimed_at < older_than)
-                    .limit(limit)
+            rows = conn.execute(
+                select(
+                    deliveries.c.id,
+                    deliveries.c.run_id,
+                    deliveries.c.patient_id,
+                    deliveries.c.channel,
+                    deliveries.c.attempts,
+                    deliveries.c.due_at,
                 )
-                .tuples()
-                .all()
-            )
+                .where(deliveries.c.state == "sending", deliveries.c.claimed_at < older_than)
+                .limit(limit)
+            ).all()
         return [Claimed(*r) for r in rows]
 
     def mark_unknown(self, ids: Sequence[int], now: datetime) -> int:
@@ -394,22 +381,18 @@ class Ledger:
         """(run_id, channel, sent_at) of every message handed over to these patients
         since ``since``, other runs only: the facts the frequency caps count."""
         with self.db.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(
-                        deliveries.c.patient_id,
-                        deliveries.c.run_id,
-                        deliveries.c.channel,
-                        deliveries.c.sent_at,
-                    ).where(
-                        deliveries.c.patient_id.in_(list(patient_ids)),
-                        deliveries.c.sent_at >= since,
-                        deliveries.c.run_id != exclude_run,
-                    )
+            rows = conn.execute(
+                select(
+                    deliveries.c.patient_id,
+                    deliveries.c.run_id,
+                    deliveries.c.channel,
+                    deliveries.c.sent_at,
+                ).where(
+                    deliveries.c.patient_id.in_(list(patient_ids)),
+                    deliveries.c.sent_at >= since,
+                    deliveries.c.run_id != exclude_run,
                 )
-                .tuples()
-                .all()
-            )
+            ).all()
         out: dict[int, list[tuple[int, str, datetime]]] = {}
         for pid, rid, ch, at in rows:
             out.setdefault(int(pid), []).append((int(rid), ch, at))
@@ -443,5 +426,3 @@ class Ledger:
                     .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at < before)
                 ).scalar_one()
             )
-
-

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.models import Channel, ConsentFact, PatientRecord, Recipient
@@ -88,13 +88,14 @@ class PatientRepository:
     def _upsert(self, conn: Connection, batch: Sequence[PatientRecord]) -> tuple[int, int]:
         now = _now()
         by_ext = {r.external_id: r for r in batch}
-        existing = dict(
-            conn.execute(
+        existing: dict[str, int] = {
+            ext: int(pid)
+            for ext, pid in conn.execute(
                 select(patients.c.external_id, patients.c.id).where(
                     patients.c.external_id.in_(list(by_ext))
                 )
-            ).tuples()
-        )
+            )
+        }
         fields = [
             {
                 "external_id": r.external_id,
@@ -115,27 +116,26 @@ class PatientRepository:
         new = [f for f in fields if f["external_id"] not in existing]
         old = [f for f in fields if f["external_id"] in existing]
         if new:
-            rows = [
-                {**f, "created_at": now, "sms_opt_in": False, "email_opt_in": False} for f in new
-            ]
+            rows = [{**f, "created_at": now, "sms_opt_in": None, "email_opt_in": None} for f in new]
             conn.execute(insert(patients), rows)
             existing.update(
-                conn.execute(
+                (ext, int(pid))
+                for ext, pid in conn.execute(
                     select(patients.c.external_id, patients.c.id).where(
                         patients.c.external_id.in_([f["external_id"] for f in new])
                     )
-                ).tuples()
+                )
             )
         if old:
-            from sqlalchemy import bindparam
-
             stmt = (
                 update(patients)
                 .where(patients.c.external_id == bindparam("b_ext"))
                 .values({k: bindparam(k) for k in old[0] if k != "external_id"})
             )
             conn.execute(stmt, [{**f, "b_ext": f["external_id"]} for f in old])
-        facts = {existing[r.external_id]: r.consents for r in batch if r.consents}
+        facts: dict[int, Sequence[ConsentFact]] = {
+            int(existing[r.external_id]): r.consents for r in batch if r.consents
+        }
         if facts:
             _append_consents(conn, facts, actor="import")
         return len(new), len(old)
@@ -239,7 +239,7 @@ def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], 
         select(consents.c.patient_id, consents.c.channel, consents.c.granted, consents.c.at).where(
             consents.c.patient_id.in_(ids)
         )
-    ).tuples():
+    ):
         on_file[(pid, channel)].append((bool(granted), at))
     now = _now()
     rows = []
@@ -262,7 +262,7 @@ def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], 
             )
     if rows:
         conn.execute(insert(consents), rows)
-    changed = {(r["patient_id"], r["channel"]) for r in rows}
+    changed: set[tuple[int, str]] = {(int(r["patient_id"]), str(r["channel"])) for r in rows}
     for pid, channel in changed:
         latest = max(on_file[(pid, channel)], key=lambda g: g[1])[0]
         column = "sms_opt_in" if channel == "sms" else "email_opt_in"
