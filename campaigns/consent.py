@@ -70,11 +70,13 @@ def check_send(
     *,
     now: datetime,
     cap_days: int,
+    run_id: int,
 ) -> str | None:
     """The skip reason that forbids sending now, or None when it may go.
 
     ``past`` holds (run_id, channel, sent_at) of messages already handed over to
-    this patient by other runs.
+    this patient. The campaign cap counts other runs only (one occurrence may use
+    both channels by policy); the state caps count every text, this run's included.
     """
     opt = recipient.opt_in(channel)
     if opt is None:
@@ -85,7 +87,7 @@ def check_send(
         return "invalid_contact"
     if cap_days > 0:
         since = now - timedelta(days=cap_days)
-        if any(at >= since for _, _, at in past):
+        if any(at >= since and rid != run_id for rid, _, at in past):
             return "frequency_cap"
     if channel == "sms":
         cap = schedules.state_cap(schedules.patient_state(recipient.state, recipient.phone))

@@ -103,7 +103,12 @@ def _send_claimed(
         now = svc.now()
         past = history.get(c.patient_id, []) + sent_now.get(c.patient_id, [])
         verdict = consent.check_send(
-            recipient, channel, past, now=now, cap_days=definition.limits.frequency_cap_days
+            recipient,
+            channel,
+            past,
+            now=now,
+            cap_days=definition.limits.frequency_cap_days,
+            run_id=c.run_id,
         )
         if verdict is not None:
             outcomes.append(Outcome(c.delivery_id, "skipped", skip_reason=verdict))

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from campaigns.consent import check_send, classify_inbound
+from campaigns.models import Recipient
+
+NOW = datetime(2027, 10, 15, 15, 0, tzinfo=UTC)
+
+
+def patient(state: str = "MA", sms: bool | None = True, email: bool | None = True) -> Recipient:
+    return Recipient(
+        1,
+        "P1",
+        "A",
+        "B",
+        "a@example.com",
+        "+16175550100",
+        "America/New_York",
+        state,
+        None,
+        sms,
+        email,
+    )
+
+
+def test_no_consent_and_a_revocation_are_told_apart() -> None:
+    assert check_send(patient(sms=None), "sms", [], now=NOW, cap_days=7, run_id=1) == "no_consent"
+    assert check_send(patient(sms=False), "sms", [], now=NOW, cap_days=7, run_id=1) == "opted_out"
+    assert check_send(patient(), "sms", [], now=NOW, cap_days=7, run_id=1) is None
+
+
+def test_both_channels_of_one_occurrence_are_not_capped_by_each_other() -> None:
+    past = [(1, "sms", NOW - timedelta(minutes=1))]
+    assert check_send(patient(), "email", past, now=NOW, cap_days=7, run_id=1) is None
+
+
+def test_another_campaign_within_the_cap_days_is_capped_and_after_it_is_not() -> None:
+    recent = [(2, "email", NOW - timedelta(days=6))]
+    older = [(2, "email", NOW - timedelta(days=8))]
+    assert check_send(patient(), "sms", recent, now=NOW, cap_days=7, run_id=1) == "frequency_cap"
+    assert check_send(patient(), "sms", older, now=NOW, cap_days=7, run_id=1) is None
+
+
+@pytest.mark.parametrize(
+    ("state", "capped"), [("FL", True), ("OK", True), ("MD", True), ("MA", False)]
+)
+def test_state_caps_allow_three_texts_a_day(state: str, capped: bool) -> None:
+    past = [(r, "sms", NOW - timedelta(hours=r)) for r in (2, 3, 4)]
+    verdict = check_send(patient(state), "sms", past, now=NOW, cap_days=0, run_id=1)
+    assert (verdict == "frequency_cap") is capped
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "STOP",
+        " stop ",
+        "Stop.",
+        "opt out",
+        "OPTOUT",
+        "unsubscribe!",
+        "Quit",
+        "END",
+        "revoke",
+        "cancel",
+        "STOPALL",
+    ],
+)
+def test_opt_out_words_are_read_in_any_case_and_punctuation(body: str) -> None:
+    assert classify_inbound(body) == "stop"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ("please stop texting me", "revocation"),
+        ("remove me from your list", "revocation"),
+        ("START", "start"),
+        ("yes", "start"),
+        ("HELP", "help"),
+        ("info", "help"),
+        ("see you Tuesday", "other"),
+        ("can I stop by at 3?", "other"),
+    ],
+)
+def test_free_text_is_classified(body: str, kind: str) -> None:
+    assert classify_inbound(body) == kind
