@@ -20,6 +20,7 @@ from rich.table import Table
 
 from campaigns import runs, sms
 from campaigns.errors import ConfigError, InputError, MeridianError, NotFound
+from campaigns.models import Channel
 from campaigns.patients import import_patients
 from campaigns.settings import load_settings
 from campaigns.wiring import Services
@@ -127,6 +128,86 @@ def patients_import(
         _print_json(report.to_dict())
     else:
         out.print(report.summary(), highlight=False)
+
+
+def _consent(external_id: str, channel: str, granted: bool, text: str | None, actor: str) -> int:
+    from campaigns import consent
+
+    if channel not in ("sms", "email"):
+        raise InputError(f"--channel: {channel!r} is not sms or email")
+    svc = services()
+    patient = svc.patients.find(external_id)
+    if patient is None:
+        raise NotFound(f"--patient: no patient with external_id {external_id!r}")
+    ch: Channel = "sms" if channel == "sms" else "email"
+    return consent.record(
+        svc, [patient.patient_id], ch, granted, source="staff", actor=actor, text=text
+    )
+
+
+@patients_app.command("grant")
+@handled
+def patients_grant(
+    patient: Annotated[str, typer.Option("--patient", help="The patient's external_id.")],
+    channel: Annotated[str, typer.Option("--channel", help="sms or email.")],
+    text: Annotated[str, typer.Option("--text", help="The words the patient agreed to.")],
+    by: Annotated[str, typer.Option("--by", help="Who records it (for the audit log).")] = ACTOR,
+) -> None:
+    """Record a patient's consent to a channel, with the words they agreed to."""
+    _consent(patient, channel, True, text, by)
+    out.print(f"consent to {channel} recorded for {patient}")
+
+
+@patients_app.command("revoke")
+@handled
+def patients_revoke(
+    patient: Annotated[str, typer.Option("--patient", help="The patient's external_id.")],
+    channel: Annotated[str, typer.Option("--channel", help="sms or email.")],
+    text: Annotated[str | None, typer.Option("--text", help="How the patient said it.")] = None,
+    by: Annotated[str, typer.Option("--by", help="Who records it (for the audit log).")] = ACTOR,
+) -> None:
+    """Record an opt-out; it stops every later message on that channel at once."""
+    _consent(patient, channel, False, text, by)
+    out.print(f"opt-out from {channel} recorded for {patient}")
+
+
+@patients_app.command("consent")
+@handled
+def patients_consent(
+    patient: Annotated[str, typer.Option("--patient", help="The patient's external_id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A patient's consent history, oldest first, and where each channel stands."""
+    svc = services()
+    found = svc.patients.find(patient)
+    if found is None:
+        raise NotFound(f"--patient: no patient with external_id {patient!r}")
+    history = svc.consent.history(found.patient_id)
+    data = {
+        "patient": patient,
+        "current": svc.consent.current(found.patient_id),
+        "history": [
+            {
+                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in h.items()
+                if k != "patient_id"
+            }
+            for h in history
+        ],
+    }
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("at", "channel", "granted", "source", "recorded by")
+    for h in history:
+        table.add_row(
+            h["at"].isoformat(),
+            h["channel"],
+            "yes" if h["granted"] else "no",
+            h["source"],
+            h["recorded_by"],
+        )
+    out.print(table)
 
 
 @campaigns_app.command("apply")

@@ -1,0 +1,102 @@
+"""The CLI end to end on a SQLite file: exit codes, messages, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from campaigns.cli import app
+from tests.conftest import CLINIC, ROOT
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MERIDIAN_DATABASE_URL", f"sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.setenv("MERIDIAN_TEMPLATES_DIR", str(ROOT / "templates"))
+    for key, value in CLINIC.items():
+        monkeypatch.setenv(f"MERIDIAN_{key.upper()}", value)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    return tmp_path
+
+
+def test_a_file_with_bad_rows_exits_2_and_imports_nothing(env: Path) -> None:
+    result = runner.invoke(
+        app, ["patients", "import", str(ROOT / "examples/patients-with-errors.csv")]
+    )
+    assert result.exit_code == 2
+    assert "row " in result.output and "column phone" in result.output
+    ok = runner.invoke(
+        app,
+        [
+            "patients",
+            "import",
+            "--json",
+            str(ROOT / "examples/patients-with-errors.csv"),
+            "--skip-invalid",
+        ],
+    )
+    assert ok.exit_code == 0
+    report = json.loads(ok.stdout)
+    assert report["skipped"] and report["inserted"] == report["valid"]
+
+
+def test_staff_revoke_and_grant_consent_and_it_lands_in_the_history(env: Path) -> None:
+    assert (
+        runner.invoke(app, ["patients", "import", str(ROOT / "examples/patients.csv")]).exit_code
+        == 0
+    )
+    revoked = runner.invoke(
+        app,
+        [
+            "patients",
+            "revoke",
+            "--patient",
+            "P000001",
+            "--channel",
+            "sms",
+            "--text",
+            "asked at the front desk",
+            "--by",
+            "maria",
+        ],
+    )
+    assert revoked.exit_code == 0, revoked.output
+    shown = json.loads(
+        runner.invoke(app, ["patients", "consent", "--patient", "P000001", "--json"]).stdout
+    )
+    assert shown["current"]["sms"] is False
+    assert shown["history"][-1]["source"] == "staff"
+    assert shown["history"][-1]["recorded_by"] == "maria"
+    bad = runner.invoke(app, ["patients", "revoke", "--patient", "P000001", "--channel", "fax"])
+    assert bad.exit_code == 2 and "--channel" in bad.output
+
+
+def test_apply_preview_and_segments(env: Path) -> None:
+    runner.invoke(app, ["patients", "import", str(ROOT / "examples/patients.csv")])
+    applied = runner.invoke(
+        app,
+        ["campaigns", "apply", "--json", str(ROOT / "examples/campaigns/cold-and-flu-season.yaml")],
+    )
+    assert applied.exit_code == 0, applied.output
+    assert json.loads(applied.stdout)["unacknowledged"] == []
+    preview = json.loads(
+        runner.invoke(
+            app, ["campaigns", "preview", "cold-and-flu-season", "--patient", "P000002", "--json"]
+        ).stdout
+    )
+    sms = preview["channels"]["sms"]
+    assert "Reply STOP to opt out" in sms["body"] and sms["segments"]["segments"] == 1
+    assert "/unsubscribe/" in preview["channels"]["email"]["html"]
+    seg = json.loads(runner.invoke(app, ["sms", "segments", "--json", "Price: 5€ {ok}"]).stdout)
+    assert seg["encoding"] == "GSM-7" and seg["characters"] == 17
+
+
+def test_an_unknown_campaign_exits_2_naming_it(env: Path) -> None:
+    result = runner.invoke(app, ["campaigns", "show", "nope"])
+    assert result.exit_code == 2 and "nope" in result.output
