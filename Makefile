@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 REDIS_PORT ?= 6390
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := redis-server postgresql
 
 .PHONY: demo test lint check bench install system-deps clean
 
@@ -17,11 +16,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian's redis-server (and PostgreSQL for the tests that run on it), if missing.
+# Debian's redis-server, and for the tests PostgreSQL and Chromium (the console
+# is tested in headless Chromium driven by Playwright; no browser download), if missing.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing from Debian:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

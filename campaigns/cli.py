@@ -416,6 +416,39 @@ def sms_segments(text: str, as_json: JsonOpt = False) -> None:
     )
 
 
+@app.command("web")
+@handled
+def web_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the staff console, the JSON API and the public webhooks (development server;
+    put a WSGI server such as gunicorn in front of campaigns.web.app in production)."""
+    from campaigns.web.app import create_app
+
+    create_app(services()).run(host=host, port=port, threaded=True)
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Staff users of the console.")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+@handled
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option("--role", help="admin, marketer or viewer.")] = "marketer",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+) -> None:
+    """Add a staff user; the password is asked for twice and stored as an argon2 hash."""
+    from campaigns.web.auth import add_user
+
+    add_user(services(), username, password, role)
+    out.print(f"user {username} added as {role}")
+
+
 @app.command("demo")
 @handled
 def demo_command() -> None:
