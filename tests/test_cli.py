@@ -103,9 +103,15 @@ def test_an_unknown_campaign_exits_2_naming_it(env: Path) -> None:
 
 
 def test_users_add_stores_a_hash_and_refuses_a_bad_role(env: Path) -> None:
-    ok = runner.invoke(app, ["users", "add", "maria", "--role", "marketer"],
-                       input="correct horse battery\ncorrect horse battery\n")
+    ok = runner.invoke(
+        app,
+        ["users", "add", "maria", "--role", "marketer"],
+        input="correct horse battery\ncorrect horse battery\n",
+    )
     assert ok.exit_code == 0, ok.output
-    bad = runner.invoke(app, ["users", "add", "sam", "--role", "owner"],
-                        input="correct horse battery\ncorrect horse battery\n")
+    bad = runner.invoke(
+        app,
+        ["users", "add", "sam", "--role", "owner"],
+        input="correct horse battery\ncorrect horse battery\n",
+    )
     assert bad.exit_code == 2

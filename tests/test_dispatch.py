@@ -8,8 +8,12 @@ T0 = datetime(2027, 10, 15, 14, 0, tzinfo=UTC)
 
 
 def test_batches_hold_one_due_second_and_are_scored_by_their_latest_member() -> None:
-    rows = [(1, T0), (2, T0 + timedelta(milliseconds=400)), (3, T0 + timedelta(seconds=1)),
-            (4, T0 + timedelta(hours=1))]
+    rows = [
+        (1, T0),
+        (2, T0 + timedelta(milliseconds=400)),
+        (3, T0 + timedelta(seconds=1)),
+        (4, T0 + timedelta(hours=1)),
+    ]
     batches = list(group_batches(rows, run_of=9, size=100))
     assert [(b.delivery_ids, due) for due, b in batches] == [
         ([1, 2], T0 + timedelta(milliseconds=400)),

@@ -262,7 +262,7 @@ def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], 
             )
     if rows:
         conn.execute(insert(consents), rows)
-    changed: set[tuple[int, str]] = {(int(r["patient_id"]), str(r["channel"])) for r in rows}
+    changed: set[tuple[int, str]] = {(pid, f.channel) for pid, fs in facts.items() for f in fs}
     for pid, channel in changed:
         latest = max(on_file[(pid, channel)], key=lambda g: g[1])[0]
         column = "sms_opt_in" if channel == "sms" else "email_opt_in"

@@ -18,9 +18,20 @@ pytestmark = pytest.mark.integration
 def _seed(svc: Services, n: int) -> tuple[int, list[int]]:
     now = datetime.now(UTC)
     records = [
-        PatientRecord(f"P{i:05d}", "A", "B", None, f"+1617555{i:04d}", "America/New_York", "MA",
-                      ("active",), None, None, "sms",
-                      (ConsentFact("sms", True, now - timedelta(days=1), "test"),))
+        PatientRecord(
+            f"P{i:05d}",
+            "A",
+            "B",
+            None,
+            f"+1617555{i:04d}",
+            "America/New_York",
+            "MA",
+            ("active",),
+            None,
+            None,
+            "sms",
+            (ConsentFact("sms", True, now - timedelta(days=1), "test"),),
+        )
         for i in range(n)
     ]
     svc.patients.import_batches([records], dry_run=False, actor="test")
@@ -28,10 +39,13 @@ def _seed(svc: Services, n: int) -> tuple[int, list[int]]:
     run_id = svc.ledger.create_run(cid, "now:1", "manual", "running", now, actor="test")
     assert run_id is not None
     ids = [r.patient_id for chunk in svc.patients.stream_audience({}, now.date()) for r in chunk]
-    svc.ledger.add_deliveries(run_id, [
-        {"patient_id": pid, "channel": "sms", "state": "pending", "due_at": now - timedelta(1)}
-        for pid in ids
-    ])
+    svc.ledger.add_deliveries(
+        run_id,
+        [
+            {"patient_id": pid, "channel": "sms", "state": "pending", "due_at": now - timedelta(1)}
+            for pid in ids
+        ],
+    )
     pending = [i for rows in svc.ledger.stream_due_pending(run_id) for i, _, _ in rows]
     return run_id, pending
 
@@ -42,18 +56,19 @@ def _claimer(url: str, ids: list[int], out: multiprocessing.Queue, start: Any) -
     start.wait()
     won: list[int] = []
     for start in range(0, len(ids), 7):
-        won += [c.delivery_id for c in svc.ledger.claim(ids[start:start + 7],
-                                                         datetime.now(UTC))]
+        won += [c.delivery_id for c in svc.ledger.claim(ids[start : start + 7], datetime.now(UTC))]
     out.put(won)
 
 
 def test_four_processes_claiming_the_same_deliveries_never_both_win(svc: Services) -> None:
-    run_id, ids = _seed(svc, 300)
+    _, ids = _seed(svc, 300)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start = ctx.Barrier(4)
-    procs = [ctx.Process(target=_claimer, args=(svc.settings.database_url, ids, out, start))
-             for _ in range(4)]
+    procs = [
+        ctx.Process(target=_claimer, args=(svc.settings.database_url, ids, out, start))
+        for _ in range(4)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
