@@ -20,7 +20,7 @@ from campaigns.dispatch import Batch, chunked, group_batches
 from campaigns.errors import OutcomeUnknown, PermanentError, TransientError
 from campaigns.models import Channel, Recipient
 from campaigns.rendering import build_context
-from campaigns.runs import load_campaign
+from campaigns.runs import load_campaign, recipient_clock
 from campaigns.sms import smart_encode
 from campaigns.store.ledger import Claimed, Outcome
 from campaigns.transports.base import OutboundMessage
@@ -128,8 +128,7 @@ def _send_claimed(
 def _window_opens(
     svc: Services, recipient: Recipient, channel: Channel, now: datetime
 ) -> datetime | None:
-    zone = schedules.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
-    state = schedules.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
+    zone, state = recipient_clock(svc, recipient, channel)
     if schedules.is_allowed(now, zone, state):
         return None
     return schedules.next_allowed(now, zone, state)

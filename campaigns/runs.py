@@ -153,6 +153,17 @@ def start_run(
     return run_id
 
 
+def recipient_clock(
+    svc: Services, recipient: Recipient, channel: Channel
+) -> tuple[ZoneInfo, str | None]:
+    """The patient's zone, and the state whose window applies to this channel."""
+    zone = schedules.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
+    # State telemarketing windows govern calls and texts; email keeps the federal
+    # decent-hours window only.
+    state = schedules.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
+    return zone, state
+
+
 def _due_for(
     svc: Services,
     run: dict[str, Any],
@@ -161,10 +172,7 @@ def _due_for(
     channel: Channel,
     now: datetime,
 ) -> datetime:
-    zone = schedules.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
-    # State telemarketing windows govern calls and texts; email keeps the federal
-    # decent-hours window only.
-    state = schedules.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
+    zone, state = recipient_clock(svc, recipient, channel)
     occurrence: str = run["occurrence"]
     if occurrence.startswith("now:"):
         return schedules.next_allowed(now, zone, state)

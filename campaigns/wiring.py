@@ -38,6 +38,7 @@ class Services:
         self.ledger = Ledger(self.db)
         self.staff = StaffRepository(self.db)
         self._transports: dict[Channel, Transport] = {}
+        self._limiters: dict[Channel, RateLimiter] = {}
 
     def now(self) -> datetime:
         """Meridian's clock: UTC, shifted only for rehearsals (MERIDIAN_CLOCK_SHIFT_S)."""
@@ -66,10 +67,14 @@ class Services:
         return Clinic(name=s.clinic_name, address=s.clinic_address, phone=s.clinic_phone)
 
     def limiter(self, channel: Channel) -> RateLimiter:
-        s = self.settings
-        if channel == "sms":
-            return RateLimiter(self.redis, "sms", s.sms_rate, s.sms_burst)
-        return RateLimiter(self.redis, "email", s.email_rate, s.email_burst)
+        # One per channel and process: the send loop asks for it before every message.
+        if channel not in self._limiters:
+            s = self.settings
+            rate, burst = (
+                (s.sms_rate, s.sms_burst) if channel == "sms" else (s.email_rate, s.email_burst)
+            )
+            self._limiters[channel] = RateLimiter(self.redis, channel, rate, burst)
+        return self._limiters[channel]
 
     def transport(self, channel: Channel) -> Transport:
         if channel not in self._transports:
