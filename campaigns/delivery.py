@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,8 +40,10 @@ class BatchResult:
 
 
 def _slice_size(svc: Services, batch_size: int) -> int:
-    rate = min(svc.settings.sms_rate, svc.settings.email_rate)
-    return max(1, min(batch_size, int(rate)))
+    rates = [r for r in (svc.settings.sms_rate, svc.settings.email_rate) if r > 0]
+    if not rates:
+        return batch_size
+    return max(1, min(batch_size, int(min(rates))))
 
 
 def send_batch(svc: Services, batch: Batch) -> BatchResult:
@@ -54,26 +57,57 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
                 continue
             touched = True
             result.claimed += len(claimed)
-            outcomes = _send_claimed(svc, definition, claimed)
-            now = svc.now()
-            svc.ledger.record(outcomes, now)
+            outcomes = _send_slice(svc, definition, claimed)
             for o in outcomes:
                 result.add(o.state)
-            later = sorted(
-                (o.next_attempt_at, o.delivery_id)
-                for o in outcomes
-                if o.state == "pending" and o.next_attempt_at is not None
-            )
-            if later:
-                svc.due.add(
-                    group_batches([(i, d) for d, i in later], batch.run_id, svc.settings.batch_size)
-                )
+            if len(outcomes) < len(claimed):
+                log.info("run %s is no longer running; batch stopped", batch.run_id)
+                break
     finally:
         for channel in definition.channels:
             svc.transport(channel).close()
     if touched:
         svc.ledger.finish_if_done(batch.run_id)
     return result
+
+
+def _send_slice(
+    svc: Services, definition: CampaignDefinition, claimed: Sequence[Claimed]
+) -> list[Outcome]:
+    """Send one claimed slice and record every outcome, whatever happens.
+
+    Claims never handed to a provider (the run was paused or cancelled meanwhile,
+    or the worker hit an error such as Redis going away) go straight back to
+    pending; only a message that may have reached the provider is left for the
+    sweeper to reconcile.
+    """
+    sender = _SliceSender(svc, definition, claimed)
+    try:
+        sender.run()
+    finally:
+        now = svc.now()
+        if sender.in_flight is not None:
+            sender.outcomes.append(
+                Outcome(sender.in_flight.delivery_id, "unknown", error_reason="worker error")
+            )
+        svc.ledger.record(sender.outcomes, now)
+        done = {o.delivery_id for o in sender.outcomes}
+        svc.ledger.release([c.delivery_id for c in claimed if c.delivery_id not in done], now)
+        later = sorted(
+            (o.next_attempt_at, o.delivery_id)
+            for o in sender.outcomes
+            if o.state == "pending" and o.next_attempt_at is not None
+        )
+        if later:
+            run_id, size = claimed[0].run_id, svc.settings.batch_size
+            svc.due.add(group_batches([(i, d) for d, i in later], run_id, size))
+    return sender.outcomes
+
+
+# How often a slice in progress looks at its run's status, so a pause or cancel
+# stops the sending within a second even when the slice is long, and renews its
+# claims, so the sweeper takes only the claims of a worker that died.
+STATUS_CHECK_S = 0.5
 
 
 def _campaign_of(svc: Services, run_id: int) -> int:
@@ -83,46 +117,84 @@ def _campaign_of(svc: Services, run_id: int) -> int:
     return int(run["campaign_id"])
 
 
-def _send_claimed(
-    svc: Services, definition: CampaignDefinition, claimed: Sequence[Claimed]
-) -> list[Outcome]:
-    recipients = svc.patients.recipients([c.patient_id for c in claimed])
-    history = svc.ledger.sent_since(
-        [c.patient_id for c in claimed],
-        svc.now() - timedelta(days=max(definition.limits.frequency_cap_days, 1)),
-        exclude_run=claimed[0].run_id,
-    )
-    outcomes: list[Outcome] = []
-    sent_now: dict[int, list[tuple[int, str, datetime]]] = {}
-    for c in claimed:
-        recipient = recipients.get(c.patient_id)
-        channel: Channel = "sms" if c.channel == "sms" else "email"
-        if recipient is None:
-            outcomes.append(Outcome(c.delivery_id, "skipped", skip_reason="invalid_contact"))
-            continue
-        now = svc.now()
-        past = history.get(c.patient_id, []) + sent_now.get(c.patient_id, [])
-        verdict = consent.check_send(
-            recipient,
-            channel,
-            past,
-            now=now,
-            cap_days=definition.limits.frequency_cap_days,
-            run_id=c.run_id,
+class _SliceSender:
+    def __init__(
+        self, svc: Services, definition: CampaignDefinition, claimed: Sequence[Claimed]
+    ) -> None:
+        self.svc = svc
+        self.definition = definition
+        self.claimed = claimed
+        self.outcomes: list[Outcome] = []
+        # The claim being handed to a provider: if anything fails then, the
+        # message may have gone, so it is not released.
+        self.in_flight: Claimed | None = None
+
+    def _carry_on(self, rest: Sequence[Claimed]) -> bool:
+        """Between sends, every STATUS_CHECK_S: is the run still running, and are the
+        remaining claims still ours? Renewing them tells the sweeper this worker is
+        alive, however long the slice takes at a shared rate."""
+        if self.svc.ledger.run_state(rest[0].run_id) != "running":
+            return False
+        ids = [c.delivery_id for c in rest]
+        if self.svc.ledger.touch_claims(ids, self.svc.now()) < len(ids):
+            log.warning(
+                "run %s: claims were taken over by the sweeper; batch stopped", rest[0].run_id
+            )
+            return False
+        return True
+
+    def run(self) -> None:
+        svc, definition, claimed = self.svc, self.definition, self.claimed
+        run_id = claimed[0].run_id
+        recipients = svc.patients.recipients([c.patient_id for c in claimed])
+        history = svc.ledger.sent_since(
+            [c.patient_id for c in claimed],
+            svc.now() - timedelta(days=max(definition.limits.frequency_cap_days, 1)),
+            exclude_run=run_id,
         )
-        if verdict is not None:
-            outcomes.append(Outcome(c.delivery_id, "skipped", skip_reason=verdict))
-            continue
-        opens = _window_opens(svc, recipient, channel, now)
-        if opens is not None:
-            # Due outside the patient's hours (the clock moved, or a retry landed at
-            # night): wait for the next opening, never send early, never drop.
-            outcomes.append(Outcome(c.delivery_id, "pending", next_attempt_at=opens))
-            continue
-        outcomes.append(_send_one(svc, definition, c, recipient, channel))
-        if outcomes[-1].state == "sent":
-            sent_now.setdefault(c.patient_id, []).append((c.run_id, channel, now))
-    return outcomes
+        sent_now: dict[int, list[tuple[int, str, datetime]]] = {}
+        next_check = time.monotonic() + STATUS_CHECK_S
+        for i, c in enumerate(claimed):
+            if time.monotonic() >= next_check:
+                if not self._carry_on(claimed[i:]):
+                    return
+                next_check = time.monotonic() + STATUS_CHECK_S
+            recipient = recipients.get(c.patient_id)
+            channel: Channel = "sms" if c.channel == "sms" else "email"
+            if recipient is None:
+                self.outcomes.append(
+                    Outcome(c.delivery_id, "skipped", skip_reason="invalid_contact")
+                )
+                continue
+            now = svc.now()
+            past = history.get(c.patient_id, []) + sent_now.get(c.patient_id, [])
+            verdict = consent.check_send(
+                recipient,
+                channel,
+                past,
+                now=now,
+                cap_days=definition.limits.frequency_cap_days,
+                run_id=c.run_id,
+            )
+            if verdict is not None:
+                self.outcomes.append(Outcome(c.delivery_id, "skipped", skip_reason=verdict))
+                continue
+            opens = _window_opens(svc, recipient, channel, now)
+            if opens is not None:
+                # Due outside the patient's hours (the clock moved, or a retry landed
+                # at night): wait for the next opening, never send early, never drop.
+                self.outcomes.append(Outcome(c.delivery_id, "pending", next_attempt_at=opens))
+                continue
+            message = build_message(svc, definition, c, recipient, channel)
+            limiter = svc.limiter(channel)
+            if limiter is not None:
+                limiter.acquire()
+            self.in_flight = c
+            outcome = _send_one(svc, definition, c, recipient, message)
+            self.in_flight = None
+            self.outcomes.append(outcome)
+            if outcome.state == "sent":
+                sent_now.setdefault(c.patient_id, []).append((c.run_id, channel, now))
 
 
 def _window_opens(
@@ -171,15 +243,13 @@ def _send_one(
     definition: CampaignDefinition,
     c: Claimed,
     recipient: Recipient,
-    channel: Channel,
+    message: OutboundMessage,
 ) -> Outcome:
-    message = build_message(svc, definition, c, recipient, channel)
-    svc.limiter(channel).acquire()
     try:
-        receipt = svc.transport(channel).send(message)
+        receipt = svc.transport(message.channel).send(message)
     except PermanentError as exc:
         if exc.opted_out:
-            consent.record_provider_opt_out(svc, recipient.patient_id, channel, exc.code)
+            consent.record_provider_opt_out(svc, recipient.patient_id, message.channel, exc.code)
         log.info("delivery %s failed for good (%s %s)", c.delivery_id, exc.code, exc.reason)
         return Outcome(c.delivery_id, "failed", error_code=exc.code, error_reason=exc.reason)
     except TransientError as exc:

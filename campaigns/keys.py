@@ -17,9 +17,9 @@ def rate_limit(sender: str) -> str:
     return f"{PREFIX}:rate:{sender}"
 
 
-def run_paused(run_id: int) -> str:
-    """Set while a run is paused, so in-flight batches stop claiming within a second."""
-    return f"{PREFIX}:run:{run_id}:paused"
+def fan_out_lock(run_id: int) -> str:
+    """Held while a run is being fanned out; its absence means nobody is at it."""
+    return f"{PREFIX}:lock:fan-out:{run_id}"
 
 
 def schedule_entry(campaign_id: int) -> str:

@@ -8,8 +8,12 @@ body; the outbox: its own log) before it is marked sent or returned to pending.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
+from typing import Any
+
+import redis
 
 from campaigns import keys, runs
 from campaigns.delivery import build_message
@@ -20,44 +24,53 @@ from campaigns.wiring import Services
 
 log = logging.getLogger(__name__)
 
-# A claim is held for about a second of sending plus one provider timeout; one
-# older than this belongs to a worker that died mid-send.
-STALE_CLAIM = timedelta(minutes=2)
-# A pending delivery this far past due has nothing queued for it (Redis lost it,
-# or a pump died between pop and enqueue): queue it again. A duplicate batch is
-# harmless, since the claim lets only one sender through.
-OVERDUE = timedelta(seconds=60)
+# Timings come from settings: a claim is held for about a second of sending plus
+# one provider timeout, so one older than claim_timeout_s belongs to a worker that
+# died mid-send. A pending delivery requeue_after_s past due has nothing queued for
+# it (Redis lost it, or a pump died between pop and enqueue): it is queued again. A
+# duplicate batch is harmless, since the claim lets only one sender through.
 
 
-def sweep(svc: Services) -> dict[str, int]:
-    lock = svc.redis.lock(keys.SWEEPER_LOCK, timeout=300, blocking=False)
+def sweep(svc: Services) -> dict[str, Any]:
+    """One pass; returns its counts, and the runs whose fan-out must be sent again."""
+    # One sweeper at a time; a sweeper killed mid-sweep holds the lock only a few
+    # intervals.
+    hold = min(300.0, max(10.0, 5 * svc.settings.sweep_interval_s))
+    lock = svc.redis.lock(keys.SWEEPER_LOCK, timeout=hold, blocking=False)
     if not lock.acquire():
         return {"skipped": 1}
     try:
         now = svc.now()
-        stale = svc.ledger.stale_claims(now - STALE_CLAIM)
+        claim_timeout = timedelta(seconds=svc.settings.claim_timeout_s)
+        stale = svc.ledger.stale_claims(now - claim_timeout)
         marked = svc.ledger.mark_unknown([c.delivery_id for c in stale], now) if stale else 0
         if marked:
             log.warning(
                 "%s claims had no outcome after %s; marked unknown for reconciliation",
                 marked,
-                STALE_CLAIM,
+                claim_timeout,
             )
         resolved = reconcile_unknown(svc)
-        requeued = runs.queue_pending(svc, None, not_after=now - OVERDUE)
+        requeued = runs.queue_pending(
+            svc, None, not_after=now - timedelta(seconds=svc.settings.requeue_after_s)
+        )
         if requeued:
             log.warning(
                 "re-queued %s batches of overdue pending deliveries from the ledger", requeued
             )
         finished = sum(svc.ledger.finish_if_done(r) for r in svc.ledger.running_runs())
+        stalled = runs.stalled_fan_outs(svc, now - timedelta(seconds=svc.settings.requeue_after_s))
         return {
+            "stalled_fan_outs": stalled,
             "unknown": marked,
             "reconciled": resolved,
             "requeued": requeued,
             "finished": finished,
         }
     finally:
-        lock.release()
+        # Expired (a long sweep) or gone (Redis restarted): nothing left to release.
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
 
 
 def reconcile_unknown(svc: Services, limit: int = 500) -> int:
@@ -80,7 +93,9 @@ def reconcile_unknown(svc: Services, limit: int = 500) -> int:
             row["due_at"],
         )
         message = build_message(svc, definition, claim, recipient, channel)
-        since = (row["claimed_at"] or row["updated_at"]) - timedelta(minutes=1)
+        # Ledger times are Meridian's clock; the provider's are real time.
+        claimed_at = row["claimed_at"] or row["updated_at"]
+        since = claimed_at - svc.settings.clock_shift - timedelta(minutes=1)
         try:
             seen = svc.transport(channel).find_sent(message, since)
         except TransientError as exc:

@@ -4,6 +4,7 @@ cancel, and report. The Celery tasks are thin callers of these functions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -11,7 +12,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from campaigns import compliance, schedules
+import redis
+from redis.lock import Lock
+
+from campaigns import compliance, keys, schedules
 from campaigns.definitions import CampaignDefinition, load_definition, parse_definition
 from campaigns.dispatch import group_batches
 from campaigns.errors import InputError, NotFound, Problem
@@ -208,6 +212,12 @@ def _plan(recipient: Recipient, definition: CampaignDefinition) -> list[tuple[Ch
     return [(preferred, reason(preferred))]
 
 
+# A fan-out holds its run's lock this long and renews it after every chunk; a
+# worker killed mid-fan-out leaves a lock that expires, and the sweeper starts the
+# fan-out again (rows already written are kept).
+FAN_OUT_LOCK_S = 60
+
+
 def fan_out(svc: Services, run_id: int) -> int:
     """Stream the audience into deliveries, then queue the pending ones by due time."""
     run = svc.ledger.get_run(run_id)
@@ -216,6 +226,21 @@ def fan_out(svc: Services, run_id: int) -> int:
     if run["status"] != "fanning_out":
         log.info("run %s is %s; fan-out already done", run_id, run["status"])
         return 0
+    lock = svc.redis.lock(keys.fan_out_lock(run_id), timeout=FAN_OUT_LOCK_S, blocking=False)
+    if not lock.acquire():
+        log.info("run %s is being fanned out by another worker", run_id)
+        return 0
+    try:
+        total = _fan_out(svc, run, lock)
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
+    log.info("run %s fanned out: %s deliveries", run_id, total)
+    return total
+
+
+def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
+    run_id = int(run["id"])
     _, definition = load_campaign(svc, int(run["campaign_id"]))
     now = svc.now()
     today = now.astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
@@ -235,12 +260,21 @@ def fan_out(svc: Services, run_id: int) -> int:
                     }
                 )
         svc.ledger.add_deliveries(run_id, rows)
+        lock.reacquire()
         total += len(rows)
     svc.ledger.set_run_status(run_id, "running", actor="system", only_from=["fanning_out"])
     queue_pending(svc, run_id)
     svc.ledger.finish_if_done(run_id)
-    log.info("run %s fanned out: %s deliveries", run_id, total)
     return total
+
+
+def stalled_fan_outs(svc: Services, older_than: datetime) -> list[int]:
+    """Runs left fanning out with nobody at it (the worker died, or Redis lost the task)."""
+    return [
+        run_id
+        for run_id in svc.ledger.runs_in("fanning_out", started_before=older_than)
+        if not svc.redis.exists(keys.fan_out_lock(run_id))
+    ]
 
 
 def queue_pending(svc: Services, run_id: int | None, *, not_after: datetime | None = None) -> int:

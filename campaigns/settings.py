@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from campaigns.errors import ConfigError
@@ -37,8 +44,8 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     templates_dir: Path = Path("templates")
 
-    sms_transport: Literal["outbox", "twilio"] = "outbox"
-    email_transport: Literal["outbox", "smtp"] = "outbox"
+    sms_transport: Literal["outbox", "twilio", "accept"] = "outbox"
+    email_transport: Literal["outbox", "smtp", "accept"] = "outbox"
     outbox_dir: Path = Path("var/outbox")
 
     twilio_account_sid: str | None = Field(
@@ -62,9 +69,11 @@ class Settings(BaseSettings):
     email_from: str = "Clinic <clinic@example.org>"
     email_reply_to: str | None = None
 
-    sms_rate: float = Field(default=1.0, gt=0)
+    # Messages per second for the whole account, shared by every worker; 0 means no
+    # limit (a relay or benchmark transport that takes whatever it is given).
+    sms_rate: float = Field(default=1.0, ge=0)
     sms_burst: int = Field(default=1, ge=1)
-    email_rate: float = Field(default=10.0, gt=0)
+    email_rate: float = Field(default=10.0, ge=0)
     email_burst: int = Field(default=10, ge=1)
     sms_smart_encoding: bool = False
 
@@ -78,6 +87,12 @@ class Settings(BaseSettings):
     default_region: str = "US"
 
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    # The sweeper (campaigns.reconcile). A claim older than claim_timeout_s belongs to
+    # a dead worker; it must stay well above one provider timeout plus a second of
+    # sending, or a live worker's claim could be reconciled while it still sends.
+    claim_timeout_s: float = Field(default=120.0, ge=5)
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    requeue_after_s: float = Field(default=60.0, ge=1)
     # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
     clock_shift_s: float = 0.0
 
@@ -95,6 +110,20 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _claims_outlive_a_send(self) -> Settings:
+        timeouts = [
+            self.twilio_timeout_s if self.sms_transport == "twilio" else 0.0,
+            self.smtp_timeout_s if self.email_transport == "smtp" else 0.0,
+        ]
+        if self.claim_timeout_s < 2 * max(timeouts) + 5:
+            raise ValueError(
+                f"MERIDIAN_CLAIM_TIMEOUT_S ({self.claim_timeout_s:g}) must be at least twice the "
+                f"provider timeout plus 5 s ({2 * max(timeouts) + 5:g}), or a live "
+                "worker's claim could be reconciled while it is still sending"
+            )
+        return self
+
     @property
     def clock_shift(self) -> timedelta:
         return timedelta(seconds=self.clock_shift_s)
@@ -102,6 +131,9 @@ class Settings(BaseSettings):
     def check_production(self) -> None:
         if self.env == "production" and self.secret_key.get_secret_value() == _DEV_SECRET:
             raise ConfigError("MERIDIAN_SECRET_KEY: required in production")
+        if self.env == "production" and "accept" in (self.sms_transport, self.email_transport):
+            key = "SMS" if self.sms_transport == "accept" else "EMAIL"
+            raise ConfigError(f"MERIDIAN_{key}_TRANSPORT: 'accept' is for benchmarks only")
 
 
 def _known_keys() -> set[str]:
@@ -126,7 +158,9 @@ def load_settings(**overrides: object) -> Settings:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        if not first["loc"]:  # a check across fields names its key in the message
+            raise ConfigError(str(first["msg"]).removeprefix("Value error, ")) from exc
+        field = str(first["loc"][0])
         key = field.upper()
         if not key.startswith(("TWILIO_", PREFIX)):
             key = PREFIX + key

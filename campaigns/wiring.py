@@ -66,8 +66,12 @@ class Services:
         s = self.settings
         return Clinic(name=s.clinic_name, address=s.clinic_address, phone=s.clinic_phone)
 
-    def limiter(self, channel: Channel) -> RateLimiter:
+    def limiter(self, channel: Channel) -> RateLimiter | None:
+        """The channel's global limiter; None when its rate is 0 (no limit)."""
         # One per channel and process: the send loop asks for it before every message.
+        rate = self.settings.sms_rate if channel == "sms" else self.settings.email_rate
+        if rate == 0:
+            return None
         if channel not in self._limiters:
             s = self.settings
             rate, burst = (
@@ -92,6 +96,10 @@ class Services:
             from campaigns.transports.smtp_email import SmtpEmailTransport
 
             return SmtpEmailTransport(s)
+        if kind == "accept":
+            from campaigns.transports.accept import AcceptTransport
+
+            return AcceptTransport(channel)
         from campaigns.transports.outbox import OutboxTransport
 
         return OutboxTransport(channel, s.outbox_dir, s.email_from)

@@ -51,10 +51,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         broker_transport_options={"visibility_timeout": 600},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_scheduler="tasks.beat:MeridianScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix=keys.REDBEAT_PREFIX,
-        redbeat_lock_timeout=30,
+        # A beat that dies is replaced by a standing-by one within this many seconds.
+        redbeat_lock_timeout=10,
         beat_max_loop_interval=1,
         beat_schedule={
             "pump": {
@@ -64,8 +65,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
             "sweep": {
                 "task": "meridian.maintenance.sweep",
-                "schedule": 30.0,
-                "options": {"expires": 60},
+                "schedule": settings.sweep_interval_s,
+                "options": {"expires": 2 * settings.sweep_interval_s},
             },
         },
         timezone="UTC",

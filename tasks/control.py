@@ -7,6 +7,7 @@ a RedBeat entry written or removed).
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from celery.schedules import schedule as every
@@ -19,6 +20,7 @@ from tasks.app import app
 from tasks.runs import fan_out
 
 TICK_S = 60.0
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def run_now(svc: Services, campaign: str, *, actor: str) -> int | None:
@@ -42,6 +44,9 @@ def put_entry(campaign_id: int) -> None:
         every(TICK_S),
         args=(campaign_id,),
         options={"queue": "runs", "expires": TICK_S},
+        # Last run long ago: the first tick fires at once, so an occurrence that is
+        # already due starts within a second of scheduling, not a minute later.
+        last_run_at=LONG_AGO,
         app=app,
     ).save()
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from campaigns import reconcile
 from tasks.app import app, services
+from tasks.runs import fan_out
 from tasks.send import send_batch
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="meridian.maintenance.pump")
@@ -22,5 +28,9 @@ def pump() -> int:
 
 
 @app.task(name="meridian.maintenance.sweep")
-def sweep() -> dict[str, int]:
-    return reconcile.sweep(services())
+def sweep() -> dict[str, Any]:
+    result = reconcile.sweep(services())
+    for run_id in result.get("stalled_fan_outs", []):
+        log.warning("run %s: its fan-out stopped with nobody at it; sent again", run_id)
+        fan_out.apply_async((run_id,), queue="runs")
+    return result

@@ -176,13 +176,7 @@ class Ledger:
         return [(c, s, r, int(n)) for c, s, r, n in rows]
 
     def running_runs(self) -> list[int]:
-        with self.db.connect() as conn:
-            return [
-                int(i)
-                for i in conn.execute(
-                    select(campaign_runs.c.id).where(campaign_runs.c.status == "running")
-                ).scalars()
-            ]
+        return self.runs_in("running")
 
     # deliveries ---------------------------------------------------------
     def add_deliveries(self, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
@@ -317,6 +311,46 @@ class Ledger:
         ]
         with self.db.begin() as conn:
             conn.execute(stmt, params)
+
+    def run_state(self, run_id: int) -> str | None:
+        with self.db.connect() as conn:
+            return conn.execute(
+                select(campaign_runs.c.status).where(campaign_runs.c.id == run_id)
+            ).scalar_one_or_none()
+
+    def runs_in(self, status: str, *, started_before: datetime | None = None) -> list[int]:
+        cond = [campaign_runs.c.status == status]
+        if started_before is not None:
+            cond.append(campaign_runs.c.started_at < started_before)
+        with self.db.connect() as conn:
+            return [int(i) for i in conn.execute(select(campaign_runs.c.id).where(*cond)).scalars()]
+
+    def touch_claims(self, ids: Sequence[int], now: datetime) -> int:
+        """Renew claims still being worked on; returns how many are still ours."""
+        if not ids:
+            return 0
+        with self.db.begin() as conn:
+            return conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == "sending")
+                .values(claimed_at=now)
+            ).rowcount
+
+    def release(self, ids: Sequence[int], now: datetime) -> int:
+        """Hand claims that were never sent back to pending, as if never claimed."""
+        if not ids:
+            return 0
+        with self.db.begin() as conn:
+            return conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == "sending")
+                .values(
+                    state="pending",
+                    claimed_at=None,
+                    attempts=deliveries.c.attempts - 1,
+                    updated_at=now,
+                )
+            ).rowcount
 
     def stale_claims(self, older_than: datetime, limit: int = 1000) -> list[Claimed]:
         """Claims whose outcome was never recorded: the worker died mid-send."""
