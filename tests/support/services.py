@@ -158,11 +158,19 @@ class RedisServer:
         """SIGKILL the server, as a crash would; the directory stays for ``restart()``."""
         _end_process(self._proc, signal.SIGKILL)
 
-    def restart(self) -> None:
-        """Stop the server if it runs, then start it again on the same port and directory."""
+    def restart(self, *, lose_data: bool = False) -> None:
+        """Stop the server if it runs, then start it again on the same port and directory.
+
+        ``lose_data`` deletes the append-only file first, as a server that comes back
+        on a new machine, or one run without persistence, would be: empty.
+        """
         if self._dir is None:
             raise RuntimeError("restart() needs a RedisServer that was started")
         _end_process(self._proc, signal.SIGTERM)
+        if lose_data:
+            for path in self._dir.iterdir():
+                if path.name != "redis.log":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
         self._launch(require_binary("redis-server"))
 
     def _launch(self, binary: str) -> None:

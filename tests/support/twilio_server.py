@@ -213,6 +213,7 @@ class TwilioServer:
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
         self._faults: deque[str] = deque()
+        self.faults_served: dict[str, int] = {}  # fault -> how many requests got it
         self._faults_to: dict[str, deque[str]] = {}
         self._fault_rate = 0.0
         self._fault_choices: tuple[str, ...] = ()
@@ -383,6 +384,8 @@ class TwilioServer:
         with self._lock:
             self.create_requests += 1
             fault = self._next_fault(to)
+            if fault is not None:
+                self.faults_served[fault] = self.faults_served.get(fault, 0) + 1
             if fault is not None and fault in _ERRORS:
                 return _error(fault, to=to)
             if not to:
