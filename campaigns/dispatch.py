@@ -59,6 +59,10 @@ class DueBatches:
             out.append(Batch(int(data["r"]), [int(i) for i in data["ids"]]))
         return out
 
+    def waiting_since(self, before: datetime) -> int:
+        """Batches due at or before ``before`` that no pump has moved yet."""
+        return int(self.client.zcount(keys.DUE_BATCHES, "-inf", before.timestamp()))
+
     def size(self) -> int:
         return int(self.client.zcard(keys.DUE_BATCHES))
 

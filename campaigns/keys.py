@@ -8,6 +8,9 @@ PREFIX = "meridian"
 DUE_BATCHES = f"{PREFIX}:due"
 # Serialises the sweeper across workers.
 SWEEPER_LOCK = f"{PREFIX}:lock:sweeper"
+# The Celery queue of send tasks. With kombu's Redis transport a queue is a list
+# under its own name, so its length is how many send batches are waiting.
+SEND_QUEUE = "send"
 # RedBeat keeps its own keys under this prefix.
 REDBEAT_PREFIX = f"{PREFIX}:redbeat:"
 

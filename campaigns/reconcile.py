@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -24,11 +24,12 @@ from campaigns.wiring import Services
 
 log = logging.getLogger(__name__)
 
-# Timings come from settings: a claim is held for about a second of sending plus
-# one provider timeout, so one older than claim_timeout_s belongs to a worker that
-# died mid-send. A pending delivery requeue_after_s past due has nothing queued for
-# it (Redis lost it, or a pump died between pop and enqueue): it is queued again. A
-# duplicate batch is harmless, since the claim lets only one sender through.
+# Timings come from settings. A sending worker renews its claims every half second,
+# so a claim not renewed for claim_timeout_s belongs to a worker that died
+# mid-send. A pending delivery requeue_after_s past due, at a moment when no batch
+# waits anywhere, has nothing queued for it (Redis lost it, or a worker died with
+# its batch): it is queued again. A duplicate batch is harmless, since the claim
+# lets only one sender through.
 
 
 def sweep(svc: Services) -> dict[str, Any]:
@@ -51,9 +52,10 @@ def sweep(svc: Services) -> dict[str, Any]:
                 claim_timeout,
             )
         resolved = reconcile_unknown(svc)
-        requeued = runs.queue_pending(
-            svc, None, not_after=now - timedelta(seconds=svc.settings.requeue_after_s)
-        )
+        requeued = 0
+        overdue = now - timedelta(seconds=svc.settings.requeue_after_s)
+        if _nothing_queued(svc, overdue):
+            requeued = runs.queue_pending(svc, None, not_after=overdue)
         if requeued:
             log.warning(
                 "re-queued %s batches of overdue pending deliveries from the ledger", requeued
@@ -71,6 +73,17 @@ def sweep(svc: Services) -> dict[str, Any]:
         # Expired (a long sweep) or gone (Redis restarted): nothing left to release.
         with contextlib.suppress(redis.exceptions.LockError):
             lock.release()
+
+
+def _nothing_queued(svc: Services, overdue: datetime) -> bool:
+    """No batch waits on the send queue, and none due by ``overdue`` in the due set.
+
+    Only then is an overdue pending delivery known to have nothing queued for it.
+    A long campaign at a low rate has most of its deliveries overdue while their
+    batches wait their turn; re-queueing those would flood the queue with copies.
+    (Future batches in the due set, such as a later time zone's, do not count.)
+    """
+    return svc.due.waiting_since(overdue) == 0 and int(svc.redis.llen(keys.SEND_QUEUE)) == 0
 
 
 def reconcile_unknown(svc: Services, limit: int = 500) -> int:

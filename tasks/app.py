@@ -12,7 +12,7 @@ from campaigns import keys
 from campaigns.settings import Settings, load_settings
 from campaigns.wiring import Services
 
-QUEUES = ("runs", "send", "maintenance")
+QUEUES = ("runs", keys.SEND_QUEUE, "maintenance")
 
 _services: Services | None = None
 
@@ -31,7 +31,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         task_default_queue="runs",
         task_routes={
             "meridian.runs.*": {"queue": "runs"},
-            "meridian.send.*": {"queue": "send"},
+            "meridian.send.*": {"queue": keys.SEND_QUEUE},
             "meridian.maintenance.*": {"queue": "maintenance"},
         },
         task_serializer="json",
@@ -54,6 +54,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         beat_scheduler="tasks.beat:MeridianScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix=keys.REDBEAT_PREFIX,
+        # RedBeat's own client; no retry_period, because MeridianScheduler handles
+        # a Redis that is away (a retrying client would stall the beat loop).
+        redbeat_redis_options={"socket_timeout": 10, "socket_connect_timeout": 5},
         # A beat that dies is replaced by a standing-by one within this many seconds.
         redbeat_lock_timeout=10,
         beat_max_loop_interval=1,

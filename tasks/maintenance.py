@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from campaigns import reconcile
+from campaigns import keys, reconcile
 from tasks.app import app, services
 from tasks.runs import fan_out
 from tasks.send import send_batch
@@ -21,7 +21,7 @@ def pump() -> int:
     while True:
         batches = svc.due.pop_due(svc.now())
         for batch in batches:
-            send_batch.apply_async((batch.run_id, batch.delivery_ids), queue="send")
+            send_batch.apply_async((batch.run_id, batch.delivery_ids), queue=keys.SEND_QUEUE)
         moved += len(batches)
         if len(batches) < 200:
             return moved
