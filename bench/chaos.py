@@ -32,6 +32,19 @@ from tests.support.chaos import ChaosPlan, ChaosResult, run_chaos  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 
+def _run(
+    plan: ChaosPlan, database: str, redis: RedisServer, workdir: Path, console: Console
+) -> ChaosResult:
+    if database == "postgresql":
+        with PostgresServer() as pg:
+            url = pg.create_database("chaos")
+            return run_chaos(
+                plan, database_url=url, redis_server=redis, workdir=workdir, say=console.print
+            )
+    url = f"sqlite:///{workdir / 'meridian.db'}"
+    return run_chaos(plan, database_url=url, redis_server=redis, workdir=workdir, say=console.print)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=20_000)
@@ -44,41 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     results: list[ChaosResult] = []
-    for database in [d.strip() for d in args.databases.split(",") if d.strip()]:
-        plan = ChaosPlan(
-            recipients=args.recipients,
-            rate=args.rate,
-            fault_rate=args.fault_rate,
-            kills=args.kills,
-            redis_restarts=1,
-            lose_redis_data=args.lose_redis_data,
-            timeout_s=args.timeout,
-        )
-        console.print(f"[bold]{database}[/]: {plan}")
-        with tempfile.TemporaryDirectory(prefix="meridian-chaos-") as tmp, RedisServer() as redis:
-            workdir = Path(tmp)
-            if database == "postgresql":
-                with PostgresServer() as pg:
-                    url = pg.create_database("chaos")
-                    results.append(
-                        run_chaos(
-                            plan,
-                            database_url=url,
-                            redis_server=redis,
-                            workdir=workdir,
-                            say=console.print,
-                        )
-                    )
-            else:
-                results.append(
-                    run_chaos(
-                        plan,
-                        database_url=f"sqlite:///{workdir / 'meridian.db'}",
-                        redis_server=redis,
-                        workdir=workdir,
-                        say=console.print,
-                    )
-                )
+    # One redis-server for every database: the Celery app of this process reads
+    # its broker URL once. Each run starts by emptying it.
+    with RedisServer() as redis:
+        for database in [d.strip() for d in args.databases.split(",") if d.strip()]:
+            plan = ChaosPlan(
+                recipients=args.recipients,
+                rate=args.rate,
+                fault_rate=args.fault_rate,
+                kills=args.kills,
+                redis_restarts=1,
+                lose_redis_data=args.lose_redis_data,
+                timeout_s=args.timeout,
+            )
+            console.print(f"[bold]{database}[/]: {plan}")
+            with tempfile.TemporaryDirectory(prefix="meridian-chaos-") as tmp:
+                result = _run(plan, database, redis, Path(tmp), console)
+            console.print(json.dumps(result.to_dict()))
+            results.append(result)
     table = Table(title="chaos runs")
     for column in (
         "database", "recipients", "kills", "Redis restarts", "duplicates",

@@ -1,0 +1,214 @@
+"""Recovery, one mechanism at a time: the sweeper after a worker died mid-send, a
+fan-out left behind, pause within a second, and occurrences started or missed
+while two beats run."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from campaigns import keys, reconcile, runs
+from campaigns.delivery import build_message
+from campaigns.models import Channel
+from campaigns.patients import import_patients
+from campaigns.settings import Settings
+from campaigns.transports.outbox import read_outbox
+from campaigns.wiring import Services
+from tasks import control
+from tests.conftest import ROOT
+from tests.integration.conftest import Workers, wait_for
+
+CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
+
+
+def _later(svc: Services, seconds: float) -> Services:
+    """The same services with the clock ``seconds`` ahead: the sweeper, later."""
+    shifted = svc.settings.model_copy(
+        update={"clock_shift_s": svc.settings.clock_shift_s + seconds}
+    )
+    return Services(shifted)
+
+
+def _fanned_out_run(svc: Services) -> int:
+    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
+    runs.apply_campaign(svc, CAMPAIGN, actor="test")
+    run_id = runs.start_run(svc, "cold-and-flu-season", actor="test")
+    assert run_id is not None
+    runs.fan_out(svc, run_id)
+    return run_id
+
+
+def _pending_ids(svc: Services, run_id: int, n: int) -> list[int]:
+    rows = next(svc.ledger.stream_due_pending(run_id, chunk=n))
+    return [delivery_id for delivery_id, _, _ in rows]
+
+
+def test_the_sweeper_reconciles_the_claims_of_a_dead_worker_with_the_provider(
+    svc: Services,
+) -> None:
+    run_id = _fanned_out_run(svc)
+    sent_id, unsent_id = _pending_ids(svc, run_id, 2)
+    claimed = {c.delivery_id: c for c in svc.ledger.claim([sent_id, unsent_id], svc.now())}
+    assert set(claimed) == {sent_id, unsent_id}
+    # The worker handed the first message to the provider, then died before it
+    # recorded anything; the second it never sent.
+    c = claimed[sent_id]
+    channel: Channel = "sms" if c.channel == "sms" else "email"
+    recipient = svc.patients.recipients([c.patient_id])[c.patient_id]
+    message = build_message(
+        svc, runs.load_campaign(svc, "cold-and-flu-season")[1], c, recipient, channel
+    )
+    svc.transport(channel).send(message)
+
+    # Within the claim timeout the sweeper leaves live claims alone.
+    assert reconcile.sweep(svc)["unknown"] == 0
+
+    later = _later(svc, svc.settings.claim_timeout_s + 1)
+    try:
+        result = reconcile.sweep(later)
+    finally:
+        later.close()
+    assert result["unknown"] == 2
+    assert result["reconciled"] == 2
+    rows = {r["id"]: r for r in svc.ledger.unknown()} or {}
+    assert rows == {}
+    by_id = dict(_states(svc, run_id, [sent_id, unsent_id]))
+    assert by_id == {sent_id: "sent", unsent_id: "pending"}
+    # It was marked sent from the outbox's record, not sent again.
+    assert [m["delivery_id"] for m in read_outbox(svc.settings.outbox_dir)] == [sent_id]
+
+
+def _states(svc: Services, run_id: int, ids: list[int]) -> list[tuple[int, str]]:
+    from sqlalchemy import select
+
+    from campaigns.store.tables import deliveries
+
+    with svc.db.connect() as conn:
+        rows = conn.execute(
+            select(deliveries.c.id, deliveries.c.state).where(deliveries.c.id.in_(ids))
+        ).all()
+    return [(int(i), str(s)) for i, s in rows]
+
+
+def test_a_fan_out_nobody_is_doing_is_found_by_the_sweeper_and_one_in_progress_is_not(
+    svc: Services,
+) -> None:
+    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
+    runs.apply_campaign(svc, CAMPAIGN, actor="test")
+    run_id = runs.start_run(svc, "cold-and-flu-season", actor="test")
+    assert run_id is not None
+    later = _later(svc, svc.settings.requeue_after_s + 1)
+    try:
+        assert reconcile.sweep(svc)["stalled_fan_outs"] == []  # too young to judge
+        lock = svc.redis.lock(keys.fan_out_lock(run_id), timeout=30)
+        assert lock.acquire(blocking=False)
+        assert reconcile.sweep(later)["stalled_fan_outs"] == []  # someone is at it
+        lock.release()
+        assert reconcile.sweep(later)["stalled_fan_outs"] == [run_id]
+    finally:
+        later.close()
+    assert runs.fan_out(svc, run_id) > 0
+    assert svc.ledger.run_state(run_id) == "running"
+
+
+def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(
+    svc: Services, env: dict[str, str], workers: Workers
+) -> None:
+    env.update({"MERIDIAN_SMS_RATE": "60", "MERIDIAN_EMAIL_RATE": "60"})
+    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
+    runs.apply_campaign(svc, CAMPAIGN, actor="test")
+    workers.start(concurrency=2)
+    workers.start(beat=False, concurrency=2, queues="send")
+    run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
+    assert run_id is not None
+    outbox = svc.settings.outbox_dir
+
+    wait_for(lambda: len(read_outbox(outbox)) >= 100, 60, "sending to start", workers.logs)
+    paused_at = datetime.now(ZoneInfo("UTC"))
+    assert control.pause(svc, "cold-and-flu-season", actor="test") == "1 run(s) paused"
+    time.sleep(3)
+    sent_by_then = read_outbox(outbox)
+    last = max(datetime.fromisoformat(str(m["at"])) for m in sent_by_then)
+    assert last - paused_at < timedelta(seconds=1), (last - paused_at, workers.logs())
+    status = runs.run_status(svc, run_id)
+    assert status["status"] == "paused"
+    assert status["by_state"].get("sending", 0) == 0  # unsent claims went back
+    assert status["by_state"].get("pending", 0) > 0  # so the pause really cut it short
+    time.sleep(1)
+    assert len(read_outbox(outbox)) == len(sent_by_then)
+
+    control.resume(svc, "cold-and-flu-season", actor="test")
+    wait_for(
+        lambda: runs.run_status(svc, run_id)["status"] == "finished",
+        120,
+        "the resumed run to finish",
+        workers.logs,
+    )
+    status = runs.run_status(svc, run_id)
+    messages = read_outbox(outbox)
+    assert len(messages) == status["by_state"]["sent"]
+    assert max(Counter(m["delivery_id"] for m in messages).values()) == 1
+
+
+def _once_campaign(directory: Path, name: str, day: str, send_time: str, grace: float) -> Path:
+    text = CAMPAIGN.read_text(encoding="utf-8")
+    text = text.replace("name: cold-and-flu-season", f"name: {name}")
+    text = text.replace("rrule: FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15", f"once: {day}")
+    text = text.replace('send_time: "10:00"', f'send_time: "{send_time}"')
+    text = text.replace("grace_hours: 6", f"grace_hours: {grace}")
+    path = directory / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("beats", [2])
+def test_with_two_beats_an_occurrence_within_grace_starts_once_and_a_later_one_is_missed_once(
+    svc: Services, workers: Workers, tmp_path: Path, beats: int
+) -> None:
+    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
+    clinic_now = svc.now().astimezone(ZoneInfo(svc.settings.clinic_timezone))
+    today = clinic_now.date().isoformat()
+    # Beat was down at both send times. One is an hour ago with 6 hours of grace;
+    # the other was three hours ago with one hour of grace.
+    hour_ago = (clinic_now - timedelta(hours=1)).strftime("%H:%M")
+    three_ago = (clinic_now - timedelta(hours=3)).strftime("%H:%M")
+    if clinic_now.hour < 4:
+        pytest.skip("the clinic's day is too young for a send time three hours ago")
+    runs.apply_campaign(svc, _once_campaign(tmp_path, "late-ok", today, hour_ago, 6), actor="t")
+    runs.apply_campaign(svc, _once_campaign(tmp_path, "too-late", today, three_ago, 1), actor="t")
+    for _ in range(beats):
+        workers.start(beat=True)
+    control.schedule(svc, "late-ok", actor="test")
+    control.schedule(svc, "too-late", actor="test")
+
+    def runs_of(name: str) -> list[dict[str, object]]:
+        row, _ = runs.load_campaign(svc, name)
+        return svc.ledger.runs_of(int(row["id"]))
+
+    wait_for(
+        lambda: len(runs_of("late-ok")) == 1 and len(runs_of("too-late")) == 1,
+        30,
+        "both occurrences to be handled",
+        workers.logs,
+    )
+    # More ticks, from the test too, as a third beat would: nothing more happens.
+    for name in ("late-ok", "too-late"):
+        row, _ = runs.load_campaign(svc, name)
+        assert runs.tick_campaign(svc, int(row["id"])) == []
+    time.sleep(2)
+    started, missed = runs_of("late-ok"), runs_of("too-late")
+    assert [(r["occurrence"], r["trigger"]) for r in started] == [(today, "schedule")]
+    assert started[0]["status"] in ("fanning_out", "running", "finished")
+    assert [(r["occurrence"], r["status"]) for r in missed] == [(today, "missed")]
+
+
+def test_settings_refuse_a_claim_timeout_a_slow_provider_could_outlast(env: dict[str, str]) -> None:
+    values = {k.removeprefix("MERIDIAN_").lower(): v for k, v in env.items()}
+    values.update(sms_transport="twilio", twilio_timeout_s="30", claim_timeout_s="60")
+    with pytest.raises(ValueError, match="CLAIM_TIMEOUT_S"):
+        Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
