@@ -113,21 +113,26 @@ def load_campaign(svc: Services, key: str | int) -> tuple[dict[str, Any], Campai
     return row, parse_definition(row["definition"], f"campaign {row['name']}")
 
 
-def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str, Any]:
-    """Allow the campaign's occurrences to start; refused while claims are unacknowledged."""
-    row, definition = load_campaign(svc, key)
-    if row["status"] == "cancelled":
-        raise InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
+def _refuse_open_claims(row: dict[str, Any], definition: CampaignDefinition, what: str) -> None:
+    """Nothing is sent, scheduled or run now, while a health claim is unacknowledged."""
     open_claims = _unacknowledged(definition, row["findings"])
     if open_claims:
         raise InputError(
             f"campaign {row['name']}: health-claim findings need an acknowledgement "
-            "(compliance.acknowledged in the YAML) before it can be scheduled",
+            f"(compliance.acknowledged in the YAML) before it can be {what}",
             [
                 Problem(f"{f['template']}:{f['line']}", f"{f['phrase']!r}: {f['message']}")
                 for f in open_claims
             ],
         )
+
+
+def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str, Any]:
+    """Allow the campaign's occurrences to start; refused while claims are unacknowledged."""
+    row, definition = load_campaign(svc, key)
+    if row["status"] == "cancelled":
+        raise InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
+    _refuse_open_claims(row, definition, "scheduled")
     svc.campaigns.set_status(row["id"], "scheduled", actor=actor)
     return row
 
@@ -144,9 +149,10 @@ def start_run(
     actor: str,
 ) -> int | None:
     """Insert the run of one occurrence. None when that occurrence already has a run."""
-    row, _ = load_campaign(svc, key)
+    row, definition = load_campaign(svc, key)
     if row["status"] == "cancelled":
         raise InputError(f"campaign {row['name']}: cancelled")
+    _refuse_open_claims(row, definition, "run")
     now = svc.now()
     occ = occurrence or f"now:{now.replace(microsecond=0).isoformat()}"
     run_id = svc.ledger.create_run(row["id"], occ, trigger, "fanning_out", now, actor=actor)

@@ -115,3 +115,22 @@ def test_users_add_stores_a_hash_and_refuses_a_bad_role(env: Path) -> None:
         input="correct horse battery\ncorrect horse battery\n",
     )
     assert bad.exit_code == 2
+
+
+def test_run_now_refuses_a_campaign_with_an_unacknowledged_health_claim(
+    env: Path, tmp_path: Path
+) -> None:
+    text = (ROOT / "examples/campaigns/cold-and-flu-season.yaml").read_text(encoding="utf-8")
+    head, _, _ = text.partition("compliance:")
+    path = tmp_path / "unreviewed.yaml"
+    path.write_text(head.replace("name: cold-and-flu-season", "name: unreviewed"), "utf-8")
+    applied = runner.invoke(app, ["campaigns", "apply", "--json", str(path)])
+    assert applied.exit_code == 0, applied.output
+    assert [f["phrase"] for f in json.loads(applied.stdout)["unacknowledged"]] == ["flu"] * 3
+    for command in (
+        ["campaigns", "run", "unreviewed", "--now"],
+        ["campaigns", "schedule", "unreviewed"],
+    ):
+        refused = runner.invoke(app, command)
+        assert refused.exit_code == 2, refused.output
+        assert "acknowledgement" in refused.output and "'flu'" in refused.output
