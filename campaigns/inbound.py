@@ -12,10 +12,14 @@ and counts.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from campaigns import consent
+import redis
+
+from campaigns import consent, keys
 from campaigns.consent import InboundKind, classify_inbound
 from campaigns.models import Channel
 from campaigns.rendering import Clinic
@@ -180,6 +184,38 @@ def help_text(clinic: Clinic) -> str:
     return _HELP.format(name=clinic.name, support=support)
 
 
+# An early callback not matched within this long belongs to no delivery of ours.
+EARLY_STATUS_TTL = timedelta(days=1)
+
+
+def _keep_for_later(svc: Services, message_sid: str, status: str, code: str | None) -> None:
+    """A send is recorded in bulk after its slice (about a second), so a fast
+    callback can arrive before its SID is in the ledger: keep it for the sweeper."""
+    value = json.dumps({"status": status, "code": code, "at": svc.now().isoformat()})
+    try:
+        svc.redis.hset(keys.EARLY_STATUSES, message_sid, value)
+    except redis.exceptions.RedisError as exc:
+        log.warning("status for provider id %s not kept (%s)", message_sid, type(exc).__name__)
+        return
+    log.info("status %s for provider id %s: no delivery has it yet; kept", status, message_sid)
+
+
+def apply_early_statuses(svc: Services) -> int:
+    """Apply kept callbacks whose SID has reached the ledger; drop the stale ones."""
+    applied = 0
+    now = svc.now()
+    for raw_sid, raw in svc.redis.hgetall(keys.EARLY_STATUSES).items():
+        sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
+        kept = json.loads(raw)
+        if svc.ledger.find_delivery_by_provider_id(sid) is not None:
+            handle_status(svc, sid, kept["status"], kept["code"])
+            applied += 1
+        elif now - datetime.fromisoformat(kept["at"]) < EARLY_STATUS_TTL:
+            continue
+        svc.redis.hdel(keys.EARLY_STATUSES, sid)
+    return applied
+
+
 def handle_status(
     svc: Services, message_sid: str, status: str, error_code: str | None
 ) -> StatusOutcome:
@@ -189,7 +225,7 @@ def handle_status(
         return StatusOutcome(None, None)
     delivery_id = svc.ledger.find_delivery_by_provider_id(message_sid)
     if delivery_id is None:
-        log.info("status %s for provider id %s: no delivery has that id", state, message_sid)
+        _keep_for_later(svc, message_sid, status, error_code)
         return StatusOutcome(None, state)
     code = (error_code or None) if state == "undelivered" else None
     svc.ledger.set_delivery_status(delivery_id, state, code, svc.now())

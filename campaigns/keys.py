@@ -11,6 +11,9 @@ SWEEPER_LOCK = f"{PREFIX}:lock:sweeper"
 # The Celery queue of send tasks. With kombu's Redis transport a queue is a list
 # under its own name, so its length is how many send batches are waiting.
 SEND_QUEUE = "send"
+# Twilio status callbacks that arrived before the send's outcome was recorded,
+# by message SID; the sweeper applies them once the SID is in the ledger.
+EARLY_STATUSES = f"{PREFIX}:status:early"
 # RedBeat keeps its own keys under this prefix.
 REDBEAT_PREFIX = f"{PREFIX}:redbeat:"
 

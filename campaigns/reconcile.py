@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from campaigns import keys, runs
+from campaigns import inbound, keys, runs
 from campaigns.delivery import build_message
 from campaigns.errors import TransientError
 from campaigns.models import Channel
@@ -60,6 +60,7 @@ def sweep(svc: Services) -> dict[str, Any]:
             log.warning(
                 "re-queued %s batches of overdue pending deliveries from the ledger", requeued
             )
+        early = inbound.apply_early_statuses(svc)
         finished = sum(svc.ledger.finish_if_done(r) for r in svc.ledger.running_runs())
         stalled = runs.stalled_fan_outs(svc, now - timedelta(seconds=svc.settings.requeue_after_s))
         return {
@@ -68,6 +69,7 @@ def sweep(svc: Services) -> dict[str, Any]:
             "reconciled": resolved,
             "requeued": requeued,
             "finished": finished,
+            "early_statuses": early,
         }
     finally:
         # Expired (a long sweep) or gone (Redis restarted): nothing left to release.

@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns import keys, reconcile, runs
+from campaigns import inbound, keys, reconcile, runs
 from campaigns.delivery import build_message
 from campaigns.models import Channel
 from campaigns.patients import import_patients
 from campaigns.settings import Settings
+from campaigns.store.ledger import Outcome
 from campaigns.transports.outbox import read_outbox
 from campaigns.wiring import Services
 from tasks import control
@@ -212,3 +213,20 @@ def test_settings_refuse_a_claim_timeout_a_slow_provider_could_outlast(env: dict
     values.update(sms_transport="twilio", twilio_timeout_s="30", claim_timeout_s="60")
     with pytest.raises(ValueError, match="CLAIM_TIMEOUT_S"):
         Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+def test_a_delivery_report_that_beats_the_send_record_is_applied_by_the_sweeper(
+    svc: Services,
+) -> None:
+    run_id = _fanned_out_run(svc)
+    (delivery_id,) = _pending_ids(svc, run_id, 1)
+    assert svc.ledger.claim([delivery_id], svc.now())
+    # Twilio's callback arrives while the slice is still sending: no delivery has
+    # the SID yet.
+    assert inbound.handle_status(svc, "SMearly", "delivered", None).delivery_id is None
+    assert reconcile.sweep(svc)["early_statuses"] == 0  # still nothing to apply it to
+    svc.ledger.record([Outcome(delivery_id, "sent", provider_id="SMearly")], svc.now())
+
+    assert reconcile.sweep(svc)["early_statuses"] == 1
+    assert _states(svc, run_id, [delivery_id]) == [(delivery_id, "delivered")]
+    assert svc.redis.hlen(keys.EARLY_STATUSES) == 0
