@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "meridian"
 
 # Batches of delivery ids waiting for their due time; scored by due epoch seconds.
@@ -26,6 +28,12 @@ def rate_limit(sender: str) -> str:
 def fan_out_lock(run_id: int) -> str:
     """Held while a run is being fanned out; its absence means nobody is at it."""
     return f"{PREFIX}:lock:fan-out:{run_id}"
+
+
+def sign_in_failures(username: str) -> str:
+    """Failed sign-ins for one username (hashed: a mistyped name may be a password)."""
+    digest = hashlib.sha256(username.encode()).hexdigest()[:24]
+    return f"{PREFIX}:sign-in-failures:{digest}"
 
 
 def schedule_entry(campaign_id: int) -> str:

@@ -81,7 +81,13 @@ def token() -> ResponseReturnValue:
     if not isinstance(body, dict) and body is not request.form:
         return _error(400, "send a JSON object with username and password")
     username, password = str(body.get("username") or ""), str(body.get("password") or "")
-    staff = auth.authenticate(_svc(), username, password)
+    try:
+        staff = auth.authenticate(_svc(), username, password)
+    except auth.TooManySignIns as exc:
+        log.warning("an API token request was refused: too many failures for that username")
+        response = _error(429, f"too many failed sign-ins; try again in {exc.retry_after_s} s")
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     if staff is None:
         log.info("an API token request failed")
         return _error(401, "wrong username or password")

@@ -25,6 +25,7 @@ from functools import cache, wraps
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
+import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
@@ -45,6 +46,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from campaigns import keys
 from campaigns.errors import InputError, Problem
 from campaigns.store.console_queries import record_staff_event
 from campaigns.web.app import services_of
@@ -56,6 +58,10 @@ ROLES = ("viewer", "marketer", "admin")  # each can do what the ones before it c
 IDLE_TIMEOUT_S = 15 * 60
 TOKEN_MAX_AGE_S = 60 * 60
 MIN_PASSWORD_LENGTH = 12
+# A username with this many failed sign-ins in the window is refused until the
+# window since its first failure ends, whatever password comes next.
+MAX_FAILED_SIGN_INS = 10
+SIGN_IN_WINDOW_S = 15 * 60
 # Requests that are not a person's activity (htmx polls) carry this header and do
 # not keep an idle session alive.
 POLL_HEADER = "X-Meridian-Poll"
@@ -124,9 +130,30 @@ def add_user(svc: Services, username: str, password: str, role: str, *, actor: s
     return user_id
 
 
+class TooManySignIns(Exception):
+    """This username failed too often; no password is checked until ``retry_after_s``."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
 def authenticate(svc: Services, username: str, password: str) -> Staff | None:
-    """The active staff user with these credentials, or None."""
-    row = svc.staff.get(username.strip().lower())
+    """The active staff user with these credentials, or None.
+
+    Raises TooManySignIns once the username has failed MAX_FAILED_SIGN_INS times
+    within SIGN_IN_WINDOW_S, so a password cannot be guessed by trying many.
+    """
+    name = username.strip().lower()
+    _refuse_if_locked(svc, name)
+    staff = _check_password(svc, name, password)
+    if staff is None:
+        _count_failure(svc, name)
+    return staff
+
+
+def _check_password(svc: Services, name: str, password: str) -> Staff | None:
+    row = svc.staff.get(name)
     if row is None:
         # Spend the same time as a real check, so a reply's timing does not tell
         # which usernames exist. Nothing is audited: a mistyped name may be a password.
@@ -137,6 +164,28 @@ def authenticate(svc: Services, username: str, password: str) -> Staff | None:
         record_staff_event(svc.db, "anonymous", "staff.sign_in_failed", name)
         return None
     return Staff(name, str(row["role"]))
+
+
+def _refuse_if_locked(svc: Services, name: str) -> None:
+    try:
+        key = keys.sign_in_failures(name)
+        failures = int(svc.redis.get(key) or 0)
+        if failures >= MAX_FAILED_SIGN_INS:
+            raise TooManySignIns(max(int(svc.redis.ttl(key)), 1))
+    except redis.exceptions.RedisError as exc:
+        # Staff can still sign in while Redis is away; the limit resumes with it.
+        log.warning("sign-in limit not checked (%s)", type(exc).__name__)
+
+
+def _count_failure(svc: Services, name: str) -> None:
+    try:
+        key = keys.sign_in_failures(name)
+        with svc.redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, SIGN_IN_WINDOW_S, nx=True)
+            pipe.execute()
+    except redis.exceptions.RedisError as exc:
+        log.warning("failed sign-in not counted (%s)", type(exc).__name__)
 
 
 def _active_staff(svc: Services, username: str) -> tuple[Staff, str] | None:
@@ -288,7 +337,19 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("console/login.html", next=request.args.get("next", ""))
     svc = services_of(current_app)
-    staff = authenticate(svc, request.form.get("username", ""), request.form.get("password", ""))
+    try:
+        staff = authenticate(
+            svc, request.form.get("username", ""), request.form.get("password", "")
+        )
+    except TooManySignIns as exc:
+        log.warning("a staff sign-in was refused: too many failures for that username")
+        flash(
+            f"Too many failed sign-ins for this username. Try again in "
+            f"{-(-exc.retry_after_s // 60)} minutes.",
+            "error",
+        )
+        page = render_template("console/login.html", next=request.form.get("next", ""))
+        return page, 429, {"Retry-After": str(exc.retry_after_s)}
     if staff is None:
         log.info("a staff sign-in failed")
         flash("Wrong username or password.", "error")
