@@ -86,6 +86,8 @@ _AGREE_SAMPLES = 2 * 366 * 24 * 4
 # -- time zone and state ---------------------------------------------------------
 
 
+# Pure functions of a few strings, asked for every message: cached per process.
+@functools.lru_cache(maxsize=1 << 16)
 def patient_zone(timezone: str | None, phone_e164: str | None, fallback: str) -> ZoneInfo:
     """The zone a patient's messages are timed in.
 
@@ -103,6 +105,7 @@ def patient_zone(timezone: str | None, phone_e164: str | None, fallback: str) ->
     return _zone(fallback, "fallback time zone")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def patient_state(state: str | None, phone_e164: str | None) -> str | None:
     """The patient's two-letter USPS code, else the area code's state, else None.
 
@@ -360,6 +363,7 @@ def _offset_at(timestamp: int, zone: ZoneInfo) -> timedelta | None:
     return datetime.fromtimestamp(timestamp, zone).utcoffset()
 
 
+@functools.lru_cache(maxsize=4096)
 def _open_span(day: date, zone: ZoneInfo, state: str | None) -> tuple[datetime, datetime] | None:
     """The instants between which sending is allowed on local ``day``, if any."""
     window = window_for(state, day)

@@ -68,6 +68,14 @@ def yearly(**overrides: object) -> Schedule:
     return Schedule(**fields)  # type: ignore[arg-type]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_window_cache() -> Iterator[None]:
+    """Some tests swap the window table; the per-day spans cached from it go too."""
+    localtime._open_span.cache_clear()
+    yield
+    localtime._open_span.cache_clear()
+
+
 @pytest.fixture
 def test_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A table whose windows open inside the small hours, where DST changes happen.
