@@ -68,11 +68,12 @@ def _configure_logging() -> None:
 
 
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map Meridian's errors to exit codes and a message on stderr."""
+    """Map Meridian's errors to exit codes and a message on stderr; close the services."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         _configure_logging()
+        opened_before = len(_opened)
         try:
             return fn(*args, **kwargs)
         except (InputError, ConfigError, NotFound) as exc:
@@ -81,12 +82,26 @@ def handled(fn: Callable[P, R]) -> Callable[P, R]:
         except MeridianError as exc:
             err.print(f"[red]failed:[/red] {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from exc
+        finally:
+            _close_services(opened_before)
 
     return wrapper
 
 
+_opened: list[Services] = []
+
+
 def services() -> Services:
-    return Services(load_settings())
+    """Services for this command; ``handled`` closes them (engine, transports) at its end."""
+    svc = Services(load_settings())
+    _opened.append(svc)
+    return svc
+
+
+def _close_services(keep: int) -> None:
+    """Close the services opened since there were ``keep``: their pooled connections."""
+    while len(_opened) > keep:
+        _opened.pop().close()
 
 
 def _print_json(data: Any) -> None:

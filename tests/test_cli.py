@@ -1,4 +1,4 @@
-"""The CLI end to end on a SQLite file: exit codes, messages, JSON."""
+"""The CLI end to end on a SQLite file or PostgreSQL: exit codes, messages, JSON."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Path:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MERIDIAN_DATABASE_URL", f"sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.setenv("MERIDIAN_DATABASE_URL", database_url)
     monkeypatch.setenv("MERIDIAN_TEMPLATES_DIR", str(ROOT / "templates"))
     for key, value in CLINIC.items():
         monkeypatch.setenv(f"MERIDIAN_{key.upper()}", value)

@@ -73,7 +73,9 @@ def stored(svc: Services) -> list[dict[str, Any]]:
 
 def audit_actions(svc: Services) -> list[tuple[str, str | None]]:
     with svc.db.connect() as conn:
-        rows = conn.execute(select(audit_events.c.action, audit_events.c.subject_id))
+        rows = conn.execute(
+            select(audit_events.c.action, audit_events.c.subject_id).order_by(audit_events.c.id)
+        )
         return [(a, s) for a, s in rows]
 
 

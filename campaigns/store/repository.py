@@ -203,15 +203,22 @@ _RECIPIENT_COLUMNS = (
 )
 
 
+def _has_tag(tag: str) -> Any:
+    # Stored tags are lower-case (the importer folds them), and a campaign's are
+    # compared the same way on every backend: LIKE ignores ASCII case on SQLite but
+    # not on PostgreSQL. Escaped, so that "_" and "%" in a tag match only themselves.
+    return patients.c.tags.contains(f";{tag.lower()};", autoescape=True)
+
+
 def _audience_clause(audience: dict[str, Any], today: date) -> list[Any]:
     from datetime import timedelta
 
     clauses: list[Any] = []
     tags_any = audience.get("tags_any") or []
     if tags_any:
-        clauses.append(or_(*(patients.c.tags.contains(f";{t};") for t in tags_any)))
+        clauses.append(or_(*(_has_tag(t) for t in tags_any)))
     for tag in audience.get("tags_none") or []:
-        clauses.append(not_(patients.c.tags.contains(f";{tag};")))
+        clauses.append(not_(_has_tag(tag)))
     within = audience.get("last_visit_within_days")
     if within is not None:
         clauses.append(patients.c.last_visit >= today - timedelta(days=int(within)))
@@ -232,13 +239,25 @@ def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], 
 
     The cache follows the latest evidence by the time the patient gave it, so a
     re-import of an old "yes" never overrides a later STOP.
+
+    The patients' rows are locked first, so that a concurrent writer of their consent
+    waits, then reads this evidence: otherwise, on PostgreSQL, it could cache an older
+    word over a newer one (SQLite serializes writers anyway and has no FOR UPDATE).
+    Evidence is read in the order it was recorded, so that ties in ``at`` resolve
+    alike on every backend.
     """
-    ids = list(facts)
+    ids = sorted(facts)
+    conn.execute(
+        select(patients.c.id)
+        .where(patients.c.id.in_(ids))
+        .order_by(patients.c.id)
+        .with_for_update()
+    )
     on_file: dict[tuple[int, str], list[tuple[bool, datetime]]] = defaultdict(list)
     for pid, channel, granted, at in conn.execute(
-        select(consents.c.patient_id, consents.c.channel, consents.c.granted, consents.c.at).where(
-            consents.c.patient_id.in_(ids)
-        )
+        select(consents.c.patient_id, consents.c.channel, consents.c.granted, consents.c.at)
+        .where(consents.c.patient_id.in_(ids))
+        .order_by(consents.c.id)
     ):
         on_file[(pid, channel)].append((bool(granted), at))
     now = _now()

@@ -66,12 +66,12 @@ def redis_url() -> Iterator[str | None]:
 
 
 @pytest.fixture
-def env(tmp_path: Path, redis_url: str | None) -> dict[str, str]:
+def env(tmp_path: Path, redis_url: str | None, database_url: str) -> dict[str, str]:
     """What the web app's Services and a worker process share: one ledger, Redis, outbox."""
     from tests.integration.conftest import shift_into_window
 
     values = {
-        "MERIDIAN_DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
+        "MERIDIAN_DATABASE_URL": database_url,
         "MERIDIAN_TEMPLATES_DIR": str(ROOT / "templates"),
         "MERIDIAN_OUTBOX_DIR": str(tmp_path / "outbox"),
         "MERIDIAN_SMS_RATE": "1000",

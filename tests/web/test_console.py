@@ -1,4 +1,4 @@
-"""The console and the API through Flask's test client, on a SQLite file ledger."""
+"""The console and the API through Flask's test client, on a SQLite file or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> Iterator[Services]:
-    services = Services(make_settings(tmp_path, database_url=f"sqlite:///{tmp_path}/m.db"))
+def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    services = Services(make_settings(tmp_path, database_url=database_url))
     services.db.upgrade()
     for username, role in (("ada", "admin"), ("mara", "marketer"), ("vic", "viewer")):
         auth.add_user(services, username, PASSWORD, role)

@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
 from campaigns.models import CHANNELS, ConsentFact, PatientRecord
+from campaigns.settings import Settings
 from campaigns.store.ledger import Outcome
 from campaigns.store.tables import audit_events, deliveries, inbound_messages
 from campaigns.web.app import create_app
@@ -30,9 +31,14 @@ CLINIC_NAME = "Harbor Acupuncture &amp; Wellness"  # as it appears in HTML and T
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> Iterator[Services]:
+def svc(tmp_path: Path, settings: Settings) -> Iterator[Services]:
     services = Services(
-        make_settings(tmp_path, twilio_auth_token=AUTH_TOKEN, public_url=PUBLIC_URL)
+        make_settings(
+            tmp_path,
+            database_url=settings.database_url,
+            twilio_auth_token=AUTH_TOKEN,
+            public_url=PUBLIC_URL,
+        )
     )
     services.db.upgrade()
     yield services
@@ -175,8 +181,12 @@ def test_a_signature_over_other_words_is_refused(
     assert sms_opt_in(svc, patient) is True
 
 
-def test_inbound_posts_are_refused_when_no_auth_token_is_configured(tmp_path: Path) -> None:
-    bare = Services(make_settings(tmp_path, public_url=PUBLIC_URL))
+def test_inbound_posts_are_refused_when_no_auth_token_is_configured(
+    tmp_path: Path, settings: Settings
+) -> None:
+    bare = Services(
+        make_settings(tmp_path, database_url=settings.database_url, public_url=PUBLIC_URL)
+    )
     bare.db.upgrade()
     try:
         response = inbound(create_app(bare).test_client(), "STOP")

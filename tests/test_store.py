@@ -1,0 +1,135 @@
+"""The store's SQL where SQLite and PostgreSQL could disagree: it must answer alike on both."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from campaigns.models import ConsentFact, PatientRecord
+from campaigns.store.repository import _append_consents
+from campaigns.wiring import Services
+from tests.conftest import make_settings
+
+SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+TODAY = date(2024, 11, 1)
+
+
+def record(external_id: str, *tags: str) -> PatientRecord:
+    return PatientRecord(
+        external_id=external_id,
+        first_name="Robin",
+        last_name="Example",
+        email=None,
+        phone="+16175550100",
+        timezone="America/New_York",
+        state="MA",
+        tags=tags,
+        last_visit=None,
+        next_appointment=None,
+        preferred_channel=None,
+        consents=(ConsentFact("sms", True, SIGNED_UP, "web-form", "I agree to texts"),),
+    )
+
+
+def patient_id(svc: Services, external_id: str) -> int:
+    found = svc.patients.find(external_id)
+    assert found is not None
+    return found.patient_id
+
+
+# audiences ---------------------------------------------------------------------------
+
+
+def test_an_audience_matches_whole_tags_whatever_their_case(svc: Services) -> None:
+    svc.patients.import_batches(
+        [
+            [
+                record("P1", "active"),
+                record("P2", "active", "do-not-market"),
+                record("P3", "inactive"),
+                record("P4", "act-ive"),
+            ]
+        ],
+        dry_run=False,
+        actor="test",
+    )
+
+    def audience(**clauses: list[str]) -> list[str]:
+        chunks = svc.patients.stream_audience(dict(clauses), TODAY)
+        found = [r.external_id for chunk in chunks for r in chunk]
+        assert svc.patients.count_audience(dict(clauses), TODAY) == len(found)
+        return found
+
+    assert audience(tags_any=["Active"]) == ["P1", "P2"]
+    assert audience(tags_any=["ACTIVE"], tags_none=["Do-Not-Market"]) == ["P1"]
+    assert audience(tags_none=["DO-NOT-MARKET"]) == ["P1", "P3", "P4"]
+
+
+@pytest.mark.parametrize("tag", ["act_ve", "act%", "%", "_ctive", "act-_ve"])
+def test_like_wildcards_in_an_audience_tag_match_only_themselves(svc: Services, tag: str) -> None:
+    svc.patients.import_batches(
+        [[record("P1", "active"), record("P2", "act-ive")]], dry_run=False, actor="test"
+    )
+
+    assert svc.patients.count_audience({"tags_any": [tag]}, TODAY) == 0
+    assert svc.patients.count_audience({"tags_none": [tag]}, TODAY) == 2
+
+
+# consent under concurrency -------------------------------------------------------------
+
+
+@pytest.fixture
+def shared_svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    """Services on a database that several connections share (SQLite: a file)."""
+    services = Services(make_settings(tmp_path, database_url=database_url))
+    services.db.upgrade()
+    yield services
+    services.close()
+
+
+def wait_until_blocked(svc: Services) -> None:
+    """Return once another session waits for a lock (PostgreSQL), or after a moment."""
+    if svc.db.backend == "sqlite":
+        time.sleep(0.3)  # its busy handler waits where no query can see it
+        return
+    deadline = time.monotonic() + 10
+    with svc.db.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+            conn.rollback()  # a fresh snapshot of pg_stat_activity for the next poll
+            if waiting:
+                return
+            time.sleep(0.01)
+    pytest.fail("the second writer never waited for the first")
+
+
+def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_word(
+    shared_svc: Services,
+) -> None:
+    svc = shared_svc
+    svc.patients.import_batches([[record("P1")]], dry_run=False, actor="test")
+    pid = patient_id(svc, "P1")
+    start = ConsentFact("sms", True, SIGNED_UP + timedelta(days=1), "keyword", "START")
+    stop = ConsentFact("sms", False, SIGNED_UP + timedelta(days=2), "keyword", "STOP")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with svc.db.begin() as conn:
+            _append_consents(conn, {pid: [stop]}, actor="test")
+            # The older START is written while the newer STOP is not committed yet.
+            second = pool.submit(svc.consent.record, [pid], start, actor="test")
+            wait_until_blocked(svc)
+        second.result(timeout=30)
+
+    assert [f["granted"] for f in svc.consent.history(pid)] == [True, True, False]
+    assert svc.consent.current(pid)["sms"] is False
