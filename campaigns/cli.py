@@ -150,6 +150,8 @@ def _consent(external_id: str, channel: str, granted: bool, text: str | None, ac
 
     if channel not in ("sms", "email"):
         raise InputError(f"--channel: {channel!r} is not sms or email")
+    if not 0 < len(actor.strip()) <= 64:
+        raise InputError("--by: give who records it, in 1 to 64 characters")
     svc = services()
     patient = svc.patients.find(external_id)
     if patient is None:

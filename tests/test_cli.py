@@ -75,6 +75,9 @@ def test_staff_revoke_and_grant_consent_and_it_lands_in_the_history(env: Path) -
     assert shown["history"][-1]["recorded_by"] == "maria"
     bad = runner.invoke(app, ["patients", "revoke", "--patient", "P000001", "--channel", "fax"])
     assert bad.exit_code == 2 and "--channel" in bad.output
+    long_by = ["--channel", "sms", "--by", "x" * 65]
+    bad = runner.invoke(app, ["patients", "revoke", "--patient", "P000001", *long_by])
+    assert bad.exit_code == 2 and "--by" in bad.output
 
 
 def test_apply_preview_and_segments(env: Path) -> None:

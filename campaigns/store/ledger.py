@@ -196,6 +196,11 @@ class Ledger:
             for r in rows
         ]
         with self.db.begin() as conn:
+            # Two fan-outs of one run (a lock that expired) take turns here, so the
+            # second sees the first's rows instead of breaking the unique key.
+            conn.execute(
+                select(campaign_runs.c.id).where(campaign_runs.c.id == run_id).with_for_update()
+            )
             existing = set(
                 conn.execute(
                     select(deliveries.c.patient_id, deliveries.c.channel).where(
@@ -365,6 +370,7 @@ class Ledger:
                     deliveries.c.due_at,
                 )
                 .where(deliveries.c.state == "sending", deliveries.c.claimed_at < older_than)
+                .order_by(deliveries.c.id)
                 .limit(limit)
             ).all()
         return [Claimed(*r) for r in rows]
@@ -380,7 +386,12 @@ class Ledger:
     def unknown(self, limit: int = 500) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
             rows = (
-                conn.execute(select(deliveries).where(deliveries.c.state == "unknown").limit(limit))
+                conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.state == "unknown")
+                    .order_by(deliveries.c.id)
+                    .limit(limit)
+                )
                 .mappings()
                 .all()
             )

@@ -166,7 +166,9 @@ inbound_messages = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("provider_sid", String(64), unique=True),
-    Column("from_phone", String(20), nullable=False),
+    # E.164 for SMS; a channel-prefixed address ("whatsapp:+1...") when Twilio
+    # forwards another channel to the same webhook.
+    Column("from_phone", String(64), nullable=False),
     Column("body", Text, nullable=False),
     Column("patient_id", ForeignKey("patients.id")),
     Column("kind", String(16), nullable=False),  # stop, start, help, revocation, other

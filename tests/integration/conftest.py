@@ -15,7 +15,7 @@ import redis
 
 from campaigns.settings import Settings
 from campaigns.wiring import Services
-from tests.conftest import CLINIC, ROOT
+from tests.conftest import CLINIC, ROOT, backends
 from tests.support.services import PostgresServer, RedisServer
 from tests.support.workers import Workers, shift_into_window, wait_for
 
@@ -29,21 +29,6 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-def backends() -> list[str]:
-    return [
-        b.strip()
-        for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",")
-        if b.strip()
-    ]
 
 
 @pytest.fixture(params=backends())

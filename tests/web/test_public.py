@@ -89,13 +89,18 @@ def signature(path: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str
 
 
 def inbound(
-    client: FlaskClient, body: str, sid: str = "SM0001", *, sign: bool = True
+    client: FlaskClient,
+    body: str,
+    sid: str = "SM0001",
+    *,
+    sign: bool = True,
+    sender: str = PHONE,
 ) -> TestResponse:
     params = {
         "MessageSid": sid,
         "SmsSid": sid,
         "AccountSid": "AC0001",
-        "From": PHONE,
+        "From": sender,
         "To": "+16175550142",
         "Body": body,
         "NumMedia": "0",
@@ -270,6 +275,21 @@ def test_ordinary_text_is_stored_unflagged_and_changes_nothing(
     assert svc.consent.history(patient) == facts
     [row] = stored(svc)
     assert (row["kind"], row["flagged"], row["body"]) == ("other", False, "see you Tuesday")
+
+
+def test_a_message_from_another_channels_address_is_stored_not_refused(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    reply = inbound(client, "hello", sender="whatsapp:+16175550100")
+
+    assert reply.status_code == 200
+    [row] = stored(svc)
+    assert (row["from_phone"], row["patient_id"], row["kind"]) == (
+        "whatsapp:+16175550100",
+        None,
+        "other",
+    )
+    assert sms_opt_in(svc, patient) is True
 
 
 def test_a_redelivered_message_sid_changes_nothing_and_replies_nothing(
