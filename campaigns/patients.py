@@ -1,10 +1,11 @@
 """Patient CSV import: check every row, then upsert the good ones in one transaction.
 
-The file is read twice and never held in memory. Pass 1 checks every row, keeping
-only the problems and each external_id's first row (to find duplicates); if a row is
-bad and ``skip_invalid`` is off, nothing is written. Pass 2 reads the file again and
-hands batches of valid records to the store, which upserts them by external_id in
-one transaction; a file that changes between the passes aborts that transaction.
+The file is read once and never held in memory: good rows go to the store in
+batches, which it upserts by external_id in one transaction, while every bad row's
+problems are kept (with each external_id's first row, to find duplicates). If a row
+is bad and ``skip_invalid`` is off, the scan still reads to the end to report every
+bad row, then raises, so the transaction rolls back and nothing is written. A file
+that changes while it is read aborts the transaction too.
 
 Row numbers are what a spreadsheet shows: the header is row 1, so the first data row
 is row 2, and a quoted value spanning lines is still one row. Blank rows are ignored
@@ -209,62 +210,65 @@ def import_patients(
     _country_code(region)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    before = _fingerprint(path)
-    rows, bad = _check_file(path, region)
-    if bad and not skip_invalid:
-        problems = [p for number in sorted(bad) for p in bad[number]]
-        raise InputError(f"{path}: {_plural(len(bad), 'bad row')}; nothing was imported", problems)
-    batches = _valid_batches(path, region, frozenset(bad), batch_size, (rows, before))
-    inserted, updated = store.import_batches(batches, dry_run=dry_run, actor=actor)
+    scan = _Scan(path, region, batch_size, all_or_nothing=not skip_invalid)
+    inserted, updated = store.import_batches(scan.batches(), dry_run=dry_run, actor=actor)
+    bad = scan.bad
     skipped = [SkippedRow(number, tuple(bad[number])) for number in sorted(bad)]
+    rows = scan.rows
     report = ImportReport(str(path), rows, rows - len(bad), inserted, updated, skipped, dry_run)
     logger.info("patient import by %s: %s", actor, report.summary().partition("\n")[0])
     return report
 
 
-def _check_file(path: Path, region: str) -> tuple[int, dict[int, list[Problem]]]:
-    """Pass 1: count the data rows and collect every bad row's problems."""
-    rows = 0
-    bad: dict[int, list[Problem]] = {}
-    first_row_of: dict[str, int] = {}
-    for number, row, problems in _rows(path):
-        rows += 1
-        if not problems and isinstance(parsed := parse_row(row, number, region=region), list):
-            problems = parsed
-        external_id = (row.get("external_id") or "").strip()
-        if external_id and (first := first_row_of.setdefault(external_id, number)) != number:
-            reason = f"repeats the external_id of row {first}; each patient must appear once"
-            problems.append(Problem(f"row {number}, column external_id", reason))
-        if problems:
-            bad[number] = problems
-    return rows, bad
+class _Scan:
+    """One pass over the file: good rows out in batches, every bad row's problems kept.
 
+    The store writes the batches inside one transaction. At the first bad row of an
+    all-or-nothing import the batches stop, but the scan reads on to report every
+    bad row, then raises, so the store rolls back and nothing is imported. A file
+    that changed while it was read raises too.
+    """
 
-def _valid_batches(
-    path: Path, region: str, bad_rows: frozenset[int], size: int, expected: tuple[int, object]
-) -> Iterator[list[PatientRecord]]:
-    """Pass 2: the good rows in batches; raises, so the store rolls back, if the file changed."""
-    changed = InputError(
-        f"{path} changed while it was being imported; nothing was imported. "
-        "Import it again once nothing else is writing it."
-    )
-    batch: list[PatientRecord] = []
-    rows = 0
-    for number, row, problems in _rows(path):
-        rows += 1
-        if number in bad_rows:
-            continue
-        record = problems or parse_row(row, number, region=region)
-        if not isinstance(record, PatientRecord):
-            raise changed
-        batch.append(record)
-        if len(batch) >= size:
+    def __init__(self, path: Path, region: str, size: int, *, all_or_nothing: bool) -> None:
+        self.path, self.region, self.size = path, region, size
+        self.all_or_nothing = all_or_nothing
+        self.rows = 0
+        self.bad: dict[int, list[Problem]] = {}
+
+    def batches(self) -> Iterator[list[PatientRecord]]:
+        path = self.path
+        before = _fingerprint(path)
+        first_row_of: dict[str, int] = {}
+        batch: list[PatientRecord] = []
+        for number, row, problems in _rows(path):
+            self.rows += 1
+            record = None if problems else parse_row(row, number, region=self.region)
+            if isinstance(record, list):
+                problems = record
+            external_id = (row.get("external_id") or "").strip()
+            if external_id and (first := first_row_of.setdefault(external_id, number)) != number:
+                reason = f"repeats the external_id of row {first}; each patient must appear once"
+                problems.append(Problem(f"row {number}, column external_id", reason))
+            if problems:
+                self.bad[number] = problems
+                continue
+            if isinstance(record, PatientRecord) and not (self.all_or_nothing and self.bad):
+                batch.append(record)
+                if len(batch) >= self.size:
+                    yield batch
+                    batch = []
+        if _fingerprint(path) != before:
+            raise InputError(
+                f"{path} changed while it was being imported; nothing was imported. "
+                "Import it again once nothing else is writing it."
+            )
+        if self.bad and self.all_or_nothing:
+            problems = [p for number in sorted(self.bad) for p in self.bad[number]]
+            raise InputError(
+                f"{path}: {_plural(len(self.bad), 'bad row')}; nothing was imported", problems
+            )
+        if batch:
             yield batch
-            batch = []
-    if (rows, _fingerprint(path)) != expected:
-        raise changed
-    if batch:
-        yield batch
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, str], list[Problem]]]:

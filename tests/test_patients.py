@@ -483,20 +483,27 @@ def test_reimporting_updates_patients_by_external_id(tmp_path: Path) -> None:
     assert store.patients["P2"].phone == "+12024561111"
 
 
-def test_a_file_that_changes_between_the_two_passes_imports_nothing(tmp_path: Path) -> None:
+def test_a_file_that_changes_while_it_is_read_imports_nothing(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [row("P1"), row("P2")])
 
     class AppendingStore(MemoryStore):
         def import_batches(
             self, batches: Iterable[Sequence[PatientRecord]], *, dry_run: bool, actor: str
         ) -> tuple[int, int]:
-            with path.open("a", encoding="utf-8") as file:
-                file.write(",".join(row("P3")[c] for c in HEADER) + "\n")
-            return super().import_batches(batches, dry_run=dry_run, actor=actor)
+            def appending() -> Iterator[Sequence[PatientRecord]]:
+                for batch in batches:
+                    yield batch
+                    with path.open("a", encoding="utf-8") as file:
+                        file.write(",".join(row("P9")[c] for c in HEADER) + "\n")
 
-    error = refused(path, AppendingStore())
+            return super().import_batches(appending(), dry_run=dry_run, actor=actor)
 
-    assert "changed while it was being imported" in error.message
+    store = AppendingStore()
+    with pytest.raises(InputError) as caught:
+        import_patients(path, store, batch_size=1)
+
+    assert "changed while it was being imported" in caught.value.message
+    assert store.patients == {}
 
 
 def test_an_unknown_region_is_a_config_error(tmp_path: Path) -> None:

@@ -282,10 +282,20 @@ def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], 
     if rows:
         conn.execute(insert(consents), rows)
     changed: set[tuple[int, str]] = {(pid, f.channel) for pid, fs in facts.items() for f in fs}
-    for pid, channel in changed:
-        latest = max(on_file[(pid, channel)], key=lambda g: g[1])[0]
-        column = "sms_opt_in" if channel == "sms" else "email_opt_in"
-        conn.execute(update(patients).where(patients.c.id == pid).values({column: latest}))
+    latest: dict[str, list[dict[str, Any]]] = {"sms": [], "email": []}
+    for pid, channel in sorted(changed):
+        word = max(on_file[(pid, channel)], key=lambda g: g[1])[0]
+        latest[channel].append({"b_id": pid, "b_opt_in": word})
+    # One executemany per channel: a 100,000-row import wrote 200,000 statements.
+    for channel, params in latest.items():
+        if params:
+            column = patients.c.sms_opt_in if channel == "sms" else patients.c.email_opt_in
+            conn.execute(
+                update(patients)
+                .where(patients.c.id == bindparam("b_id"))
+                .values({column: bindparam("b_opt_in")}),
+                params,
+            )
     return len(rows)
 
 
