@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
@@ -77,16 +78,20 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._compiled: dict[tuple[str, Channel], list[tuple[str, Template]]] = {}
 
     def source(self, folder: str, part: str) -> str:
         path = self.templates_dir / folder / part
         return path.read_text(encoding="utf-8")
 
     def render(self, folder: str, channel: Channel, context: dict[str, Any]) -> Rendered:
-        parts = {
-            p: self.env.get_template(f"{folder}/{p}").render(context).strip()
-            for p in PARTS[channel]
-        }
+        key = (folder, channel)
+        templates = self._compiled.get(key)
+        if templates is None:
+            # Looked up once: Jinja's own cache still costs a loader check per call.
+            templates = [(p, self.env.get_template(f"{folder}/{p}")) for p in PARTS[channel]]
+            self._compiled[key] = templates
+        parts = {p: t.render(context).strip() for p, t in templates}
         if channel == "sms":
             return Rendered("sms", parts["sms.txt.j2"])
         return Rendered(
