@@ -11,19 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    String,
-    and_,
-    bindparam,
-    column,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-    values,
-)
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.store.db import Database
@@ -293,44 +281,10 @@ class Ledger:
         return sorted((Claimed(*r) for r in rows), key=lambda c: c.delivery_id)
 
     def record(self, outcomes: Sequence[Outcome], now: datetime) -> None:
-        """Write every outcome of a slice: the sent ones in one statement, the rest
-        (retries, failures, skips) in one executemany."""
+        """Write every outcome of a batch in one statement per kind."""
         if not outcomes:
             return
-        sent = [o for o in outcomes if o.state == "sent"]
-        other = [o for o in outcomes if o.state != "sent"]
-        with self.db.begin() as conn:
-            if sent:
-                conn.execute(self._record_sent(sent, now))
-            if other:
-                conn.execute(self._record_stmt(now), [self._params(o, now) for o in other])
-
-    @staticmethod
-    def _record_sent(sent: Sequence[Outcome], now: datetime) -> Any:
-        # UPDATE ... FROM a VALUES list: one statement for a whole slice, where an
-        # executemany costs a round of parameter processing and a statement per row.
-        # A CTE, because SQLite cannot name the columns of a VALUES list in FROM.
-        rows = [(o.delivery_id, o.provider_id) for o in sent]
-        columns = (column("b_id", BigInteger), column("b_provider", String))
-        given = values(*columns, name="given").data(rows).cte("given")
-        return (
-            update(deliveries)
-            .add_cte(given)
-            .where(deliveries.c.id == given.c.b_id, deliveries.c.state == "sending")
-            .values(
-                state="sent",
-                provider_id=given.c.b_provider,
-                error_code=None,
-                error_reason=None,
-                skip_reason=None,
-                sent_at=now,
-                updated_at=now,
-            )
-        )
-
-    @staticmethod
-    def _record_stmt(now: datetime) -> Any:
-        return (
+        stmt = (
             update(deliveries)
             .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state == "sending")
             .values(
@@ -339,7 +293,7 @@ class Ledger:
                 error_code=bindparam("b_code"),
                 error_reason=bindparam("b_reason"),
                 skip_reason=bindparam("b_skip"),
-                sent_at=bindparam("b_sent", type_=deliveries.c.sent_at.type),
+                sent_at=bindparam("b_sent"),
                 next_attempt_at=func.coalesce(
                     bindparam("b_next", type_=deliveries.c.next_attempt_at.type),
                     deliveries.c.next_attempt_at,
@@ -347,19 +301,21 @@ class Ledger:
                 updated_at=now,
             )
         )
-
-    @staticmethod
-    def _params(o: Outcome, now: datetime) -> dict[str, Any]:
-        return {
-            "b_id": o.delivery_id,
-            "b_state": o.state,
-            "b_provider": o.provider_id,
-            "b_code": o.error_code,
-            "b_reason": o.error_reason,
-            "b_skip": o.skip_reason,
-            "b_sent": now if o.state == "sent" else None,
-            "b_next": o.next_attempt_at,
-        }
+        params = [
+            {
+                "b_id": o.delivery_id,
+                "b_state": o.state,
+                "b_provider": o.provider_id,
+                "b_code": o.error_code,
+                "b_reason": o.error_reason,
+                "b_skip": o.skip_reason,
+                "b_sent": now if o.state == "sent" else None,
+                "b_next": o.next_attempt_at,
+            }
+            for o in outcomes
+        ]
+        with self.db.begin() as conn:
+            conn.execute(stmt, params)
 
     def run_state(self, run_id: int) -> str | None:
         with self.db.connect() as conn:
