@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 import yaml
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezones
 
 __all__ = [
@@ -187,6 +186,10 @@ def _state_from_phone(phone_e164: str) -> str | None:
         return str(region)
     if region != "US":
         return None
+    # Imported here: the geocoder's data is about 100 MB per process, and only a
+    # patient with no state on file needs it.
+    from phonenumbers import geocoder
+
     description = str(geocoder.description_for_number(number, "en")).strip()
     # City-level entries read "Los Angeles, CA"; whole area codes read "California".
     _, comma, tail = description.rpartition(",")

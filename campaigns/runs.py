@@ -268,6 +268,7 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
         svc.ledger.add_deliveries(run_id, rows)
         lock.reacquire()
         total += len(rows)
+    svc.ledger.analyze()
     svc.ledger.set_run_status(run_id, "running", actor="system", only_from=["fanning_out"])
     queue_pending(svc, run_id)
     svc.ledger.finish_if_done(run_id)

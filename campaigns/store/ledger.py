@@ -143,13 +143,17 @@ class Ledger:
 
     def finish_if_done(self, run_id: int) -> bool:
         """Mark a running run finished once nothing in it can still be sent."""
+        still_open = (
+            select(deliveries.c.id)
+            .where(deliveries.c.run_id == run_id, deliveries.c.state.in_(ACTIVE))
+            .limit(1)
+        )
+        # Asked after every batch: one row is enough, and no write lock for it.
+        with self.db.connect() as conn:
+            if conn.execute(still_open).first() is not None:
+                return False
         with self.db.begin() as conn:
-            open_ = conn.execute(
-                select(func.count())
-                .select_from(deliveries)
-                .where(deliveries.c.run_id == run_id, deliveries.c.state.in_(ACTIVE))
-            ).scalar_one()
-            if open_:
+            if conn.execute(still_open).first() is not None:
                 return False
             done = conn.execute(
                 update(campaign_runs)
@@ -316,6 +320,15 @@ class Ledger:
         ]
         with self.db.begin() as conn:
             conn.execute(stmt, params)
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the deliveries table.
+
+        Right after a fan-out the planner knows nothing of the new rows and answers
+        the claim's ``id IN (...)`` from the (state, next_attempt_at) index, reading
+        every due delivery per claim (500 ms against 13 ms on PostgreSQL)."""
+        with self.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE deliveries")
 
     def run_state(self, run_id: int) -> str | None:
         with self.db.connect() as conn:
