@@ -40,6 +40,19 @@ demo: install system-deps
 test: install system-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+# The performance benchmark (bench/throughput.py): BENCH_PATIENTS synthetic patients
+# imported, then a two-channel campaign end to end through a private redis-server,
+# real Celery workers and the ledger, on SQLite and on PostgreSQL, against the naive
+# design and a render ceiling. Prints a table and, last, one JSON line. Options go
+# in BENCH_ARGS, e.g. BENCH_ARGS="--databases sqlite --profile".
+BENCH_PATIENTS ?= 100000
+BENCH_ARGS ?=
+bench: install system-deps
+	@case ' $(BENCH_ARGS) ' in *' --profile'*) \
+	  $(PY) -c 'import pyinstrument' 2>/dev/null && [ -x $(VENV)/bin/py-spy ] || \
+	  $(PY) -m pip install -q py-spy pyinstrument;; esac
+	$(PY) bench/throughput.py --patients $(BENCH_PATIENTS) $(BENCH_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check campaigns tasks tests bench
 	$(VENV)/bin/ruff format --check campaigns tasks tests bench
