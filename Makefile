@@ -54,8 +54,8 @@ bench: install system-deps
 	$(PY) bench/throughput.py --patients $(BENCH_PATIENTS) $(BENCH_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check campaigns tasks tests bench
-	$(VENV)/bin/ruff format --check campaigns tasks tests bench
+	$(VENV)/bin/ruff check campaigns tasks tests bench scripts
+	$(VENV)/bin/ruff format --check campaigns tasks tests bench scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

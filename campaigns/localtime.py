@@ -37,6 +37,7 @@ __all__ = [
     "patient_zone",
     "resolve_wall_time",
     "state_cap",
+    "state_from_description",
     "window_for",
 ]
 
@@ -186,16 +187,41 @@ def _state_from_phone(phone_e164: str) -> str | None:
         return str(region)
     if region != "US":
         return None
-    # Imported here: the geocoder's data is about 100 MB per process, and only a
-    # patient with no state on file needs it.
-    from phonenumbers import geocoder
+    # The geocoder's answer, from a table of its US prefixes (scripts/area_codes.py):
+    # the geocoder itself costs about 100 MB in every process that imports it.
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN or not phonenumbers.is_number_type_geographical(
+        kind, number.country_code
+    ):
+        return None  # the geocoder names no area for these
+    digits = phonenumbers.national_significant_number(number)
+    table = _us_prefix_states()
+    for end in range(min(len(digits), _LONGEST_PREFIX), 0, -1):
+        state = table.get(digits[:end])
+        if state is not None:
+            return state or None
+    return None
 
-    description = str(geocoder.description_for_number(number, "en")).strip()
-    # City-level entries read "Los Angeles, CA"; whole area codes read "California".
+
+def state_from_description(description: str) -> str | None:
+    """The USPS code in a geocoder description: "Los Angeles, CA" or "California"."""
+    description = description.strip()
     _, comma, tail = description.rpartition(",")
     if comma and tail.strip().upper() in _USPS_CODES:
         return tail.strip().upper()
     return _STATE_BY_NAME.get(description.casefold())
+
+
+_AREA_CODES_PATH = "data/us_area_codes.csv"
+_LONGEST_PREFIX = 8
+
+
+@functools.cache
+def _us_prefix_states() -> dict[str, str]:
+    """Prefix (national digits) -> USPS code, "" where the geocoder names no state."""
+    text = resources.files(_TABLE_PACKAGE).joinpath(_AREA_CODES_PATH).read_text("utf-8")
+    rows = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return dict(row.split(",", 1) for row in rows[1:])
 
 
 # -- the window table --------------------------------------------------------------

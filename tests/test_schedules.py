@@ -351,6 +351,68 @@ def test_patient_state_is_none_outside_the_us() -> None:
     assert patient_state(None, None) is None
 
 
+def _geocoded_state(phone: str) -> str | None:
+    """What the geocoder itself says, the way Meridian read it before the table."""
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    number = phonenumbers.parse(phone, None)
+    region = phonenumbers.region_code_for_number(number)
+    if region in {"AS", "GU", "MP", "PR", "VI"}:
+        return str(region)
+    if region != "US":
+        return None
+    return localtime.state_from_description(geocoder.description_for_number(number, "en"))
+
+
+def _numbers_under_every_us_prefix() -> Iterator[str]:
+    from phonenumbers.geodata import GEOCODE_DATA
+
+    for prefix in GEOCODE_DATA:
+        if prefix.startswith("1") and len(prefix) > 1:
+            for tail in ("0000000000", "5550123456", "9999999999"):
+                yield "+" + (prefix + tail)[:11]
+
+
+def test_the_area_code_table_gives_the_geocoders_state_for_every_us_prefix() -> None:
+    # Every prefix the geocoder knows, padded three ways, plus numbers it knows
+    # nothing about: the table must never disagree with the library it came from.
+    phones = [*_numbers_under_every_us_prefix(), "+18005550123", "+12035550123", "+19995550123"]
+    disagree = [
+        phone for phone in phones if localtime._state_from_phone(phone) != _geocoded_state(phone)
+    ]
+    assert len(phones) > 10_000
+    assert disagree == []
+
+
+def test_the_shipped_area_code_table_is_the_one_the_installed_phonenumbers_generates() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "area_codes.py"
+    spec = importlib.util.spec_from_file_location("area_codes", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = module.TABLE.read_text(encoding="utf-8")
+    assert shipped == module.render(), "run `python scripts/area_codes.py` and commit the table"
+
+
+def test_a_worker_never_loads_the_geocoder() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from campaigns.localtime import patient_state;"
+        "assert patient_state(None, '+13055550123') == 'FL';"
+        "print('phonenumbers.geocoder' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
+
+
 def test_an_unknown_state_is_an_error() -> None:
     with pytest.raises(ValueError, match="not a USPS state code"):
         patient_state("XX", None)
