@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -133,3 +134,66 @@ def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_
 
     assert [f["granted"] for f in svc.consent.history(pid)] == [True, True, False]
     assert svc.consent.current(pid)["sms"] is False
+
+
+# bulk inserts ----------------------------------------------------------------------------
+
+
+def test_bulk_rows_are_stored_as_an_ordinary_insert_stores_them(svc: Services) -> None:
+    # Every type the bulk path converts by hand: text with a tab, quote and newline
+    # (COPY's own escapes), None, dates, booleans, aware instants in another zone,
+    # and a shared value given once.
+    from sqlalchemy import insert, select
+
+    from campaigns.store.bulk import insert_rows
+    from campaigns.store.tables import patients
+
+    eastern = datetime(2024, 3, 10, 1, 30, tzinfo=UTC).astimezone(ZoneInfo("America/New_York"))
+    row = {
+        "first_name": "Ro\tbin 'O\"Neil'\nJr \\ ü",
+        "last_name": None,
+        "email": "robin@example.org",
+        "phone": None,
+        "timezone": None,
+        "state": "NY",
+        "last_visit": date(2024, 2, 29),
+        "next_appointment": None,
+        "preferred_channel": "sms",
+        "sms_opt_in": True,
+        "email_opt_in": False,
+        "updated_at": eastern,
+    }
+    with svc.db.begin() as conn:
+        conn.execute(insert(patients), [{**row, "external_id": "A", "created_at": SIGNED_UP}])
+        insert_rows(conn, patients, [{**row, "external_id": "B"}], same={"created_at": SIGNED_UP})
+        stored = {
+            r.external_id: r._asdict()
+            for r in conn.execute(select(patients).where(patients.c.external_id.in_(["A", "B"])))
+        }
+    a, b = (dict(stored[k]) for k in ("A", "B"))
+    assert a.pop("id") != b.pop("id")
+    assert a.pop("external_id") == "A" and b.pop("external_id") == "B"
+    assert b == a
+    assert a["tags"] == ";"  # the column's default, applied by both paths
+    assert a["updated_at"] == datetime(2024, 3, 10, 1, 30, tzinfo=UTC)
+
+
+def test_bulk_rows_refuse_a_value_given_twice_and_a_missing_column(svc: Services) -> None:
+    from campaigns.store.bulk import insert_rows
+    from campaigns.store.tables import patients
+
+    with svc.db.begin() as conn:
+        with pytest.raises(ValueError, match="both per row and as shared"):
+            insert_rows(
+                conn,
+                patients,
+                [{"external_id": "A", "created_at": SIGNED_UP}],
+                same={"created_at": SIGNED_UP},
+            )
+        with pytest.raises(ValueError, match="must all have the columns"):
+            insert_rows(
+                conn,
+                patients,
+                [{"external_id": "A", "tags": ";"}, {"external_id": "B"}],
+                same={"created_at": SIGNED_UP, "updated_at": SIGNED_UP},
+            )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
 from campaigns.store.repository import audit
 from campaigns.store.tables import campaign_runs, campaigns, deliveries
@@ -187,18 +188,6 @@ class Ledger:
         """Bulk insert; a row already there (a re-run fan-out) is left as it is."""
         if not rows:
             return
-        now = datetime.now(UTC)
-        values = [
-            {
-                "run_id": run_id,
-                "attempts": 0,
-                "updated_at": now,
-                "next_attempt_at": r["due_at"],
-                "skip_reason": None,
-                **r,
-            }
-            for r in rows
-        ]
         with self.db.begin() as conn:
             # Two fan-outs of one run (a lock that expired) take turns here, so the
             # second sees the first's rows instead of breaking the unique key.
@@ -213,9 +202,14 @@ class Ledger:
                     )
                 )
             )
-            fresh = [v for v in values if (v["patient_id"], v["channel"]) not in existing]
+            fresh = [
+                {"skip_reason": None, **r, "next_attempt_at": r["due_at"]}
+                for r in rows
+                if (r["patient_id"], r["channel"]) not in existing
+            ]
             if fresh:
-                conn.execute(insert(deliveries), fresh)
+                shared = {"run_id": run_id, "attempts": 0, "updated_at": datetime.now(UTC)}
+                insert_rows(conn, deliveries, fresh, same=shared)
                 conn.execute(
                     update(campaign_runs)
                     .where(campaign_runs.c.id == run_id)

@@ -11,10 +11,24 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.models import Channel, ConsentFact, PatientRecord, Recipient
+from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
 from campaigns.store.tables import audit_events, campaigns, consents, patients, staff_users
 
@@ -59,6 +73,11 @@ class PatientRepository:
         conn = self.db.engine.connect().execution_options(meridian_write=True)
         trans = conn.begin()
         try:
+            if conn.dialect.name == "postgresql":
+                # psycopg prepares a statement run five times, and PostgreSQL may then
+                # keep a generic plan made while the table was empty: a sequential scan
+                # per batch once it is not, 300 s for 100,000 patients instead of 2 s.
+                conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             for batch in batches:
                 i, u = self._upsert(conn, batch)
                 inserted += i
@@ -87,17 +106,10 @@ class PatientRepository:
 
     def _upsert(self, conn: Connection, batch: Sequence[PatientRecord]) -> tuple[int, int]:
         now = _now()
-        by_ext = {r.external_id: r for r in batch}
-        existing: dict[str, int] = {
-            ext: int(pid)
-            for ext, pid in conn.execute(
-                select(patients.c.external_id, patients.c.id).where(
-                    patients.c.external_id.in_(list(by_ext))
-                )
-            )
-        }
-        fields = [
-            {
+        existing = _ids_of(conn, [r.external_id for r in batch])
+
+        def fields(r: PatientRecord) -> dict[str, Any]:
+            return {
                 "external_id": r.external_id,
                 "first_name": r.first_name,
                 "last_name": r.last_name,
@@ -109,35 +121,48 @@ class PatientRepository:
                 "last_visit": r.last_visit,
                 "next_appointment": r.next_appointment,
                 "preferred_channel": r.preferred_channel,
-                "updated_at": now,
             }
-            for r in batch
-        ]
-        new = [f for f in fields if f["external_id"] not in existing]
-        old = [f for f in fields if f["external_id"] in existing]
+
+        new = [r for r in batch if r.external_id not in existing]
+        old = [r for r in batch if r.external_id in existing]
         if new:
-            rows = [{**f, "created_at": now, "sms_opt_in": None, "email_opt_in": None} for f in new]
-            conn.execute(insert(patients), rows)
-            existing.update(
-                (ext, int(pid))
-                for ext, pid in conn.execute(
-                    select(patients.c.external_id, patients.c.id).where(
-                        patients.c.external_id.in_([f["external_id"] for f in new])
-                    )
+            # A new patient's evidence is all in this file: its opt-in columns are
+            # written with the row, and its consents need no lock and no read-back.
+            rows = []
+            for r in new:
+                words = _latest_words(r.consents)
+                rows.append(
+                    fields(r)
+                    | {
+                        "sms_opt_in": words.get("sms"),
+                        "email_opt_in": words.get("email"),
+                    }
                 )
+            insert_rows(conn, patients, rows, same={"created_at": now, "updated_at": now})
+            # Read back rather than INSERT ... RETURNING, which PostgreSQL takes three
+            # times as long over (make bench, 1,000-row batches).
+            ids = _ids_of(conn, [r.external_id for r in new])
+            evidence = [
+                _consent_row(ids[r.external_id], fact)
+                for r in new
+                for fact in _distinct(r.consents)
+            ]
+            insert_rows(
+                conn, consents, evidence, same={"recorded_by": "import", "recorded_at": now}
             )
         if old:
+            updates = [fields(r) | {"updated_at": now} for r in old]
             stmt = (
                 update(patients)
                 .where(patients.c.external_id == bindparam("b_ext"))
-                .values({k: bindparam(k) for k in old[0] if k != "external_id"})
+                .values({k: bindparam(k) for k in updates[0] if k != "external_id"})
             )
-            conn.execute(stmt, [{**f, "b_ext": f["external_id"]} for f in old])
-        facts: dict[int, Sequence[ConsentFact]] = {
-            int(existing[r.external_id]): r.consents for r in batch if r.consents
-        }
-        if facts:
-            _append_consents(conn, facts, actor="import")
+            conn.execute(stmt, [{**f, "b_ext": f["external_id"]} for f in updates])
+            facts: dict[int, Sequence[ConsentFact]] = {
+                existing[r.external_id]: r.consents for r in old if r.consents
+            }
+            if facts:
+                _append_consents(conn, facts, actor="import")
         return len(new), len(old)
 
     def find(self, external_id: str) -> Recipient | None:
@@ -267,20 +292,8 @@ def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], 
             if (f.granted, f.at) in on_file[(pid, f.channel)]:
                 continue
             on_file[(pid, f.channel)].append((f.granted, f.at))
-            rows.append(
-                {
-                    "patient_id": pid,
-                    "channel": f.channel,
-                    "granted": f.granted,
-                    "at": f.at,
-                    "source": f.source,
-                    "text_shown": f.text_shown,
-                    "recorded_by": actor,
-                    "recorded_at": now,
-                }
-            )
-    if rows:
-        conn.execute(insert(consents), rows)
+            rows.append(_consent_row(pid, f))
+    insert_rows(conn, consents, rows, same={"recorded_by": actor, "recorded_at": now})
     changed: set[tuple[int, str]] = {(pid, f.channel) for pid, fs in facts.items() for f in fs}
     latest: dict[str, list[dict[str, Any]]] = {"sms": [], "email": []}
     for pid, channel in sorted(changed):
@@ -443,3 +456,51 @@ class StaffRepository:
                 .first()
             )
         return None if row is None else dict(row)
+
+
+def _consent_row(pid: int, fact: ConsentFact) -> dict[str, Any]:
+    return {
+        "patient_id": pid,
+        "channel": fact.channel,
+        "granted": fact.granted,
+        "at": fact.at,
+        "source": fact.source,
+        "text_shown": fact.text_shown,
+    }
+
+
+def _ids_of(conn: Connection, external_ids: list[str]) -> dict[str, int]:
+    """The ids of the patients among ``external_ids`` that are on file."""
+    if conn.dialect.name == "postgresql":
+        # One array parameter: a thousand-name IN list cost PostgreSQL more to plan
+        # and SQLAlchemy more to bind than the lookup itself.
+        matches = patients.c.external_id == any_(
+            bindparam("external_ids", external_ids, type_=postgresql.ARRAY(String))
+        )
+    else:
+        matches = patients.c.external_id.in_(external_ids)
+    rows = conn.execute(select(patients.c.external_id, patients.c.id).where(matches))
+    return {str(ext): int(pid) for ext, pid in rows}
+
+
+def _distinct(facts: Sequence[ConsentFact]) -> list[ConsentFact]:
+    """The facts in order, less any that repeat an earlier (channel, word, time)."""
+    seen: set[tuple[str, bool, datetime]] = set()
+    kept = []
+    for f in facts:
+        if (f.channel, f.granted, f.at) not in seen:
+            seen.add((f.channel, f.granted, f.at))
+            kept.append(f)
+    return kept
+
+
+def _latest_words(facts: Sequence[ConsentFact]) -> dict[str, bool]:
+    """Each channel's latest word by the time it was given; on a tie, the first recorded.
+
+    The rule ``_append_consents`` applies to evidence on file, for a patient with none.
+    """
+    latest: dict[str, ConsentFact] = {}
+    for f in facts:
+        if f.channel not in latest or f.at > latest[f.channel].at:
+            latest[f.channel] = f
+    return {channel: f.granted for channel, f in latest.items()}
