@@ -197,3 +197,21 @@ def test_bulk_rows_refuse_a_value_given_twice_and_a_missing_column(svc: Services
                 [{"external_id": "A", "tags": ";"}, {"external_id": "B"}],
                 same={"created_at": SIGNED_UP, "updated_at": SIGNED_UP},
             )
+
+
+def test_a_bulk_row_that_breaks_a_constraint_raises_integrity_error(svc: Services) -> None:
+    # On PostgreSQL the rows go by COPY, outside SQLAlchemy's own execution: its
+    # error must still reach callers as the IntegrityError any other insert raises.
+    from sqlalchemy.exc import IntegrityError
+
+    from campaigns.store.bulk import insert_rows
+    from campaigns.store.tables import patients
+
+    with pytest.raises(IntegrityError), svc.db.begin() as conn:
+        insert_rows(
+            conn,
+            patients,
+            [{"external_id": "A"}, {"external_id": "A"}],
+            same={"created_at": SIGNED_UP, "updated_at": SIGNED_UP},
+        )
+    assert svc.patients.count() == 0

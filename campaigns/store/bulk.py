@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["insert_rows"]
 
@@ -37,7 +38,7 @@ def insert_rows(
 
     def convert(name: str, value: Any) -> Any:
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        return value if process is None or value is None else process(value)
+        return value if process is None else process(value)
 
     shared = dict(same or {}) | _scalar_defaults(table, [*names, *(same or {})])
     fixed = tuple(convert(name, value) for name, value in shared.items())
@@ -51,7 +52,7 @@ def insert_rows(
             raise ValueError(f"rows for {table.name} must all have the columns {names}")
         return (
             *(
-                value if process is None or value is None else process(value)
+                value if process is None else process(value)
                 for value, process in zip((row[name] for name in names), processors, strict=True)
             ),
             *fixed,
@@ -60,11 +61,15 @@ def insert_rows(
     quote = dialect.identifier_preparer.quote
     column_list = ", ".join(quote(name) for name in columns)
     if dialect.name == "postgresql":
+        statement = f"COPY {quote(table.name)} ({column_list}) FROM STDIN"
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            with cursor.copy(f"COPY {quote(table.name)} ({column_list}) FROM STDIN") as copy:
+            with cursor.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(values(row))
+        except dialect.loaded_dbapi.Error as e:
+            # As SQLAlchemy raises it for any other statement: IntegrityError and so on.
+            raise DBAPIError.instance(statement, None, e, dialect.loaded_dbapi.Error) from e
         finally:
             cursor.close()
         return
