@@ -196,7 +196,7 @@ def _state_from_phone(phone_e164: str) -> str | None:
         return None  # the geocoder names no area for these
     digits = phonenumbers.national_significant_number(number)
     table = _us_prefix_states()
-    for end in range(min(len(digits), _LONGEST_PREFIX), 0, -1):
+    for end in range(len(digits), 0, -1):
         state = table.get(digits[:end])
         if state is not None:
             return state or None
@@ -213,7 +213,6 @@ def state_from_description(description: str) -> str | None:
 
 
 _AREA_CODES_PATH = "data/us_area_codes.csv"
-_LONGEST_PREFIX = 8
 
 
 @functools.cache

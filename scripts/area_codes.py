@@ -2,7 +2,7 @@
 
 The geocoder's data costs about 100 MB in every process that imports it, and
 Meridian asks it one thing: which US state a phone number's prefix belongs to.
-This script keeps that answer in a table of a few hundred rows: each prefix whose
+This script keeps that answer in a table of about 1,400 rows: each prefix whose
 state differs from its longest shorter prefix's, so that the longest matching row
 gives the same state the geocoder would. ``tests/test_schedules.py`` checks that
 the shipped table matches the installed phonenumbers; after upgrading phonenumbers,

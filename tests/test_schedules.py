@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
@@ -354,7 +358,7 @@ def test_patient_state_is_none_outside_the_us() -> None:
 def _geocoded_state(phone: str) -> str | None:
     """What the geocoder itself says, the way Meridian read it before the table."""
     import phonenumbers
-    from phonenumbers import geocoder
+    from phonenumbers import geocoder  # here: only these tests pay for its 100 MB
 
     number = phonenumbers.parse(phone, None)
     region = phonenumbers.region_code_for_number(number)
@@ -386,9 +390,6 @@ def test_the_area_code_table_gives_the_geocoders_state_for_every_us_prefix() -> 
 
 
 def test_the_shipped_area_code_table_is_the_one_the_installed_phonenumbers_generates() -> None:
-    import importlib.util
-    from pathlib import Path
-
     script = Path(__file__).resolve().parent.parent / "scripts" / "area_codes.py"
     spec = importlib.util.spec_from_file_location("area_codes", script)
     assert spec is not None and spec.loader is not None
@@ -399,9 +400,6 @@ def test_the_shipped_area_code_table_is_the_one_the_installed_phonenumbers_gener
 
 
 def test_a_worker_never_loads_the_geocoder() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import sys; from campaigns.localtime import patient_state;"
         "assert patient_state(None, '+13055550123') == 'FL';"

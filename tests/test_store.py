@@ -10,10 +10,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from campaigns.models import ConsentFact, PatientRecord
+from campaigns.store.bulk import insert_rows
 from campaigns.store.repository import _append_consents
+from campaigns.store.tables import patients
 from campaigns.wiring import Services
 from tests.conftest import make_settings
 
@@ -143,11 +146,6 @@ def test_bulk_rows_are_stored_as_an_ordinary_insert_stores_them(svc: Services) -
     # Every type the bulk path converts by hand: text with a tab, quote and newline
     # (COPY's own escapes), None, dates, booleans, aware instants in another zone,
     # and a shared value given once.
-    from sqlalchemy import insert, select
-
-    from campaigns.store.bulk import insert_rows
-    from campaigns.store.tables import patients
-
     eastern = datetime(2024, 3, 10, 1, 30, tzinfo=UTC).astimezone(ZoneInfo("America/New_York"))
     row = {
         "first_name": "Ro\tbin 'O\"Neil'\nJr \\ ü",
@@ -179,9 +177,6 @@ def test_bulk_rows_are_stored_as_an_ordinary_insert_stores_them(svc: Services) -
 
 
 def test_bulk_rows_refuse_a_value_given_twice_and_a_missing_column(svc: Services) -> None:
-    from campaigns.store.bulk import insert_rows
-    from campaigns.store.tables import patients
-
     with svc.db.begin() as conn:
         with pytest.raises(ValueError, match="both per row and as shared"):
             insert_rows(
@@ -202,11 +197,6 @@ def test_bulk_rows_refuse_a_value_given_twice_and_a_missing_column(svc: Services
 def test_a_bulk_row_that_breaks_a_constraint_raises_integrity_error(svc: Services) -> None:
     # On PostgreSQL the rows go by COPY, outside SQLAlchemy's own execution: its
     # error must still reach callers as the IntegrityError any other insert raises.
-    from sqlalchemy.exc import IntegrityError
-
-    from campaigns.store.bulk import insert_rows
-    from campaigns.store.tables import patients
-
     with pytest.raises(IntegrityError), svc.db.begin() as conn:
         insert_rows(
             conn,

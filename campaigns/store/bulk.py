@@ -10,7 +10,7 @@ apply; a column whose default is computed must be given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -35,28 +35,19 @@ def insert_rows(
     if both := set(names) & set(same or {}):
         raise ValueError(f"{sorted(both)} given both per row and as shared values")
     dialect = conn.dialect
-
-    def convert(name: str, value: Any) -> Any:
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        return value if process is None else process(value)
-
-    shared = dict(same or {}) | _scalar_defaults(table, [*names, *(same or {})])
-    fixed = tuple(convert(name, value) for name, value in shared.items())
+    shared = {**(same or {}), **_scalar_defaults(table, [*names, *(same or {})])}
     columns = [*names, *shared]
     processors: list[Callable[[Any], Any] | None] = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
     ]
+
+    fixed = tuple(_converted(shared.values(), processors[len(names) :]))
+    per_row = processors[: len(names)]
 
     def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
         if len(row) != len(names):
             raise ValueError(f"rows for {table.name} must all have the columns {names}")
-        return (
-            *(
-                value if process is None else process(value)
-                for value, process in zip((row[name] for name in names), processors, strict=True)
-            ),
-            *fixed,
-        )
+        return (*_converted((row[name] for name in names), per_row), *fixed)
 
     quote = dialect.identifier_preparer.quote
     column_list = ", ".join(quote(name) for name in columns)
@@ -77,6 +68,15 @@ def insert_rows(
     conn.exec_driver_sql(
         f"INSERT INTO {quote(table.name)} ({column_list}) VALUES ({placeholders})",  # noqa: S608
         [values(row) for row in rows],
+    )
+
+
+def _converted(
+    values: Iterable[Any], processors: Iterable[Callable[[Any], Any] | None]
+) -> Iterator[Any]:
+    return (
+        value if process is None else process(value)
+        for value, process in zip(values, processors, strict=True)
     )
 
 

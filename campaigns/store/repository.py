@@ -297,7 +297,7 @@ def _append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], 
     changed: set[tuple[int, str]] = {(pid, f.channel) for pid, fs in facts.items() for f in fs}
     latest: dict[str, list[dict[str, Any]]] = {"sms": [], "email": []}
     for pid, channel in sorted(changed):
-        word = max(on_file[(pid, channel)], key=lambda g: g[1])[0]
+        word = _latest_word(on_file[(pid, channel)])
         latest[channel].append({"b_id": pid, "b_opt_in": word})
     # One executemany per channel: a 100,000-row import wrote 200,000 statements.
     for channel, params in latest.items():
@@ -494,13 +494,14 @@ def _distinct(facts: Sequence[ConsentFact]) -> list[ConsentFact]:
     return kept
 
 
-def _latest_words(facts: Sequence[ConsentFact]) -> dict[str, bool]:
-    """Each channel's latest word by the time it was given; on a tie, the first recorded.
+def _latest_word(evidence: Sequence[tuple[bool, datetime]]) -> bool:
+    """The latest word by the time it was given; on a tie, the first recorded."""
+    return max(evidence, key=lambda said: said[1])[0]
 
-    The rule ``_append_consents`` applies to evidence on file, for a patient with none.
-    """
-    latest: dict[str, ConsentFact] = {}
+
+def _latest_words(facts: Sequence[ConsentFact]) -> dict[str, bool]:
+    """Each channel's ``_latest_word``, for a patient with no evidence on file yet."""
+    by_channel: dict[str, list[tuple[bool, datetime]]] = defaultdict(list)
     for f in facts:
-        if f.channel not in latest or f.at > latest[f.channel].at:
-            latest[f.channel] = f
-    return {channel: f.granted for channel, f in latest.items()}
+        by_channel[f.channel].append((f.granted, f.at))
+    return {channel: _latest_word(evidence) for channel, evidence in by_channel.items()}
