@@ -30,11 +30,11 @@ from sqlalchemy import Float, Integer, MetaData, String, Table, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from campaigns.domain.transport import OutboundMessage
+from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
 from campaigns.store.db import make_engine
 from campaigns.store.tables import patients
-from campaigns.tokens import UnsubscribeClaim, make_unsubscribe_token
 from campaigns.transports.accept import AcceptTransport
-from campaigns.transports.base import OutboundMessage
 
 QUEUE = "naive"
 TEMPLATES = "cold-and-flu-season"

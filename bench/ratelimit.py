@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from campaigns.ratelimit import RateLimiter  # noqa: E402
+from campaigns.sending.ratelimit import RateLimiter  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "bench-token"
@@ -63,8 +63,8 @@ def make_sender(twilio_url: str | None) -> Callable[[], None] | None:
     """A callable sending one SMS through the real transport, or None to only record grants."""
     if twilio_url is None:
         return None
+    from campaigns.domain.transport import OutboundMessage
     from campaigns.settings import load_settings
-    from campaigns.transports.base import OutboundMessage
 
     # Imported by name: the transport may not exist yet, and the bench falls back then.
     twilio_sms = importlib.import_module("campaigns.transports.twilio_sms")

@@ -2,7 +2,7 @@
 
 What it measures, on SQLite and on PostgreSQL (each on a fresh database):
 
-1. **import**: ``BENCH_PATIENTS`` synthetic patients (campaigns.synthetic) written
+1. **import**: ``BENCH_PATIENTS`` synthetic patients (campaigns.people.synthetic) written
    to a CSV and imported with ``import_patients`` (both passes, one transaction).
 2. **end to end**: a two-channel campaign (the cold-and-flu templates, sms + email,
    ``all_consented``, a 7-day frequency cap, every patient not tagged
@@ -25,7 +25,7 @@ What it measures, on SQLite and on PostgreSQL (each on a fresh database):
    in a loop, the patient loaded and one row committed per send through the ORM,
    plain Jinja2, on the first ``--naive-messages`` of the same messages with a
    worker of the same concurrency.
-5. **render ceiling**: the same messages built with ``campaigns.delivery.build_message``
+5. **render ceiling**: the same messages built with ``campaigns.sending.delivery.build_message``
    (context, unsubscribe token, sandboxed Jinja2) in this one process, no I/O.
 
 PostgreSQL is the tests' throwaway cluster (tests.support.services: fsync,
@@ -73,21 +73,21 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
+from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from bench.meter import Meter, Profile, Usage, cpu_times_self, summarise  # noqa: E402
 from campaigns import runs  # noqa: E402
-from campaigns.delivery import build_message  # noqa: E402
-from campaigns.demo import CLINIC, demo_shift  # noqa: E402
-from campaigns.patients import import_patients  # noqa: E402
+from campaigns.people.patients import import_patients  # noqa: E402
+from campaigns.people.synthetic import write_patients_csv  # noqa: E402
+from campaigns.sending.delivery import build_message  # noqa: E402
+from campaigns.services import Services  # noqa: E402
 from campaigns.settings import Settings  # noqa: E402
 from campaigns.store.db import make_engine  # noqa: E402
 from campaigns.store.ledger import Claimed  # noqa: E402
 from campaigns.store.tables import deliveries  # noqa: E402
-from campaigns.synthetic import write_patients_csv  # noqa: E402
-from campaigns.wiring import Services  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 WORKDIR = ROOT / "var" / "bench"

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # Deliveries per send task; each task pays a claim, a check of the run and a
     # message on the queue, so 500 sends about twice as fast as 100 (make bench).
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    # The sweeper (campaigns.reconcile). A claim older than claim_timeout_s belongs to
+    # The sweeper (campaigns.sending.sweeper). A claim older than claim_timeout_s belongs to
     # a dead worker; it must stay well above one provider timeout plus a second of
     # sending, or a live worker's claim could be reconciled while it still sends.
     claim_timeout_s: float = Field(default=120.0, ge=5)

@@ -9,8 +9,8 @@ from typing import Any
 from celery import Celery, signals
 
 from campaigns import keys
+from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
-from campaigns.wiring import Services
 
 QUEUES = ("runs", keys.SEND_QUEUE, "maintenance")
 

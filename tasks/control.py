@@ -14,8 +14,9 @@ from celery.schedules import schedule as every
 from redbeat import RedBeatSchedulerEntry
 from redbeat.schedulers import RedBeatConfig
 
-from campaigns import keys, runs
-from campaigns.wiring import Services
+from campaigns import keys
+from campaigns.sending import runs
+from campaigns.services import Services
 from tasks.app import app
 from tasks.runs import fan_out
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from campaigns import keys, reconcile
+from campaigns import keys
+from campaigns.sending import sweeper as reconcile
 from tasks.app import app, services
 from tasks.runs import fan_out
 from tasks.send import send_batch

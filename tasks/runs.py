@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from campaigns import runs
+from campaigns.sending import runs
 from tasks.app import app, services
 
 log = logging.getLogger(__name__)

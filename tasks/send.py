@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from campaigns import delivery
-from campaigns.dispatch import Batch
+from campaigns.sending import delivery
+from campaigns.sending.batches import Batch
 from tasks.app import app, services
 
 

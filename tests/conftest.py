@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from campaigns.services import Services
 from campaigns.settings import Settings
 from campaigns.store.db import Database
-from campaigns.wiring import Services
 from tests.support.services import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]

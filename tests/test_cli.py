@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from campaigns.cli import app
+from campaigns.cli.main import app
 from tests.conftest import CLINIC, ROOT
 
 runner = CliRunner()

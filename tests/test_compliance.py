@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from campaigns.compliance import (
+from campaigns.content.compliance import (
     Channel,
     Finding,
     lint_rendered,

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from campaigns.consent import check_send, classify_inbound
-from campaigns.models import Recipient
+from campaigns.domain.models import Recipient
+from campaigns.people.consent import check_send, classify_inbound
 
 NOW = datetime(2027, 10, 15, 15, 0, tzinfo=UTC)
 

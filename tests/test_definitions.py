@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.definitions import load_definition
+from campaigns.content.definitions import load_definition
 from campaigns.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]

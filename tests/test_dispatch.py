@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from campaigns.dispatch import group_batches
+from campaigns.sending.batches import group_batches
 
 T0 = datetime(2027, 10, 15, 14, 0, tzinfo=UTC)
 

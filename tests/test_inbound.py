@@ -1,4 +1,4 @@
-"""campaigns.inbound without Flask: texts in, delivery reports, unsubscribe links."""
+"""campaigns.people.inbound without Flask: texts in, delivery reports, unsubscribe links."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from campaigns import inbound
-from campaigns.inbound import InboundSms, handle_inbound, handle_status
-from campaigns.models import Channel, ConsentFact, PatientRecord
-from campaigns.sms import count_segments
+from campaigns.content.sms import count_segments
+from campaigns.domain.models import Channel, ConsentFact, PatientRecord
+from campaigns.people import inbound
+from campaigns.people.inbound import InboundSms, handle_inbound, handle_status
+from campaigns.people.tokens import UnsubscribeClaim
+from campaigns.services import Services
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.ledger import Outcome
 from campaigns.store.tables import audit_events, deliveries, inbound_messages
-from campaigns.tokens import UnsubscribeClaim
-from campaigns.wiring import Services
 
 PHONE = "+16175550100"
 SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)

@@ -18,9 +18,9 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.errors import ConfigError, InputError, Problem
-from campaigns.models import ConsentFact, PatientRecord
-from campaigns.patients import (
+from campaigns.people.patients import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     ImportReport,
@@ -529,7 +529,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASURE_IMPORT = """
 import json, resource, sys
 from pathlib import Path
-from campaigns.patients import import_patients
+from campaigns.people.patients import import_patients
 
 class CountingStore:
     # A PatientStore that keeps nothing: it counts what it is handed.

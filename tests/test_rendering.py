@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from campaigns.content.rendering import Clinic, Renderer, build_context
 from campaigns.errors import InputError
-from campaigns.rendering import Clinic, Renderer, build_context
 
 CLINIC = Clinic("Harbor <Acupuncture>", "1 Main St\nBoston, MA 02110", "(617) 555-0142")
 

@@ -1,4 +1,4 @@
-"""Occurrences, start windows, local send times and quiet hours (campaigns.schedules)."""
+"""Occurrences, start windows, local send times and quiet hours (campaigns.clock.schedules)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaigns import localtime
-from campaigns.schedules import (
+from campaigns.clock import wallclock as localtime
+from campaigns.clock.schedules import (
     Schedule,
     Window,
     due_occurrences,
@@ -401,7 +401,7 @@ def test_the_shipped_area_code_table_is_the_one_the_installed_phonenumbers_gener
 
 def test_a_worker_never_loads_the_geocoder() -> None:
     code = (
-        "import sys; from campaigns.localtime import patient_state;"
+        "import sys; from campaigns.clock.wallclock import patient_state;"
         "assert patient_state(None, '+13055550123') == 'FL';"
         "print('phonenumbers.geocoder' in sys.modules)"
     )

@@ -1,6 +1,6 @@
 """The cold-and-flu-season copy Meridian ships: it fits, it complies, it claims nothing.
 
-Rendered with plain Jinja2 rather than campaigns.rendering, so the copy is checked on
+Rendered with plain Jinja2 rather than campaigns.content.rendering, so the copy is checked on
 its own terms, under both whitespace settings a renderer might use.
 """
 
@@ -16,7 +16,7 @@ import yaml
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from campaigns.sms import count_segments
+from campaigns.content.sms import count_segments
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "templates"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaigns.sms import GSM7_BASIC, GSM7_EXTENSION, count_segments, is_gsm7, smart_encode
+from campaigns.content.sms import GSM7_BASIC, GSM7_EXTENSION, count_segments, is_gsm7, smart_encode
 
 CYRILLIC = "\u0436"  # outside GSM-7, one UCS-2 unit
 EMOJI = "\U0001f600"  # outside the BMP: a surrogate pair, two UCS-2 units

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from campaigns.models import ConsentFact, PatientRecord
+from campaigns.domain.models import ConsentFact, PatientRecord
+from campaigns.services import Services
 from campaigns.store.bulk import insert_rows
 from campaigns.store.repository import _append_consents
 from campaigns.store.tables import patients
-from campaigns.wiring import Services
 from tests.conftest import make_settings
 
 SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)

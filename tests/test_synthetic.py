@@ -13,7 +13,7 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as phone_zones
 
-from campaigns.synthetic import COLUMNS, DEFAULT_AS_OF, iter_patient_rows, write_patients_csv
+from campaigns.people.synthetic import COLUMNS, DEFAULT_AS_OF, iter_patient_rows, write_patients_csv
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TAGS = {"active", "inactive", "acupuncture", "massage", "herbal", "new-patient", "do-not-market"}
@@ -165,7 +165,7 @@ def test_the_shipped_patients_csv_is_what_the_generator_writes(tmp_path: Path) -
     shipped = EXAMPLES / "patients.csv"
     assert shipped.read_bytes() == fresh.read_bytes(), (
         "examples/patients.csv drifted from the generator; regenerate it with "
-        "python -m campaigns.synthetic examples/patients.csv 1000 --seed 2026"
+        "python -m campaigns.people.synthetic examples/patients.csv 1000 --seed 2026"
     )
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from campaigns.tokens import UnsubscribeClaim, make_unsubscribe_token, read_unsubscribe_token
+from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token, read_unsubscribe_token
 
 
 def test_a_token_reads_back_its_claim() -> None:

@@ -7,25 +7,15 @@ is the console's (``console_queries``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from campaigns.domain.models import StoredInbound
 from campaigns.store.db import Database
 from campaigns.store.repository import audit
 from campaigns.store.tables import deliveries, inbound_messages
-
-
-@dataclass(frozen=True)
-class StoredInbound:
-    """What was decided about a stored message: no phone, no body."""
-
-    inbound_id: int
-    kind: str
-    flagged: bool
-    patient_id: int | None
 
 
 class InboundRepository:

@@ -7,42 +7,19 @@ The claim is one conditional UPDATE: whoever flips a delivery from ``pending`` t
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from campaigns.domain.models import Claimed, Outcome
 from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
 from campaigns.store.repository import audit
 from campaigns.store.tables import campaign_runs, campaigns, deliveries
 
 ACTIVE = ("pending", "sending", "unknown")
-
-
-@dataclass(frozen=True)
-class Claimed:
-    delivery_id: int
-    run_id: int
-    patient_id: int
-    channel: str
-    attempts: int
-    due_at: datetime
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one claimed delivery; applied in bulk."""
-
-    delivery_id: int
-    state: str  # sent, failed, pending (retry), skipped, unknown
-    provider_id: str | None = None
-    error_code: str | None = None
-    error_reason: str | None = None
-    skip_reason: str | None = None
-    next_attempt_at: datetime | None = None
 
 
 class Ledger:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
-from campaigns.models import Channel, ConsentFact, PatientRecord, Recipient
+from campaigns.domain.models import Channel, ConsentFact, PatientRecord, Recipient
 from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
 from campaigns.store.tables import audit_events, campaigns, consents, patients, staff_users

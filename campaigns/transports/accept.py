@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from campaigns.models import Channel
-from campaigns.transports.base import OutboundMessage, SeenMessage, SendReceipt
+from campaigns.domain.models import Channel
+from campaigns.domain.transport import OutboundMessage, SeenMessage, SendReceipt
 
 
 class AcceptTransport:

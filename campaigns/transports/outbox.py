@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from campaigns.models import Channel
-from campaigns.transports.base import OutboundMessage, SeenMessage, SendReceipt
+from campaigns.domain.models import Channel
+from campaigns.domain.transport import OutboundMessage, SeenMessage, SendReceipt
 
 LOG_NAME = "outbox.jsonl"
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
+from campaigns.domain.transport import Channel, OutboundMessage, SeenMessage, SendReceipt
 from campaigns.errors import (
     ConfigError,
     OutcomeUnknown,
@@ -37,7 +38,6 @@ from campaigns.errors import (
     TransientError,
 )
 from campaigns.settings import Settings
-from campaigns.transports.base import Channel, OutboundMessage, SeenMessage, SendReceipt
 
 _log = logging.getLogger(__name__)
 

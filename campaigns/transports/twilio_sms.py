@@ -27,6 +27,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from campaigns.domain.transport import Channel, OutboundMessage, SeenMessage, SendReceipt
 from campaigns.errors import (
     ConfigError,
     OutcomeUnknown,
@@ -35,7 +36,6 @@ from campaigns.errors import (
     TransientError,
 )
 from campaigns.settings import Settings
-from campaigns.transports.base import Channel, OutboundMessage, SeenMessage, SendReceipt
 
 _log = logging.getLogger(__name__)
 

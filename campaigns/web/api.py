@@ -17,13 +17,14 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
-from campaigns import runs, schedules
+from campaigns.clock import schedules
 from campaigns.errors import InputError, NotFound, Problem
-from campaigns.patients import import_patients
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.services import Services
 from campaigns.web import auth, console
 from campaigns.web.app import services_of
 from campaigns.web.auth import current_staff, require_role
-from campaigns.wiring import Services
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def campaign_show(name: str) -> ResponseReturnValue:
 @require_role("marketer")
 def campaign_apply() -> ResponseReturnValue:
     """Create or update a campaign from its YAML (or the same fields as a JSON object)."""
-    from campaigns.definitions import parse_definition
+    from campaigns.content.definitions import parse_definition
 
     if request.is_json:
         definition = parse_definition(request.get_json(silent=True), "request body")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from campaigns.wiring import Services
+from campaigns.services import Services
 
 
 def create_app(svc: Services) -> Flask:

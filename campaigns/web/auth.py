@@ -48,9 +48,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from campaigns import keys
 from campaigns.errors import InputError, Problem
+from campaigns.services import Services
 from campaigns.store.console_queries import record_staff_event
 from campaigns.web.app import services_of
-from campaigns.wiring import Services
 
 log = logging.getLogger(__name__)
 

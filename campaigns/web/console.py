@@ -33,16 +33,18 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.utils import secure_filename
 
-from campaigns import compliance, runs, schedules, sms
-from campaigns.definitions import CampaignDefinition, parse_definition
+from campaigns.clock import schedules
+from campaigns.content import compliance, sms
+from campaigns.content.definitions import CampaignDefinition, parse_definition
+from campaigns.content.rendering import build_context
 from campaigns.errors import InputError, NotFound, Problem
-from campaigns.patients import import_patients
-from campaigns.rendering import build_context
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.services import Services
 from campaigns.store import console_queries as q
 from campaigns.web import auth
 from campaigns.web.app import services_of
 from campaigns.web.auth import current_staff, require_role
-from campaigns.wiring import Services
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +432,7 @@ def _preview_template() -> str:
 def _render_for(
     svc: Services, definition: CampaignDefinition, external_id: str
 ) -> dict[str, dict[str, Any]]:
-    # Mirrors campaigns.preview.preview, which reads the saved definition only.
+    # Mirrors campaigns.content.preview.preview, which reads the saved definition only.
     recipient = svc.patients.find(external_id)
     if recipient is None:
         raise NotFound("no patient with that external_id")

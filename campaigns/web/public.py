@@ -8,7 +8,7 @@
   ``List-Unsubscribe=One-Click``, no cookies) gets a 200 without a redirect.
 
 The blueprint is named "public": the console exempts it from CSRF protection and
-from the login check by that name. The work is done in ``campaigns.inbound``;
+from the login check by that name. The work is done in ``campaigns.people.inbound``;
 nothing here logs a phone number, an address or a message body.
 """
 
@@ -19,8 +19,9 @@ import logging
 from flask import Blueprint, Response, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
-from campaigns import inbound
-from campaigns.tokens import UnsubscribeClaim
+from campaigns.people import inbound
+from campaigns.people.tokens import UnsubscribeClaim
+from campaigns.services import Services
 from campaigns.transports.twilio_webhooks import (
     SIGNATURE_HEADER,
     TWIML_MIMETYPE,
@@ -28,7 +29,6 @@ from campaigns.transports.twilio_webhooks import (
     validate_signature,
 )
 from campaigns.web.app import services_of
-from campaigns.wiring import Services
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from campaigns.services import Services
 from campaigns.settings import Settings
-from campaigns.wiring import Services
 from tests.conftest import CLINIC, ROOT, backends
 from tests.support.services import PostgresServer, RedisServer
 from tests.support.workers import Workers, shift_into_window, wait_for

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from campaigns.models import ConsentFact, PatientRecord
+from campaigns.domain.models import ConsentFact, PatientRecord
+from campaigns.services import Services
 from campaigns.settings import Settings
-from campaigns.wiring import Services
 
 pytestmark = pytest.mark.integration
 

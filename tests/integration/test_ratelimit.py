@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from campaigns import keys
-from campaigns.ratelimit import RateLimiter
+from campaigns.sending.ratelimit import RateLimiter
 from tests.support.services import RedisServer
 
 pytestmark = pytest.mark.integration

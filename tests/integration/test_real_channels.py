@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from campaigns import runs
-from campaigns.definitions import load_definition
-from campaigns.patients import import_patients
-from campaigns.wiring import Services
+from campaigns.content.definitions import load_definition
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.services import Services
 from tasks import control
 from tests.conftest import ROOT
 from tests.integration.conftest import Workers, wait_for

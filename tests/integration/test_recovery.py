@@ -12,14 +12,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns import inbound, keys, reconcile, runs
-from campaigns.delivery import build_message
-from campaigns.models import Channel
-from campaigns.patients import import_patients
+from campaigns import keys
+from campaigns.domain.models import Channel
+from campaigns.people import inbound
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.sending import sweeper as reconcile
+from campaigns.sending.delivery import build_message
+from campaigns.services import Services
 from campaigns.settings import Settings
 from campaigns.store.ledger import Outcome
 from campaigns.transports.outbox import read_outbox
-from campaigns.wiring import Services
 from tasks import control
 from tests.conftest import ROOT
 from tests.integration.conftest import Workers, wait_for

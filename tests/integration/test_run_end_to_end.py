@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from campaigns import runs
-from campaigns.patients import import_patients
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.services import Services
 from campaigns.transports.outbox import read_outbox
-from campaigns.wiring import Services
 from tasks import control
 from tests.conftest import ROOT
 from tests.integration.conftest import Workers, wait_for

@@ -7,9 +7,9 @@ import re
 from flask.testing import FlaskClient
 
 from campaigns import keys
+from campaigns.services import Services
 from campaigns.web import auth
 from campaigns.web.app import create_app
-from campaigns.wiring import Services
 
 PASSWORD = "correct horse battery staple"
 

@@ -27,11 +27,11 @@ from typing import Any
 
 import redis
 
-from campaigns import runs
-from campaigns.patients import import_patients
+from campaigns.people.patients import import_patients
+from campaigns.people.synthetic import COLUMNS
+from campaigns.sending import runs
+from campaigns.services import Services
 from campaigns.settings import Settings
-from campaigns.synthetic import COLUMNS
-from campaigns.wiring import Services
 from tests.support.services import RedisServer
 from tests.support.twilio_server import TwilioServer
 from tests.support.workers import ROOT, Workers, shift_into_window

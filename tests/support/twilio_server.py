@@ -120,7 +120,7 @@ def _parse_when(value: str) -> tuple[datetime, bool] | None:
 
 
 def _segments(body: str) -> int:
-    # A rough count (GSM-7 sizes only); the real rules live in campaigns.sms.
+    # A rough count (GSM-7 sizes only); the real rules live in campaigns.content.sms.
     return 1 if len(body) <= 160 else math.ceil(len(body) / 153)
 
 

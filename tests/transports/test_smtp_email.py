@@ -18,9 +18,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import OutcomeUnknown, PermanentError, TransientError
 from campaigns.settings import Settings
-from campaigns.transports.base import OutboundMessage
 from campaigns.transports.smtp_email import SmtpEmailTransport
 from tests.support.services import free_port, require_binary
 

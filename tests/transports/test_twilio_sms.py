@@ -15,9 +15,9 @@ from urllib.parse import parse_qs
 import pytest
 from twilio.request_validator import RequestValidator
 
+from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import ConfigError, OutcomeUnknown, PermanentError, SendError, TransientError
 from campaigns.settings import Settings
-from campaigns.transports.base import OutboundMessage
 from campaigns.transports.twilio_sms import MeridianHttpClient, TwilioSmsTransport
 from tests.support.services import free_port
 from tests.support.twilio_server import TwilioServer

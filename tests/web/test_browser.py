@@ -19,9 +19,9 @@ from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
+from campaigns.services import Services
 from campaigns.web import auth
 from campaigns.web.app import create_app
-from campaigns.wiring import Services
 from tests.conftest import CLINIC, ROOT, make_settings
 from tests.support.services import RedisServer, find_binary
 
@@ -245,8 +245,8 @@ def test_a_marketer_imports_writes_previews_schedules_and_runs_a_campaign(
 def test_a_viewer_sees_no_edit_buttons_and_is_refused_on_post(
     browser: Browser, base_url: str, svc: Services
 ) -> None:
-    from campaigns import runs
-    from campaigns.patients import import_patients
+    from campaigns.people.patients import import_patients
+    from campaigns.sending import runs
 
     import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
     runs.apply_campaign(svc, CAMPAIGN, actor="test")

@@ -14,14 +14,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from campaigns import runs
 from campaigns.errors import InputError
-from campaigns.patients import import_patients
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.services import Services
 from campaigns.store.tables import inbound_messages
 from campaigns.web import auth
 from campaigns.web.api import OPENAPI
 from campaigns.web.app import create_app
-from campaigns.wiring import Services
 from tests.conftest import ROOT, make_settings
 
 PASSWORD = "correct horse battery staple"

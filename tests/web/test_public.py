@@ -14,12 +14,12 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
-from campaigns.models import CHANNELS, ConsentFact, PatientRecord
+from campaigns.domain.models import CHANNELS, ConsentFact, PatientRecord
+from campaigns.services import Services
 from campaigns.settings import Settings
 from campaigns.store.ledger import Outcome
 from campaigns.store.tables import audit_events, deliveries, inbound_messages
 from campaigns.web.app import create_app
-from campaigns.wiring import Services
 from tests.conftest import make_settings
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -18,12 +18,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from campaigns import runs, sms
+from campaigns.content import sms
+from campaigns.domain.models import Channel
 from campaigns.errors import ConfigError, InputError, MeridianError, NotFound
-from campaigns.models import Channel
-from campaigns.patients import import_patients
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.services import Services
 from campaigns.settings import load_settings
-from campaigns.wiring import Services
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -146,7 +147,7 @@ def patients_import(
 
 
 def _consent(external_id: str, channel: str, granted: bool, text: str | None, actor: str) -> int:
-    from campaigns import consent
+    from campaigns.people import consent
 
     if channel not in ("sms", "email"):
         raise InputError(f"--channel: {channel!r} is not sms or email")
@@ -288,7 +289,7 @@ def campaigns_show(name: str, as_json: JsonOpt = False) -> None:
     """Show a campaign's definition, lint findings, next sends and runs."""
     svc = services()
     row, definition = runs.load_campaign(svc, name)
-    from campaigns import schedules
+    from campaigns.clock import schedules
 
     sched = definition.schedule.to_schedule(svc.settings.clinic_timezone)
     data = {
@@ -317,7 +318,7 @@ def campaigns_preview(
     as_json: JsonOpt = False,
 ) -> None:
     """Render each channel's message for one patient, with SMS segments and lint."""
-    from campaigns.preview import preview
+    from campaigns.content.preview import preview
 
     data = preview(services(), name, patient)
     if as_json:
@@ -396,7 +397,7 @@ def campaigns_run(
     if run_id is None:
         raise InputError(f"campaign {name}: this occurrence already has a run")
     if wait:
-        from campaigns.progress import follow_run
+        from campaigns.cli.progress import follow_run
 
         follow_run(svc, run_id, out, quiet=as_json)
     if as_json:
@@ -413,7 +414,7 @@ def runs_show(run_id: int, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(status)
         return
-    from campaigns.progress import print_summary
+    from campaigns.cli.progress import print_summary
 
     print_summary(out, status)
 
@@ -470,7 +471,7 @@ def users_add(
 @handled
 def demo_command() -> None:
     """Send the cold-and-flu campaign to 1,000 synthetic patients through a real worker."""
-    from campaigns.demo import run_demo
+    from campaigns.cli.demo import run_demo
 
     run_demo(out)
 

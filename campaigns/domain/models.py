@@ -60,3 +60,38 @@ class Recipient:
 
     def contact(self, channel: Channel) -> str | None:
         return self.phone if channel == "sms" else self.email
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this worker owns until it records an outcome."""
+
+    delivery_id: int
+    run_id: int
+    patient_id: int
+    channel: str
+    attempts: int
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed delivery; applied in bulk."""
+
+    delivery_id: int
+    state: str  # sent, failed, pending (retry), skipped, unknown
+    provider_id: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    skip_reason: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredInbound:
+    """What was decided about a stored message: no phone, no body."""
+
+    inbound_id: int
+    kind: str
+    flagged: bool
+    patient_id: int | None

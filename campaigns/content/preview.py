@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from campaigns import compliance, runs, sms
+from campaigns.content import compliance, sms
+from campaigns.content.rendering import build_context
 from campaigns.errors import NotFound
-from campaigns.rendering import build_context
-from campaigns.wiring import Services
+from campaigns.sending import runs
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
 
 
 def preview(svc: Services, campaign: str, external_id: str) -> dict[str, Any]:

@@ -16,16 +16,19 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import redis
 
-from campaigns import consent, keys
-from campaigns.consent import InboundKind, classify_inbound
-from campaigns.models import Channel
-from campaigns.rendering import Clinic
-from campaigns.store.inbound import InboundRepository
-from campaigns.tokens import UnsubscribeClaim, read_unsubscribe_token
-from campaigns.wiring import Services
+from campaigns import keys
+from campaigns.content.rendering import Clinic
+from campaigns.domain.models import Channel
+from campaigns.people import consent
+from campaigns.people.consent import InboundKind, classify_inbound
+from campaigns.people.tokens import UnsubscribeClaim, read_unsubscribe_token
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def handle_inbound(svc: Services, message: InboundSms) -> InboundOutcome:
     harmless), whereas storing first could lose a STOP for good. The row's unique
     sid decides which of two concurrent deliveries of one webhook may reply.
     """
-    store = InboundRepository(svc.db)
+    store = svc.inbound
     seen = store.find_by_sid(message.sid)
     if seen is not None:
         log.info("inbound %s: sid already stored; nothing done, no reply", seen.inbound_id)
@@ -235,7 +238,7 @@ def handle_status(
 
 
 def _record_provider_opt_out(svc: Services, delivery_id: int) -> bool:
-    found = InboundRepository(svc.db).delivery_recipient(delivery_id)
+    found = svc.inbound.delivery_recipient(delivery_id)
     if found is None or found[1] != "sms":
         return False
     patient_id = found[0]

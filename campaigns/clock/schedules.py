@@ -11,7 +11,7 @@ that comes back later records the occurrence as missed rather than texting
 everyone hours late by surprise (DESIGN.md section 4, step 1).
 
 The patient side (zone, state, quiet-hours windows, due time) lives in
-``campaigns.localtime`` and is re-exported here, so callers need one import.
+``campaigns.clock.wallclock`` and is re-exported here, so callers need one import.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrule, rrulestr
 
-from campaigns.localtime import (
+from campaigns.clock.wallclock import (
     Window,
     is_allowed,
     local_due,

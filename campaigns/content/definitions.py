@@ -14,9 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from campaigns.clock.schedules import Schedule, parse_rrule
+from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
-from campaigns.models import Channel
-from campaigns.schedules import Schedule, parse_rrule
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from campaigns import runs
-from campaigns.wiring import Services
+from campaigns.sending import runs
+from campaigns.services import Services
 
 DONE = ("finished", "cancelled", "missed")
 

@@ -12,7 +12,7 @@ emails are at example.com/.org/.net, reserved by RFC 2606.
 
 Regenerate the shipped sample with::
 
-    python -m campaigns.synthetic examples/patients.csv 1000 --seed 2026
+    python -m campaigns.people.synthetic examples/patients.csv 1000 --seed 2026
 """
 
 from __future__ import annotations

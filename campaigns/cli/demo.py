@@ -20,12 +20,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from campaigns import runs
+from campaigns.cli.progress import follow_run, print_summary
 from campaigns.errors import MeridianError
-from campaigns.patients import import_patients
-from campaigns.progress import follow_run, print_summary
+from campaigns.people.patients import import_patients
+from campaigns.sending import runs
+from campaigns.services import Services
 from campaigns.settings import load_settings
-from campaigns.wiring import Services
 
 DEMO_DIR = Path("var/demo")
 CLINIC = {

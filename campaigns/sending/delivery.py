@@ -13,19 +13,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from campaigns import consent, schedules
-from campaigns.definitions import CampaignDefinition
-from campaigns.dispatch import Batch, chunked, group_batches
+from campaigns.clock import schedules
+from campaigns.content.definitions import CampaignDefinition
+from campaigns.content.rendering import build_context
+from campaigns.content.sms import smart_encode
+from campaigns.domain.models import Channel, Claimed, Outcome, Recipient
+from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import OutcomeUnknown, PermanentError, TransientError
-from campaigns.models import Channel, Recipient
-from campaigns.rendering import build_context
-from campaigns.runs import load_campaign, recipient_clock
-from campaigns.sms import smart_encode
-from campaigns.store.ledger import Claimed, Outcome
-from campaigns.transports.base import OutboundMessage
-from campaigns.wiring import Services
+from campaigns.people import consent
+from campaigns.sending.batches import Batch, chunked, group_batches
+from campaigns.sending.runs import load_campaign, recipient_clock
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
 
 log = logging.getLogger(__name__)
 

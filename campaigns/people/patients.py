@@ -36,8 +36,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
+from campaigns.domain.models import CHANNELS, Channel, ConsentFact, PatientRecord
 from campaigns.errors import ConfigError, InputError, Problem
-from campaigns.models import CHANNELS, Channel, ConsentFact, PatientRecord
 
 logger = logging.getLogger(__name__)
 

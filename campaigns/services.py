@@ -11,12 +11,15 @@ from functools import cached_property
 
 import redis
 
-from campaigns.dispatch import DueBatches
-from campaigns.models import Channel
-from campaigns.ratelimit import RateLimiter
-from campaigns.rendering import Clinic, Renderer
+from campaigns.content.rendering import Clinic, Renderer
+from campaigns.domain.models import Channel
+from campaigns.domain.transport import Transport
+from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
+from campaigns.sending.batches import DueBatches
+from campaigns.sending.ratelimit import RateLimiter
 from campaigns.settings import Settings
 from campaigns.store.db import Database
+from campaigns.store.inbound import InboundRepository
 from campaigns.store.ledger import Ledger
 from campaigns.store.repository import (
     CampaignRepository,
@@ -24,8 +27,6 @@ from campaigns.store.repository import (
     PatientRepository,
     StaffRepository,
 )
-from campaigns.tokens import UnsubscribeClaim, make_unsubscribe_token
-from campaigns.transports.base import Transport
 
 
 class Services:
@@ -37,6 +38,7 @@ class Services:
         self.campaigns = CampaignRepository(self.db)
         self.ledger = Ledger(self.db)
         self.staff = StaffRepository(self.db)
+        self.inbound = InboundRepository(self.db)
         self._transports: dict[Channel, Transport] = {}
         self._limiters: dict[Channel, RateLimiter] = {}
 

@@ -27,8 +27,8 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
-from campaigns.models import Channel
 
 PARTS: dict[Channel, tuple[str, ...]] = {
     "sms": ("sms.txt.j2",),

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from campaigns import schedules
-from campaigns.models import Channel, ConsentFact, Recipient
+from campaigns.clock import schedules
+from campaigns.domain.models import Channel, ConsentFact, Recipient
 
 if TYPE_CHECKING:
-    from campaigns.wiring import Services
+    from campaigns.services import Services
 
 InboundKind = Literal["stop", "start", "help", "revocation", "other"]
 

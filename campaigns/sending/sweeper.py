@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from campaigns import inbound, keys, runs
-from campaigns.delivery import build_message
+from campaigns import keys
+from campaigns.domain.models import Channel, Claimed
 from campaigns.errors import TransientError
-from campaigns.models import Channel
-from campaigns.store.ledger import Claimed
-from campaigns.wiring import Services
+from campaigns.people import inbound
+from campaigns.sending import runs
+from campaigns.sending.delivery import build_message
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
 
 log = logging.getLogger(__name__)
 

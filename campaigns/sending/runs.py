@@ -9,19 +9,23 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import redis
 from redis.lock import Lock
 
-from campaigns import compliance, keys, schedules
-from campaigns.definitions import CampaignDefinition, load_definition, parse_definition
-from campaigns.dispatch import group_batches
+from campaigns import keys
+from campaigns.clock import schedules
+from campaigns.content import compliance
+from campaigns.content.definitions import CampaignDefinition, load_definition, parse_definition
+from campaigns.content.rendering import PARTS, build_context
+from campaigns.domain.models import Channel, Recipient
 from campaigns.errors import InputError, NotFound, Problem
-from campaigns.models import Channel, Recipient
-from campaigns.rendering import PARTS, build_context
-from campaigns.wiring import Services
+from campaigns.sending.batches import group_batches
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The terminal entry point: ``meridian`` and the demo."""

@@ -1,0 +1,1 @@
+"""The vocabulary every part speaks: states, records, and the ports the edges implement."""

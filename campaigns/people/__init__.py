@@ -1,0 +1,1 @@
+"""Patients and their word: import, consent, replies, unsubscribe links."""

@@ -1,0 +1,1 @@
+"""Runs and deliveries: start an occurrence, fan out, queue, send, sweep."""
