@@ -18,15 +18,13 @@ from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
 from campaigns.sending.batches import DueBatches
 from campaigns.sending.ratelimit import RateLimiter
 from campaigns.settings import Settings
+from campaigns.store.campaigns import CampaignRepository
+from campaigns.store.consent import ConsentRepository
 from campaigns.store.db import Database
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.ledger import Ledger
-from campaigns.store.repository import (
-    CampaignRepository,
-    ConsentRepository,
-    PatientRepository,
-    StaffRepository,
-)
+from campaigns.store.patients import PatientRepository
+from campaigns.store.staff import StaffRepository
 
 
 class Services:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.services import Services
 from campaigns.store.bulk import insert_rows
-from campaigns.store.repository import _append_consents
+from campaigns.store.consent import append_consents
 from campaigns.store.tables import patients
 from tests.conftest import make_settings
 
@@ -129,7 +129,7 @@ def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         with svc.db.begin() as conn:
-            _append_consents(conn, {pid: [stop]}, actor="test")
+            append_consents(conn, {pid: [stop]}, actor="test")
             # The older START is written while the newer STOP is not committed yet.
             second = pool.submit(svc.consent.record, [pid], start, actor="test")
             wait_until_blocked(svc)

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import Date, cast, func, or_, select, update
 
+from campaigns.store.audit import audit
 from campaigns.store.db import Database
-from campaigns.store.repository import audit
 from campaigns.store.tables import (
     audit_events,
     campaign_runs,

@@ -13,8 +13,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.domain.models import StoredInbound
+from campaigns.store.audit import audit
 from campaigns.store.db import Database
-from campaigns.store.repository import audit
 from campaigns.store.tables import deliveries, inbound_messages
 
 

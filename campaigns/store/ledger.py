@@ -14,9 +14,9 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.domain.models import Claimed, Outcome
+from campaigns.store.audit import audit
 from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
-from campaigns.store.repository import audit
 from campaigns.store.tables import campaign_runs, campaigns, deliveries
 
 ACTIVE = ("pending", "sending", "unknown")
