@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.domain.models import ConsentFact, PatientRecord
+from campaigns.errors import InputError
 from campaigns.services import Services
 from campaigns.store.bulk import insert_rows
 from campaigns.store.consent import append_consents
@@ -178,14 +179,14 @@ def test_bulk_rows_are_stored_as_an_ordinary_insert_stores_them(svc: Services) -
 
 def test_bulk_rows_refuse_a_value_given_twice_and_a_missing_column(svc: Services) -> None:
     with svc.db.begin() as conn:
-        with pytest.raises(ValueError, match="both per row and as shared"):
+        with pytest.raises(InputError, match="both per row and as shared"):
             insert_rows(
                 conn,
                 patients,
                 [{"external_id": "A", "created_at": SIGNED_UP}],
                 same={"created_at": SIGNED_UP},
             )
-        with pytest.raises(ValueError, match="must all have the columns"):
+        with pytest.raises(InputError, match="must all have the columns"):
             insert_rows(
                 conn,
                 patients,

@@ -209,7 +209,7 @@ def import_patients(
     """
     _country_code(region)
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise InputError("batch_size must be at least 1")
     scan = _Scan(path, region, batch_size, all_or_nothing=not skip_invalid)
     inserted, updated = store.import_batches(scan.batches(), dry_run=dry_run, actor=actor)
     bad = scan.bad

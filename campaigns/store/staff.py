@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from campaigns.errors import InputError
 from campaigns.store.db import Database
 from campaigns.store.tables import staff_users
 
@@ -17,6 +18,7 @@ class StaffRepository:
         self.db = db
 
     def add(self, username: str, password_hash: str, role: str) -> int:
+        """Add an active user; InputError if the username is taken."""
         with self.db.begin() as conn:
             try:
                 return int(
@@ -33,7 +35,9 @@ class StaffRepository:
                     ).scalar_one()
                 )
             except IntegrityError as exc:
-                raise ValueError(f"user {username!r} exists") from exc
+                raise InputError(
+                    f"staff user {username!r} already exists; pick another name"
+                ) from exc
 
     def get(self, username: str) -> dict[str, Any] | None:
         with self.db.connect() as conn:
