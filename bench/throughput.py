@@ -73,15 +73,15 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
-from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from bench.meter import Meter, Profile, Usage, cpu_times_self, summarise  # noqa: E402
-from campaigns import runs  # noqa: E402
+from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
 from campaigns.people.patients import import_patients  # noqa: E402
 from campaigns.people.synthetic import write_patients_csv  # noqa: E402
+from campaigns.sending import runs  # noqa: E402
 from campaigns.sending.delivery import build_message  # noqa: E402
 from campaigns.services import Services  # noqa: E402
 from campaigns.settings import Settings  # noqa: E402
