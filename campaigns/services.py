@@ -21,6 +21,7 @@ from campaigns.settings import Settings
 from campaigns.store.db import Database
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.ledger import Ledger
+from campaigns.store.reports import ReportRepository
 from campaigns.store.repository import (
     CampaignRepository,
     ConsentRepository,
@@ -39,6 +40,7 @@ class Services:
         self.ledger = Ledger(self.db)
         self.staff = StaffRepository(self.db)
         self.inbound = InboundRepository(self.db)
+        self.reports = ReportRepository(self.db)
         self._transports: dict[Channel, Transport] = {}
         self._limiters: dict[Channel, RateLimiter] = {}
 
