@@ -24,6 +24,7 @@ from campaigns.store.db import Database
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.ledger import Ledger
 from campaigns.store.patients import PatientRepository
+from campaigns.store.reports import ReportRepository
 from campaigns.store.staff import StaffRepository
 
 
@@ -37,6 +38,7 @@ class Services:
         self.ledger = Ledger(self.db)
         self.staff = StaffRepository(self.db)
         self.inbound = InboundRepository(self.db)
+        self.reports = ReportRepository(self.db)
         self._transports: dict[Channel, Transport] = {}
         self._limiters: dict[Channel, RateLimiter] = {}
 

@@ -461,7 +461,7 @@ def users_add(
     ] = "",
 ) -> None:
     """Add a staff user; the password is asked for twice and stored as an argon2 hash."""
-    from campaigns.web.auth import add_user
+    from campaigns.people.staff import add_user
 
     add_user(services(), username, password, role)
     out.print(f"user {username} added as {role}")

@@ -19,8 +19,8 @@ from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
+from campaigns.people import staff as accounts
 from campaigns.services import Services
-from campaigns.web import auth
 from campaigns.web.app import create_app
 from tests.conftest import CLINIC, ROOT, make_settings
 from tests.support.services import RedisServer, find_binary
@@ -49,7 +49,9 @@ def _missing(what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
 
 @pytest.fixture
@@ -96,8 +98,8 @@ def svc(tmp_path: Path, env: dict[str, str]) -> Iterator[Services]:
     }
     services = Services(make_settings(tmp_path, **overrides))
     services.db.upgrade()
-    auth.add_user(services, "mara", PASSWORD, "marketer")
-    auth.add_user(services, "vic", PASSWORD, "viewer")
+    accounts.add_user(services, "mara", PASSWORD, "marketer")
+    accounts.add_user(services, "vic", PASSWORD, "viewer")
     yield services
     services.close()
 
