@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from campaigns.clock.wallclock import state_from_description  # noqa: E402
+from campaigns.clock.geography import state_from_description  # noqa: E402
 
 TABLE = ROOT / "campaigns" / "data" / "us_area_codes.csv"
 
