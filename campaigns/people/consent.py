@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from campaigns.clock import schedules
+from campaigns.clock import geography, quiet_hours
 from campaigns.domain.models import Channel, ConsentFact, Recipient
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def check_send(
         if any(at >= since and rid != run_id for rid, _, at in past):
             return "frequency_cap"
     if channel == "sms":
-        cap = schedules.state_cap(schedules.patient_state(recipient.state, recipient.phone))
+        cap = quiet_hours.state_cap(geography.patient_state(recipient.state, recipient.phone))
         if cap is not None:
             day_ago = now - timedelta(hours=24)
             if sum(1 for _, ch, at in past if ch == "sms" and at >= day_ago) >= cap:

@@ -255,43 +255,16 @@ def _normalize_phone(text: str, region: str) -> str | None:
     elif len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     if len(digits) == 10 and digits.isascii() and digits.isdigit() and digits[0] not in "01":
-        if (us := _us_patterns()) and us[0].fullmatch(digits) and us[1].fullmatch(digits):
-            return "+1" + digits
         number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
-    else:
-        try:
-            number = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException:
-            return None
+        # E.164 of a +1 number is "+1" and its ten national digits.
+        return "+1" + digits if phonenumbers.is_valid_number(number) else None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
     if not phonenumbers.is_valid_number(number):
         return None
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-
-
-@cache
-def _us_patterns() -> tuple[re.Pattern[str], re.Pattern[str]] | None:
-    """phonenumbers' US patterns compiled once, or None if its metadata is shaped otherwise.
-
-    A 10-digit +1 number matching the general and the fixed-line or mobile pattern is
-    valid: the US is the first +1 region phonenumbers tries and it has no leading
-    digits. Every other number goes to phonenumbers.is_valid_number.
-    """
-    meta = phonenumbers.PhoneMetadata.metadata_for_region("US")
-    if (
-        meta is None
-        or meta.leading_digits
-        or phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1][0] != "US"
-    ):
-        return None
-    patterns: list[str] = []
-    for desc in (meta.general_desc, meta.fixed_line, meta.mobile):
-        if desc is None or not desc.national_number_pattern:
-            return None
-        if desc.possible_length and 10 not in desc.possible_length:
-            return None
-        patterns.append(desc.national_number_pattern)
-    general, fixed, mobile = patterns
-    return re.compile(general), re.compile(f"(?:{fixed})|(?:{mobile})")
 
 
 @cache

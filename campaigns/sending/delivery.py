@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from campaigns.clock import schedules
+from campaigns.clock import wallclock
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.rendering import build_context
 from campaigns.content.sms import smart_encode
@@ -203,9 +203,9 @@ def _window_opens(
     svc: Services, recipient: Recipient, channel: Channel, now: datetime
 ) -> datetime | None:
     zone, state = recipient_clock(svc, recipient, channel)
-    if schedules.is_allowed(now, zone, state):
+    if wallclock.is_allowed(now, zone, state):
         return None
-    return schedules.next_allowed(now, zone, state)
+    return wallclock.next_allowed(now, zone, state)
 
 
 def build_message(

@@ -16,7 +16,7 @@ import redis
 from redis.lock import Lock
 
 from campaigns import keys
-from campaigns.clock import schedules
+from campaigns.clock import geography, schedules, wallclock
 from campaigns.content import compliance
 from campaigns.content.definitions import CampaignDefinition, load_definition, parse_definition
 from campaigns.content.rendering import PARTS, build_context
@@ -171,10 +171,10 @@ def recipient_clock(
     svc: Services, recipient: Recipient, channel: Channel
 ) -> tuple[ZoneInfo, str | None]:
     """The patient's zone, and the state whose window applies to this channel."""
-    zone = schedules.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
+    zone = geography.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
     # State telemarketing windows govern calls and texts; email keeps the federal
     # decent-hours window only.
-    state = schedules.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
+    state = geography.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
     return zone, state
 
 
@@ -189,11 +189,11 @@ def _due_for(
     zone, state = recipient_clock(svc, recipient, channel)
     occurrence: str = run["occurrence"]
     if occurrence.startswith("now:"):
-        return schedules.next_allowed(now, zone, state)
-    due = schedules.local_due(
+        return wallclock.next_allowed(now, zone, state)
+    due = wallclock.local_due(
         date.fromisoformat(occurrence), definition.schedule.send_time, zone, state
     )
-    return max(due, schedules.next_allowed(now, zone, state))
+    return max(due, wallclock.next_allowed(now, zone, state))
 
 
 def _plan(recipient: Recipient, definition: CampaignDefinition) -> list[tuple[Channel, str | None]]:
