@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from campaigns.content.sms import count_segments
-from campaigns.domain.models import Channel, ConsentFact, PatientRecord
+from campaigns.domain.models import Channel, ConsentFact, Outcome, PatientRecord
 from campaigns.people import inbound
 from campaigns.people.inbound import InboundSms, handle_inbound, handle_status
 from campaigns.people.tokens import UnsubscribeClaim
 from campaigns.services import Services
-from campaigns.store.ledger import Outcome
 from campaigns.store.tables import audit_events, deliveries, inbound_messages
 
 PHONE = "+16175550100"
@@ -329,20 +328,20 @@ def test_nothing_logged_names_the_phone_or_the_words(
 def sent_delivery(svc: Services, patient_id: int, provider_id: str, channel: str = "sms") -> int:
     now = datetime.now(UTC)
     campaign_id = svc.campaigns.save(f"c-{provider_id}", {}, [], actor="test")
-    run_id = svc.ledger.create_run(
-        campaign_id, "2027-10-15", "manual", "running", now, actor="test"
-    )
+    run_id = svc.runs.create(campaign_id, "2027-10-15", "manual", "running", now, actor="test")
     assert run_id is not None
     due = now - timedelta(minutes=1)
-    svc.ledger.add_deliveries(
-        run_id, [{"patient_id": patient_id, "channel": channel, "state": "pending", "due_at": due}]
+    svc.deliveries.add(
+        run_id,
+        [{"patient_id": patient_id, "channel": channel, "state": "pending", "due_at": due}],
+        now,
     )
     with svc.db.connect() as conn:
         delivery_id = int(
             conn.execute(select(deliveries.c.id).where(deliveries.c.run_id == run_id)).scalar_one()
         )
-    assert [c.delivery_id for c in svc.ledger.claim([delivery_id], now)] == [delivery_id]
-    svc.ledger.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
+    assert [c.delivery_id for c in svc.deliveries.claim([delivery_id], now)] == [delivery_id]
+    svc.deliveries.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
     return delivery_id
 
 

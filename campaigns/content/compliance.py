@@ -30,10 +30,10 @@ from pydantic import (
     model_validator,
 )
 
+from campaigns.domain.states import Channel
 from campaigns.errors import ConfigError
 
 Severity = Literal["error", "claim"]
-Channel = Literal["sms", "email"]
 Kind = Literal["claim", "clinical_field", "required"]
 Requirement = Literal["clinic_name", "clinic_address", "unsubscribe_url"]
 

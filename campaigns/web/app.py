@@ -42,6 +42,10 @@ def create_app(svc: Services) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
     plug_services(app, svc)
+    if not svc.has_dispatcher:  # run control queues work for the workers through it
+        from tasks.app import dispatcher
+
+        svc.dispatcher = dispatcher()
     app.extensions[RUN_CONTROL] = CeleryRunControl()
     auth.install(app)  # first: a stranger is sent to /login before anything else runs
     for blueprint in (public.bp, login.bp, console.bp, api.bp):
@@ -53,7 +57,7 @@ def create_app(svc: Services) -> Flask:
 
 
 class CeleryRunControl(RunControl):
-    """tasks.control, with kombu's OperationalError (the broker did not answer) raised
+    """campaigns.sending.control, with kombu's OperationalError (the broker did not answer) raised
     as BrokerUnreachable: the one place the web meets kombu."""
 
     def run_now(self, svc: Services, campaign: str, *, actor: str) -> int | None:
@@ -84,7 +88,7 @@ def _broker() -> Iterator[Any]:
     # Imported on first use, as before: Celery's app is built from the environment.
     from kombu.exceptions import OperationalError
 
-    from tasks import control
+    from campaigns.sending import control
 
     try:
         yield control

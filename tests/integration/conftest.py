@@ -15,6 +15,7 @@ import redis
 
 from campaigns.services import Services
 from campaigns.settings import Settings
+from tasks.app import dispatcher
 from tests.conftest import CLINIC, ROOT, backends
 from tests.support.services import PostgresServer, RedisServer
 from tests.support.workers import Workers, shift_into_window, wait_for
@@ -62,7 +63,7 @@ def env(tmp_path: Path, redis_server: RedisServer, database_url: str) -> dict[st
 def svc(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    services = Services(Settings(_env_file=None))  # type: ignore[call-arg]
+    services = Services(Settings(_env_file=None), dispatcher())  # type: ignore[call-arg]
     services.db.upgrade()
     yield services
     services.close()

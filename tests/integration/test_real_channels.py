@@ -9,9 +9,9 @@ import pytest
 
 from campaigns.content.definitions import load_definition
 from campaigns.people.patients import import_patients
-from campaigns.sending import runs
+from campaigns.content.catalogue import save_definition
+from campaigns.sending import control, runs
 from campaigns.services import Services
-from tasks import control
 from tests.conftest import ROOT
 from tests.integration.conftest import Workers, wait_for
 from tests.support.twilio_server import TwilioServer
@@ -65,7 +65,7 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
     fast = definition.model_copy(
         update={"limits": definition.limits.model_copy(update={"retry_base_s": 0.5})}
     )
-    runs.save_definition(svc, fast, actor="test", source=str(campaign))
+    save_definition(svc, fast, actor="test", source=str(campaign))
     twilio.inject("429", 2)
     twilio.inject("500", 1)
     twilio.inject("21610", 1)
