@@ -83,7 +83,8 @@ def _running_run(svc: Services, n: int = 3) -> tuple[int, list[int]]:
     campaign_id = apply_campaign(svc, CAMPAIGN, actor="test").campaign_id
     run_id = svc.runs.create(campaign_id, "now:1", "manual", RunState.RUNNING, now, actor="test")
     assert run_id is not None
-    patients = [r.patient_id for chunk in svc.patients.stream_audience({}, now.date()) for r in chunk]
+    audience = svc.patients.stream_audience({}, now.date())
+    patients = [r.patient_id for chunk in audience for r in chunk]
     due = now - timedelta(minutes=1)
     rows = [
         {"patient_id": p, "channel": "sms", "state": DeliveryState.PENDING, "due_at": due}
@@ -160,7 +161,7 @@ def test_a_claim_never_used_goes_back_as_if_never_taken_and_is_queued_at_once(
 def test_an_unknown_delivery_the_provider_never_got_is_pending_again_and_queued(
     svc: Services,
 ) -> None:
-    run_id, ids = _running_run(svc, 1)
+    _, ids = _running_run(svc, 1)
     svc.deliveries.claim(ids, svc.now())
     svc.deliveries.mark_unknown(ids, svc.now())
 

@@ -20,8 +20,8 @@ from campaigns.domain.states import (
     RunState,
     run_sources,
 )
-from campaigns.store.db import Database
 from campaigns.store.audit import audit
+from campaigns.store.db import Database
 from campaigns.store.tables import campaign_runs, campaigns, deliveries
 
 

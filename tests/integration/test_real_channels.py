@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from campaigns.content.catalogue import save_definition
 from campaigns.content.definitions import load_definition
 from campaigns.people.patients import import_patients
-from campaigns.content.catalogue import save_definition
 from campaigns.sending import control, runs
 from campaigns.services import Services
 from tests.conftest import ROOT
