@@ -8,6 +8,7 @@ from campaigns.content import compliance, sms
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
+from campaigns.domain.models import Recipient
 from campaigns.errors import NotFound
 
 if TYPE_CHECKING:
@@ -17,23 +18,24 @@ if TYPE_CHECKING:
 def preview(svc: Services, campaign: str, external_id: str) -> dict[str, Any]:
     """The saved campaign's messages for the patient, its lint findings and rule count."""
     row, definition = load_campaign(svc, campaign)
+    patient = svc.patients.find(external_id)
+    if patient is None:
+        raise NotFound(f"no patient with external_id {external_id!r}")
     findings: list[dict[str, Any]] = list(row["findings"])
     return {
         "campaign": definition.name,
         "patient": external_id,
-        "channels": preview_channels(svc, definition, external_id),
+        "channels": preview_channels(svc, definition, patient),
         "findings": findings,
         "rules": len(compliance.load_rules().rules),
     }
 
 
 def preview_channels(
-    svc: Services, definition: CampaignDefinition, external_id: str
+    svc: Services, definition: CampaignDefinition, patient: Recipient
 ) -> dict[str, dict[str, Any]]:
-    """Each channel's message for the patient (saved or not), an SMS with its segments."""
-    patient = svc.patients.find(external_id)
-    if patient is None:
-        raise NotFound(f"no patient with external_id {external_id!r}")
+    """Each channel's message for the patient, as it would be sent, an SMS with its
+    segments; the definition saved or not (the console previews the one being edited)."""
     channels: dict[str, dict[str, Any]] = {}
     for channel in definition.channels:
         part = render_message(svc, definition, patient, channel).to_dict()

@@ -247,11 +247,11 @@ def test_a_marketer_imports_writes_previews_schedules_and_runs_a_campaign(
 def test_a_viewer_sees_no_edit_buttons_and_is_refused_on_post(
     browser: Browser, base_url: str, svc: Services
 ) -> None:
+    from campaigns.content.catalogue import apply_campaign
     from campaigns.people.patients import import_patients
-    from campaigns.sending import runs
 
     import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    runs.apply_campaign(svc, CAMPAIGN, actor="test")
+    apply_campaign(svc, CAMPAIGN, actor="test")
     page = sign_in(browser, base_url, "vic")
     page.goto(f"{base_url}/campaigns/{NAME}")
     expect(page.locator("h1")).to_contain_text(NAME)

@@ -18,6 +18,7 @@ from openapi_spec_validator import validate as validate_openapi
 from sqlalchemy import insert
 from werkzeug.test import TestResponse
 
+from campaigns.content import catalogue
 from campaigns.errors import InputError
 from campaigns.people import staff as accounts
 from campaigns.people.patients import import_patients
@@ -109,7 +110,7 @@ def guarded_routes(app: Flask) -> list[tuple[str, str, str]]:
 
 def load_examples(svc: Services) -> None:
     import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    runs.apply_campaign(svc, CAMPAIGN, actor="test")
+    catalogue.apply_campaign(svc, CAMPAIGN, actor="test")
 
 
 # who may come in -----------------------------------------------------------------------
@@ -306,7 +307,7 @@ def test_a_marketer_sees_the_buttons_and_run_now_only_once_approved(
     token = csrf_token(client, f"/campaigns/{NAME}")
     refused = client.post(f"/campaigns/{NAME}/run", data={"csrf_token": token})
     assert refused.status_code == 302
-    assert svc.ledger.runs_of(1) == []
+    assert svc.runs.of_campaign(1) == []
     assert "Approve and schedule the campaign before running it." in client.get(
         f"/campaigns/{NAME}"
     ).get_data(as_text=True)
@@ -478,7 +479,7 @@ def test_the_run_page_shows_counts_and_a_marketer_can_pause_and_cancel(
     run_id = runs.start_run(svc, NAME, actor="test")
     assert run_id is not None
     now = datetime.now(UTC)
-    svc.ledger.add_deliveries(
+    svc.deliveries.add(
         run_id,
         [
             {"patient_id": 1, "channel": "sms", "state": "pending", "due_at": now},
@@ -490,8 +491,9 @@ def test_the_run_page_shows_counts_and_a_marketer_can_pause_and_cancel(
                 "due_at": now,
             },
         ],
+        now,
     )
-    svc.ledger.set_run_status(run_id, "running", actor="test")
+    svc.runs.set_status(run_id, "running", now, actor="test")
     sign_in(client, "mara")
     page = client.get(f"/runs/{run_id}").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in page and "no_consent" in page
@@ -515,7 +517,7 @@ def test_the_dashboard_charts_messages_per_day_by_outcome(
     run_id = runs.start_run(svc, NAME, actor="test")
     assert run_id is not None
     now = datetime.now(UTC)
-    svc.ledger.add_deliveries(
+    svc.deliveries.add(
         run_id,
         [
             {
@@ -527,6 +529,7 @@ def test_the_dashboard_charts_messages_per_day_by_outcome(
             }
             for i in range(1, 4)
         ],
+        now,
     )
     sign_in(client, "vic")
     page = client.get("/").get_data(as_text=True)

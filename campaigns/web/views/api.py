@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
-from campaigns.clock import schedules
+from campaigns.content import catalogue
 from campaigns.content.definitions import parse_definition
 from campaigns.errors import InputError, NotFound, Problem
 from campaigns.people.patients import import_patients
@@ -110,40 +110,18 @@ def token() -> ResponseReturnValue:
 # campaigns ------------------------------------------------------------------------------
 
 
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "status": row["status"],
-        "channels": row["definition"]["channels"],
-        "schedule": row["definition"]["schedule"],
-        "updated_at": row["updated_at"],
-    }
-
-
 @bp.get("/campaigns")
 @require_role("viewer")
 def campaigns_list() -> ResponseReturnValue:
     rows = services().campaigns.all()
-    return _reply(s.CampaignList.model_validate({"campaigns": [_summary(r) for r in rows]}))
+    listed = [catalogue.campaign_listing(r) for r in rows]
+    return _reply(s.CampaignList.model_validate({"campaigns": listed}))
 
 
 @bp.get("/campaigns/<name>")
 @require_role("viewer")
 def campaign_show(name: str) -> ResponseReturnValue:
-    svc = services()
-    row, definition = runs.load_campaign(svc, name)
-    schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
-    shown = {
-        **_summary(row),
-        "definition": definition,
-        "findings": row["findings"],
-        "next_sends": schedules.next_sends(schedule, svc.now(), 5),
-        "runs": [
-            {"id": r["id"], "occurrence": r["occurrence"], "status": r["status"]}
-            for r in svc.ledger.runs_of(int(row["id"]))
-        ],
-    }
+    shown = catalogue.campaign_summary(services(), name).to_dict()
     return _reply(s.CampaignDetail.model_validate(shown))
 
 
@@ -157,7 +135,9 @@ def campaign_apply() -> ResponseReturnValue:
         definition = definition_from_yaml(request.get_data(as_text=True), "request body")
     else:
         return _error(415, f"send the campaign as YAML ({_YAML_TYPES[0]}) or JSON")
-    applied = runs.save_definition(services(), definition, actor=_actor(), source="request body")
+    applied = catalogue.save_definition(
+        services(), definition, actor=_actor(), source="request body"
+    )
     reply = {
         "id": applied.campaign_id,
         "name": applied.name,
@@ -177,7 +157,7 @@ def campaign_schedule(name: str) -> ResponseReturnValue:
 @bp.post("/campaigns/<name>/run")
 @require_role("marketer")
 def campaign_run(name: str) -> ResponseReturnValue:
-    row, _ = runs.load_campaign(services(), name)
+    row, _ = catalogue.load_campaign(services(), name)
     if row["status"] != "scheduled":
         return _error(409, f"campaign {name} is {row['status']}; schedule it (approve) first")
     run_id = control().run_now(services(), name, actor=_actor())

@@ -6,17 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from campaigns.clock import schedules
-from campaigns.content import compliance, sms
+from campaigns.content import catalogue, compliance
 from campaigns.content.definitions import CampaignDefinition
-from campaigns.content.rendering import build_context
+from campaigns.content.preview import preview_channels
 from campaigns.errors import InputError, NotFound, Problem
-from campaigns.sending import runs
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -54,7 +51,7 @@ def campaign_new() -> ResponseReturnValue:
 @bp.get("/campaigns/<name>/edit")
 @require_role("marketer")
 def campaign_edit(name: str) -> ResponseReturnValue:
-    row, _ = runs.load_campaign(services(), name)
+    row, _ = catalogue.load_campaign(services(), name)
     return render_template(
         "console/campaign_form.html", text=definition_yaml(row["definition"]), campaign=row
     )
@@ -71,7 +68,9 @@ def campaign_save() -> ResponseReturnValue:
     text = request.form.get("definition", "")
     try:
         definition = definition_from_yaml(text, "definition")
-        applied = runs.save_definition(services(), definition, actor=actor(), source="definition")
+        applied = catalogue.save_definition(
+            services(), definition, actor=actor(), source="definition"
+        )
     except InputError as exc:
         page = render_template(
             "console/campaign_form.html", text=text, refused=exc.message, problems=problems(exc)
@@ -90,19 +89,16 @@ def campaign_save() -> ResponseReturnValue:
 @bp.get("/campaigns/<name>")
 @require_role("viewer")
 def campaign(name: str) -> ResponseReturnValue:
-    svc = services()
-    row, definition = runs.load_campaign(svc, name)
-    schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
-    today = svc.now().astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
+    shown = catalogue.campaign_summary(services(), name, audience=True)
     return render_template(
         "console/campaign.html",
-        campaign=row,
-        definition=definition,
-        text=definition_yaml(row["definition"]),
-        next_sends=schedules.next_sends(schedule, svc.now(), 5),
-        audience=svc.patients.count_audience(definition.audience.model_dump(), today),
-        runs=svc.ledger.runs_of(int(row["id"])),
-        acknowledged=acknowledged_phrases(definition),
+        campaign=shown.row,
+        definition=shown.definition,
+        text=definition_yaml(shown.row["definition"]),
+        next_sends=shown.next_sends,
+        audience=shown.audience,
+        runs=shown.runs,
+        acknowledged=acknowledged_phrases(shown.definition),
     )
 
 
@@ -115,7 +111,7 @@ def campaign_preview() -> ResponseReturnValue:
     template = "console/_preview.html" if fragment() else "console/preview_page.html"
     try:
         definition = definition_from_yaml(request.form.get("definition", ""), "definition")
-        findings = runs.lint_definition(svc, definition)
+        findings = catalogue.lint_definition(svc, definition)
         channels = _render_for(svc, definition, external_id) if external_id else {}
     except (InputError, NotFound) as exc:
         found = problems(exc) if isinstance(exc, InputError) else [Problem("patient", str(exc))]
@@ -133,34 +129,17 @@ def campaign_preview() -> ResponseReturnValue:
 def _render_for(
     svc: Services, definition: CampaignDefinition, external_id: str
 ) -> dict[str, dict[str, Any]]:
-    # Mirrors campaigns.content.preview.preview, which reads the saved definition only.
     recipient = svc.patients.find(external_id)
     if recipient is None:
         raise NotFound("no patient with that external_id")
-    channels: dict[str, dict[str, Any]] = {}
-    for channel in definition.channels:
-        url = svc.unsubscribe_url(recipient.patient_id, None) if channel == "email" else None
-        context = build_context(
-            first_name=recipient.first_name,
-            last_name=recipient.last_name,
-            clinic=svc.clinic,
-            campaign=definition.name,
-            unsubscribe_url=url,
-        )
-        part = svc.renderer.render(definition.templates, channel, context).to_dict()
-        if channel == "sms":
-            if svc.settings.sms_smart_encoding:
-                part["body"] = sms.smart_encode(part["body"])
-            part["segments"] = sms.count_segments(part["body"]).to_dict()
-        channels[channel] = part
-    return channels
+    return preview_channels(svc, definition, recipient)
 
 
 @bp.post("/campaigns/<name>/<any(schedule, run, pause, resume, cancel):action>")
 @require_role("marketer")
 def campaign_action(name: str, action: str) -> ResponseReturnValue:
     svc, who = services(), actor()
-    row, _ = runs.load_campaign(svc, name)  # 404 before anything is enqueued
+    row, _ = catalogue.load_campaign(svc, name)  # 404 before anything is enqueued
     back = redirect(url_for("console.campaign", name=name))
     if action == "cancel" and request.form.get("confirm") != "yes":
         flash("Tick the box to confirm the cancellation.", "error")

@@ -7,12 +7,11 @@ from collections.abc import Callable
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from campaigns.domain.states import FINAL_RUN_STATES
 from campaigns.sending import runs
 from campaigns.web.context import services
 from campaigns.web.security import require_role
 from campaigns.web.views.console import actor, attempt, bp
-
-FINAL_RUN_STATES = frozenset({"finished", "cancelled", "missed"})
 
 
 @bp.get("/runs/<int:run_id>")
