@@ -42,11 +42,8 @@ class BrokerUnreachable(MeridianError):
 
 
 def control() -> RunControl:
-    """The campaign controls the app factory plugged in (tasks.control, for now).
-
-    Once the core has campaigns.sending.control, this returns that module, and the
-    factory's CeleryRunControl and BrokerUnreachable give way to the core's own.
-    """
+    """The campaign controls the app factory plugged in: campaigns.sending.control,
+    with the broker's errors raised as BrokerUnreachable (app.CeleryRunControl)."""
     plugged: RunControl = current_app.extensions[RUN_CONTROL]
     return plugged
 
