@@ -128,13 +128,25 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
         svc.deliveries.add(run_id, rows, svc.now())
         lock.reacquire()
         total += len(rows)
+        if svc.runs.status(run_id) != RunState.FANNING_OUT:
+            _cancelled_meanwhile(svc, run_id)
+            return total
     svc.deliveries.analyze()
-    svc.runs.set_status(
+    if not svc.runs.set_status(
         run_id, RunState.RUNNING, svc.now(), actor="system", only_from=[RunState.FANNING_OUT]
-    )
+    ):
+        _cancelled_meanwhile(svc, run_id)
+        return total
     queue_pending(svc, run_id)
     svc.runs.finish_if_done(run_id, svc.now())
     return total
+
+
+def _cancelled_meanwhile(svc: Services, run_id: int) -> None:
+    """The run was cancelled while its rows were being written: what this fan-out
+    wrote after the cancel is skipped as cancelled too, and nothing is queued."""
+    skipped = svc.deliveries.cancel_pending(run_id, svc.now())
+    log.info("run %s was cancelled during fan-out; %s more deliveries skipped", run_id, skipped)
 
 
 def stalled_fan_outs(svc: Services, older_than: datetime) -> list[int]:

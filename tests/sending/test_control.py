@@ -82,12 +82,6 @@ def test_cancelling_a_campaign_stops_its_runs_skips_what_they_had_left_and_drops
     assert svc.runs.status(fanning_out) == RunState.CANCELLED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: fan-out does not look at the run again after writing its rows; a cancel "
-    "that lands while it writes leaves the rows written after it pending, and queued, "
-    "in a cancelled run for good (campaigns.sending.fanout._fan_out)",
-)
 def test_a_campaign_cancelled_while_its_run_fans_out_leaves_nothing_pending(
     svc: StubbedServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
