@@ -109,7 +109,11 @@ def _returns(outcomes: Sequence[Outcome], claimed: Sequence[Claimed]) -> list[Pe
     """What of a slice goes back to pending: sends to try later, and claims never used."""
     later = [
         PendingAgain(
-            o.delivery_id, o.next_attempt_at, error_code=o.error_code, error_reason=o.error_reason
+            o.delivery_id,
+            o.next_attempt_at,
+            error_code=o.error_code,
+            error_reason=o.error_reason,
+            tried=o.tried,
         )
         for o in outcomes
         if o.state == DeliveryState.PENDING
@@ -202,7 +206,9 @@ class _SliceSender:
                 # Due outside the patient's hours (the clock moved, or a retry landed
                 # at night): wait for the next opening, never send early, never drop.
                 self.outcomes.append(
-                    Outcome(c.delivery_id, DeliveryState.PENDING, next_attempt_at=opens)
+                    Outcome(
+                        c.delivery_id, DeliveryState.PENDING, next_attempt_at=opens, tried=False
+                    )
                 )
                 continue
             message = build_message(svc, definition, c, recipient, channel)

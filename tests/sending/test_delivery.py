@@ -131,13 +131,6 @@ def test_a_claim_taken_outside_the_patients_window_waits_for_it_and_nothing_goes
     assert svc.runs.status(run_id) == RunState.FINISHED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a claim put back because the patient's window was closed keeps its "
-    "attempt (store.deliveries.back_to_pending), so a wait for the window counts as one "
-    "of max_attempts' tries and the delivery gives up 'after 2 attempts' having been "
-    "offered to the provider once",
-)
 def test_waiting_for_the_patients_window_is_not_one_of_the_tries(svc: StubbedServices) -> None:
     svc.set_clock(_utc(15, 0, 30))
     run_id, sms = _start(svc, save_campaign(svc, max_attempts=2), patient("BOSTON"))
