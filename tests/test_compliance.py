@@ -599,3 +599,67 @@ def test_the_console_offers_each_open_claim_as_an_acknowledgement_to_paste(
         "reason": "names the season, not a disease",
         "by": "practice-manager",
     }
+
+
+# -- a template that uses an empty clinic setting ------------------------------------------
+
+
+@pytest.fixture
+def no_phone(tmp_path: Path, backend: str, database_url: str) -> Iterator[Services]:
+    url = SQLITE_IN_MEMORY if backend == "sqlite" else database_url
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    # A copy of the SMS that does not give the phone.
+    (templates / "no-phone").mkdir()
+    sms = (
+        (templates / SMS_PART)
+        .read_text()
+        .replace(" Book a seasonal wellness visit: {{ clinic.phone }}.", "")
+    )
+    (templates / "no-phone" / "sms.txt.j2").write_text(sms)
+    settings = make_settings(tmp_path, database_url=url, clinic_phone="", templates_dir=templates)
+    services = Services(settings)
+    services.db.upgrade()
+    yield services
+    services.close()
+
+
+def test_a_template_using_an_empty_clinic_setting_is_refused_naming_it(
+    no_phone: Services,
+) -> None:
+    with pytest.raises(InputError) as refused:
+        catalogue.save_definition(no_phone, shipped_sms_only(), actor="test", source="c.yaml")
+
+    [problem] = refused.value.problems
+    assert problem.where == f"{SMS_PART}:1"
+    assert "clinic.phone" in problem.reason and "MERIDIAN_CLINIC_PHONE is empty" in problem.reason
+    assert no_phone.campaigns.all() == []
+
+
+def test_an_email_layout_using_an_empty_clinic_setting_is_refused_at_its_line(
+    no_phone: Services,
+) -> None:
+    definition = load_definition(SHIPPED_CAMPAIGN)
+
+    with pytest.raises(InputError) as refused:
+        catalogue.save_definition(no_phone, definition, actor="test", source="c.yaml")
+
+    wheres = {p.where for p in refused.value.problems if "MERIDIAN_CLINIC_PHONE" in p.reason}
+    assert wheres == {
+        f"{SMS_PART}:1",
+        "cold-and-flu-season/email.html.j2:8",
+        "cold-and-flu-season/email.txt.j2:12",
+        "_layouts/email.html.j2:45",
+        "_layouts/email.txt.j2:17",
+    }
+
+
+def test_a_template_without_the_empty_setting_is_applied(no_phone: Services) -> None:
+    definition = shipped_sms_only(templates="no-phone")
+
+    applied = catalogue.save_definition(no_phone, definition, actor="test", source="c.yaml")
+
+    assert [f["rule"] for f in applied.findings] == ["names-influenza"]
+    # The same sentence on the same line, but another template: the ack does not cover it.
+    assert [f["template"] for f in applied.unacknowledged] == ["no-phone/sms.txt.j2"]
+    assert len(applied.unmatched) == 1

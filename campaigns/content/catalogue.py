@@ -67,6 +67,7 @@ def lint_definition(svc: Services, definition: CampaignDefinition) -> list[dict[
             findings += compliance.lint_source(
                 channel, name, svc.renderer.source(definition.templates, part)
             )
+        findings += _empty_clinic_settings(svc, definition.templates, channel)
         message = rendered[channel]
         url = samples[channel].get("unsubscribe_url")
         texts = [("txt", message.body)] + ([("html", message.html)] if message.html else [])
@@ -80,6 +81,41 @@ def lint_definition(svc: Services, definition: CampaignDefinition) -> list[dict[
                 unsubscribe_url=url,
             )
     return [f.to_dict() for f in findings]
+
+
+_CLINIC_SETTING = {"name": "MERIDIAN_CLINIC_NAME", "address": "MERIDIAN_CLINIC_ADDRESS"}
+
+
+def _empty_clinic_settings(
+    svc: Services, folder: str, channel: Channel
+) -> list[compliance.Finding]:
+    """An error for each use of a clinic setting that is empty, where it is used:
+    otherwise the message goes out with a blank ("Book a visit: . Reply STOP")."""
+    values = {"name": svc.clinic.name, "address": svc.clinic.address, "phone": svc.clinic.phone}
+    found, seen = [], set()
+    for part in PARTS[channel]:
+        for template, line, name in svc.renderer.clinic_fields(folder, part):
+            if (template, line, name) in seen:
+                continue  # a layout two parts share
+            seen.add((template, line, name))
+            if name in values and not values[name].strip():
+                key = _CLINIC_SETTING.get(name, f"MERIDIAN_CLINIC_{name.upper()}")
+                found.append(
+                    compliance.Finding(
+                        rule="clinic-setting-empty",
+                        severity="error",
+                        template=template,
+                        line=line,
+                        phrase=f"clinic.{name}",
+                        message=(
+                            f"The template uses clinic.{name}, but {key} is empty: the "
+                            f"message would go out with a blank there. Set {key}, or "
+                            f"take clinic.{name} out of the template."
+                        ),
+                        source="campaigns/settings.py (the clinic's identity, MERIDIAN_CLINIC_*)",
+                    )
+                )
+    return found
 
 
 def _unacknowledged(
