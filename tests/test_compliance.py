@@ -592,6 +592,8 @@ def test_the_console_offers_each_open_claim_as_an_acknowledgement_to_paste(
     [marked] = catalogue.mark_acknowledged(definition, findings)
 
     entry = yaml.safe_load(marked["acknowledge_yaml"])[0]
+    with pytest.raises(InputError, match="placeholder"):
+        shipped_sms_only(compliance={"acknowledged": [entry]})
     entry.update(reason="names the season, not a disease", by="practice-manager")
     acknowledged = shipped_sms_only(compliance={"acknowledged": [entry]})
     [covered] = catalogue.mark_acknowledged(acknowledged, findings)

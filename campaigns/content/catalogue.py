@@ -165,8 +165,8 @@ def acknowledgement_yaml(finding: dict[str, Any]) -> str:
     }
     if int(finding.get("occurrence") or 1) > 1:
         entry["occurrence"] = finding["occurrence"]
-    entry["reason"] = "WHY THIS IS NOT A HEALTH CLAIM, OR THE EVIDENCE FOR IT"
-    entry["by"] = "WHO REVIEWED IT"
+    entry["reason"] = "<why this is not a health claim, or the evidence for it>"
+    entry["by"] = "<who reviewed it>"
     text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=1000)
     return text
 

@@ -111,6 +111,13 @@ class Acknowledgement(_Strict):
             raise ValueError(_OLD_FORM)
         return data
 
+    @field_validator("reason", "by")
+    @classmethod
+    def _filled_in(cls, value: str) -> str:
+        if value.strip().startswith("<") and value.strip().endswith(">"):
+            raise ValueError("still the placeholder the console offered: say it in your words")
+        return value
+
     @field_validator("sentence")
     @classmethod
     def _spaces_as_the_lint_writes_them(cls, value: str) -> str:
