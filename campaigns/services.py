@@ -147,7 +147,7 @@ class Services:
             return AcceptTransport(channel)
         from campaigns.transports.outbox import OutboxTransport
 
-        return OutboxTransport(channel, s.outbox_dir, s.email_from)
+        return OutboxTransport(channel, s.outbox_dir, s.email_from, s.email_reply_to)
 
     def unsubscribe_url(self, patient_id: int, delivery_id: int | None) -> str:
         token = make_unsubscribe_token(

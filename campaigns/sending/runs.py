@@ -36,7 +36,7 @@ def start_run(
     row, definition = load_campaign(svc, key)
     if row["status"] == "cancelled":
         raise InputError(f"campaign {row['name']}: cancelled")
-    refuse_open_claims(row, definition, "run")
+    refuse_open_claims(svc, row, definition, "run")
     now = svc.now()
     occ = occurrence or f"now:{now.replace(microsecond=0).isoformat()}"
     run_id = svc.runs.create(row["id"], occ, trigger, RunState.FANNING_OUT, now, actor=actor)
@@ -63,8 +63,22 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
         last = (
             row["created_at"].astimezone(ZoneInfo(schedule.timezone)).date() - timedelta(days=1)
         ).isoformat()
+    due = schedules.due_occurrences(schedule, svc.now(), last)
+    if any(verdict == "start" for _, verdict in due):
+        try:
+            refuse_open_claims(svc, row, definition, "run")
+        except InputError as refused:
+            # Not started, not recorded: each tick asks again, and past the grace
+            # period the occurrence is recorded as missed.
+            log.warning(
+                "campaign %s: occurrence not started: %s (%d findings)",
+                campaign_id,
+                refused.message,
+                len(refused.problems),
+            )
+            return []
     started: list[int] = []
-    for day, verdict in schedules.due_occurrences(schedule, svc.now(), last):
+    for day, verdict in due:
         key = schedules.occurrence_key(day)
         status = RunState.FANNING_OUT if verdict == "start" else RunState.MISSED
         run_id = svc.runs.create(campaign_id, key, "schedule", status, svc.now(), actor="beat")

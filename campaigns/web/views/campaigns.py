@@ -57,11 +57,6 @@ def campaign_edit(name: str) -> ResponseReturnValue:
     )
 
 
-def acknowledged_phrases(definition: CampaignDefinition) -> set[str]:
-    """The lint phrases staff accepted in the definition, lower-cased as the lint compares."""
-    return {a.phrase.lower() for a in definition.compliance.acknowledged}
-
-
 @bp.post("/campaigns")
 @require_role("marketer")
 def campaign_save() -> ResponseReturnValue:
@@ -80,7 +75,13 @@ def campaign_save() -> ResponseReturnValue:
     for finding in applied.unacknowledged:
         flash(
             f"Needs an acknowledgement before it can be scheduled: {finding['phrase']!r} "
-            f"in {finding['template']} ({finding['message']})",
+            f"in {finding['template']}:{finding['line']} ({finding['message']})",
+            "warning",
+        )
+    for ack in applied.unmatched:
+        flash(
+            f"This acknowledgement names no finding any more (its sentence changed or "
+            f"moved) and covers nothing: {ack['phrase']!r} in {ack['template']}:{ack['line']}",
             "warning",
         )
     return redirect(url_for("console.campaign", name=applied.name))
@@ -89,7 +90,16 @@ def campaign_save() -> ResponseReturnValue:
 @bp.get("/campaigns/<name>")
 @require_role("viewer")
 def campaign(name: str) -> ResponseReturnValue:
-    shown = catalogue.campaign_summary(services(), name, audience=True)
+    svc = services()
+    shown = catalogue.campaign_summary(svc, name, audience=True)
+    # Linted now, against the templates as they are: what schedule and run will judge.
+    try:
+        findings = catalogue.mark_acknowledged(
+            shown.definition, catalogue.lint_definition(svc, shown.definition)
+        )
+        lint_problems: list[Problem] = []
+    except InputError as exc:
+        findings, lint_problems = [], problems(exc)
     return render_template(
         "console/campaign.html",
         campaign=shown.row,
@@ -98,7 +108,8 @@ def campaign(name: str) -> ResponseReturnValue:
         next_sends=shown.next_sends,
         audience=shown.audience,
         runs=shown.runs,
-        acknowledged=acknowledged_phrases(shown.definition),
+        findings=findings,
+        lint_problems=lint_problems,
     )
 
 
@@ -119,8 +130,7 @@ def campaign_preview() -> ResponseReturnValue:
     return render_template(
         template,
         channels=channels,
-        findings=findings,
-        acknowledged=acknowledged_phrases(definition),
+        findings=catalogue.mark_acknowledged(definition, findings),
         rules=len(compliance.load_rules().rules),
         patient=external_id,
     )
