@@ -55,15 +55,6 @@ def test_a_rule_with_until_stops() -> None:
     ]
 
 
-def test_a_counted_rule_counts_from_its_start() -> None:
-    schedule = yearly(rrule=FLU_SEASON + ";COUNT=2", starts=date(2026, 1, 1))
-    assert occurrence_dates(schedule, date(2020, 1, 1), 5) == [
-        date(2026, 10, 15),
-        date(2027, 10, 15),
-    ]
-    assert occurrence_dates(schedule, date(2027, 10, 15), 5) == []
-
-
 def test_a_once_schedule_has_one_occurrence() -> None:
     schedule = Schedule("America/New_York", time(10), once=date(2027, 1, 5))
     assert occurrence_dates(schedule, date(2027, 1, 4), 3) == [date(2027, 1, 5)]
