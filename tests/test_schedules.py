@@ -16,6 +16,7 @@ from campaigns.clock.schedules import (
     parse_rrule,
     start_window,
 )
+from campaigns.errors import InputError
 
 NEW_YORK = ZoneInfo("America/New_York")
 FLU_SEASON = "FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15"
@@ -115,14 +116,14 @@ def test_a_valid_rrule_is_accepted(text: str) -> None:
 
 
 def test_a_schedule_in_an_unknown_zone_is_rejected() -> None:
-    with pytest.raises(ValueError, match="not an IANA time zone"):
+    with pytest.raises(InputError, match="not an IANA time zone"):
         yearly(timezone="Mars/Olympus_Mons")
 
 
 def test_a_schedule_needs_exactly_one_of_rrule_and_once() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(InputError, match="exactly one"):
         Schedule("America/New_York", time(10))
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(InputError, match="exactly one"):
         Schedule("America/New_York", time(10), rrule=FLU_SEASON, once=date(2027, 1, 5))
 
 

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 
 from campaigns.clock.wallclock import resolve_wall_time
+from campaigns.errors import InputError
 
 __all__ = [
     "OccurrenceVerdict",
@@ -89,18 +90,21 @@ class Schedule:
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
+            raise InputError(
                 f"schedule time zone {self.timezone!r} is not an IANA time zone; expected a "
                 "name like 'America/New_York'"
             ) from None
         if self.send_time.tzinfo is not None:
-            raise ValueError("send_time is a wall-clock time in each patient's zone; no tzinfo")
+            raise InputError("send_time is a wall-clock time in each patient's zone; no tzinfo")
         if (self.rrule is None) == (self.once is None):
-            raise ValueError("a schedule needs exactly one of 'rrule' or 'once'")
+            raise InputError("a schedule needs exactly one of 'rrule' or 'once'")
         if self.grace < timedelta(0):
-            raise ValueError(f"grace must not be negative, got {self.grace}")
+            raise InputError(f"grace must not be negative, got {self.grace}")
         if self.rrule is not None:
-            parse_rrule(self.rrule)
+            try:
+                parse_rrule(self.rrule)
+            except ValueError as exc:
+                raise InputError(f"schedule rrule: {exc}") from None
 
 
 def parse_rrule(text: str) -> None:
@@ -214,8 +218,7 @@ def _iter_dates(schedule: Schedule, after: date) -> Iterator[date]:
 
 def occurrence_dates(schedule: Schedule, after: date, count: int) -> list[date]:
     """The next ``count`` occurrence dates strictly after ``after`` (fewer if the rule ends)."""
-    if count < 0:
-        raise ValueError(f"count must not be negative, got {count}")
+    assert count >= 0, f"count must not be negative, got {count}"
     return list(islice(_iter_dates(schedule, after), count))
 
 
@@ -228,7 +231,7 @@ def _date_of_key(key: str) -> date:
     try:
         return date.fromisoformat(key)
     except ValueError:
-        raise ValueError(f"occurrence key {key!r} is not a date like '2027-10-15'") from None
+        raise InputError(f"occurrence key {key!r} is not a date like '2027-10-15'") from None
 
 
 def start_window(schedule: Schedule, d: date) -> tuple[datetime, datetime]:
@@ -255,8 +258,7 @@ def due_occurrences(
     owed: only occurrences whose window is open right now are returned, never a
     "missed" one, so a brand-new campaign does not report misses from before it existed.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be a timezone-aware datetime")
+    assert now.utcoffset() is not None, "now must be a timezone-aware datetime"
     if last_key is not None:
         after = _date_of_key(last_key)
     else:
@@ -278,10 +280,8 @@ def due_occurrences(
 
 def next_sends(schedule: Schedule, now: datetime, n: int = 5) -> list[datetime]:
     """The next ``n`` send times at or after ``now`` on the clinic's clock (for the console)."""
-    if n < 0:
-        raise ValueError(f"n must not be negative, got {n}")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be a timezone-aware datetime")
+    assert n >= 0, f"n must not be negative, got {n}"
+    assert now.utcoffset() is not None, "now must be a timezone-aware datetime"
     zone = ZoneInfo(schedule.timezone)
     upcoming: list[datetime] = []
     if n == 0:
