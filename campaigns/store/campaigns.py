@@ -1,12 +1,19 @@
-"""Named SQL for campaign definitions: saved by name, with their lint findings and status."""
+"""Named SQL for campaign definitions: saved by name, with their lint findings and status.
+
+A status change is one conditional UPDATE from the states the state machine
+(campaigns.domain.states.CAMPAIGN_TRANSITIONS) allows, so a cancel racing a resume
+never leaves a cancelled campaign scheduled.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from campaigns.domain.states import CampaignState, campaign_sources
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
 from campaigns.store.tables import campaigns
@@ -29,7 +36,7 @@ class CampaignRepository:
                         .values(
                             name=name,
                             definition=definition,
-                            status="draft",
+                            status=CampaignState.DRAFT,
                             findings=findings,
                             created_at=now,
                             updated_at=now,
@@ -59,11 +66,27 @@ class CampaignRepository:
             rows = conn.execute(select(campaigns).order_by(campaigns.c.name)).mappings().all()
         return [dict(r) for r in rows]
 
-    def set_status(self, campaign_id: int, status: str, *, actor: str) -> None:
+    def set_status(
+        self,
+        campaign_id: int,
+        status: CampaignState,
+        *,
+        actor: str,
+        only_from: Collection[CampaignState] | None = None,
+    ) -> bool:
+        """Move the campaign to ``status`` if it is in ``only_from`` (default: any state
+        the state machine allows it from). False when it was not."""
+        sources = campaign_sources(status, only_from)
+        now = datetime.now(UTC)
         with self.db.begin() as conn:
-            conn.execute(
-                update(campaigns)
-                .where(campaigns.c.id == campaign_id)
-                .values(status=status, updated_at=datetime.now(UTC))
+            changed = (
+                conn.execute(
+                    update(campaigns)
+                    .where(campaigns.c.id == campaign_id, campaigns.c.status.in_(sources))
+                    .values(status=status, updated_at=now)
+                ).rowcount
+                > 0
             )
-            audit(conn, actor, f"campaign.{status}", "campaign", campaign_id)
+            if changed:
+                audit(conn, actor, f"campaign.{status}", "campaign", campaign_id)
+            return changed

@@ -21,6 +21,7 @@ from werkzeug.utils import secure_filename
 
 from campaigns.content import catalogue
 from campaigns.content.definitions import parse_definition
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
 from campaigns.people.patients import import_patients
 from campaigns.sending import runs
@@ -158,7 +159,7 @@ def campaign_schedule(name: str) -> ResponseReturnValue:
 @require_role("marketer")
 def campaign_run(name: str) -> ResponseReturnValue:
     row, _ = catalogue.load_campaign(services(), name)
-    if row["status"] != "scheduled":
+    if row["status"] != CampaignState.SCHEDULED:
         return _error(409, f"campaign {name} is {row['status']}; schedule it (approve) first")
     run_id = control().run_now(services(), name, actor=_actor())
     if run_id is None:

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from campaigns.content import catalogue, compliance
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.preview import preview_channels
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
 from campaigns.services import Services
 from campaigns.web.context import services
@@ -145,7 +146,7 @@ def campaign_action(name: str, action: str) -> ResponseReturnValue:
         flash("Tick the box to confirm the cancellation.", "error")
         return back
     if action == "run":
-        if row["status"] != "scheduled":
+        if row["status"] != CampaignState.SCHEDULED:
             flash("Approve and schedule the campaign before running it.", "error")
             return back
         done, run_id = attempt("Run now", lambda: control().run_now(svc, name, actor=who))
