@@ -157,7 +157,7 @@ def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_
 
     with ThreadPoolExecutor(max_workers=1) as pool, write_lock_requests(svc) as asked:
         with svc.db.begin() as conn:
-            append_consents(conn, {pid: [stop]}, actor="test")
+            append_consents(conn, {pid: [stop]}, "test", svc.now())
             # The older START is written while the newer STOP is not committed yet.
             second = pool.submit(svc.consent.record, [pid], start, actor="test")
             wait_until_blocked(svc, asked)

@@ -8,11 +8,11 @@ never leaves a cancelled campaign scheduled.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from campaigns.domain.ports import Clock, utc_now
 from campaigns.domain.states import CampaignState, campaign_sources
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
@@ -20,13 +20,14 @@ from campaigns.store.tables import campaigns
 
 
 class CampaignRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
+        self.clock = clock
 
     def save(
         self, name: str, definition: dict[str, Any], findings: list[dict[str, Any]], *, actor: str
     ) -> int:
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.db.begin() as conn:
             found = conn.execute(select(campaigns.c.id).where(campaigns.c.name == name)).first()
             if found is None:
@@ -44,7 +45,7 @@ class CampaignRepository:
                         .returning(campaigns.c.id)
                     ).scalar_one()
                 )
-                audit(conn, actor, "campaign.create", "campaign", cid)
+                audit(conn, now, actor, "campaign.create", "campaign", cid)
             else:
                 cid = int(found[0])
                 conn.execute(
@@ -52,7 +53,7 @@ class CampaignRepository:
                     .where(campaigns.c.id == cid)
                     .values(definition=definition, findings=findings, updated_at=now)
                 )
-                audit(conn, actor, "campaign.update", "campaign", cid)
+                audit(conn, now, actor, "campaign.update", "campaign", cid)
             return cid
 
     def get(self, key: str | int) -> dict[str, Any] | None:
@@ -77,7 +78,7 @@ class CampaignRepository:
         """Move the campaign to ``status`` if it is in ``only_from`` (default: any state
         the state machine allows it from). False when it was not."""
         sources = campaign_sources(status, only_from)
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.db.begin() as conn:
             changed = (
                 conn.execute(
@@ -88,5 +89,5 @@ class CampaignRepository:
                 > 0
             )
             if changed:
-                audit(conn, actor, f"campaign.{status}", "campaign", campaign_id)
+                audit(conn, now, actor, f"campaign.{status}", "campaign", campaign_id)
             return changed

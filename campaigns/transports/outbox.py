@@ -45,6 +45,8 @@ class OutboxTransport:
             "subject": message.subject,
             "body": message.body,
             "html": message.html,
+            # When the provider got it, on the provider's (real) clock, as a real
+            # provider stamps it; the ledger's sent_at is Meridian's clock.
             "at": datetime.now(UTC).isoformat(),
         }
         self._append(record)

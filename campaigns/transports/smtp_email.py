@@ -199,6 +199,8 @@ class SmtpEmailTransport:
             if settings.email_reply_to:
                 email["Reply-To"] = settings.email_reply_to
             email["Subject"] = message.subject or ""
+            # Real time, not Meridian's (possibly shifted) clock: the header is read by
+            # mail servers and spam filters, next to the relay's own Received times.
             email["Date"] = format_datetime(datetime.now(UTC))
             email["Message-ID"] = (
                 f"<meridian.{message.run_id}.{message.delivery_id}@{self._domain}>"
