@@ -28,6 +28,9 @@ def utc_now() -> datetime:
 
 
 class Dispatcher(Protocol):
+    """Each call raises campaigns.errors.BrokerUnavailable when the broker does not
+    answer: then nothing was queued."""
+
     def queue_fan_out(self, run_id: int) -> None:
         """Have a worker fan the run out (campaigns.sending.fanout.fan_out)."""
         ...
@@ -50,7 +53,8 @@ class Dispatcher(Protocol):
 
 
 class DueQueue(Protocol):
-    """Batches waiting for their due time (no broker ETA is ever used)."""
+    """Batches waiting for their due time (no broker ETA is ever used); BrokerUnavailable
+    when the store behind it does not answer."""
 
     def add(self, batches: Iterable[tuple[datetime, Batch]]) -> int:
         """Add (due, batch) pairs; returns how many were added."""
