@@ -55,6 +55,11 @@ def test_an_invalid_rrule_is_named_with_the_reason(tmp_path: Path) -> None:
     assert any("schedule.rrule" in p for p in found), found
 
 
+def test_a_send_time_with_a_utc_offset_is_refused(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, GOOD.replace('"10:00"', '"10:00+02:00"')))
+    assert any("schedule.send_time" in p and "wall-clock" in p for p in found), found
+
+
 def test_an_unknown_channel_is_refused(tmp_path: Path) -> None:
     found = problems(write(tmp_path, GOOD.replace("[sms]", "[sms, fax]")))
     assert any("channels[1]" in p for p in found), found

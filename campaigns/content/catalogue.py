@@ -27,6 +27,7 @@ from campaigns.content.definitions import (
 )
 from campaigns.content.rendering import PARTS, build_context
 from campaigns.domain.models import Channel
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
 
 if TYPE_CHECKING:
@@ -243,10 +244,12 @@ def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str,
     schedule entry the workers tick on.
     """
     row, definition = load_campaign(svc, key)
-    if row["status"] == "cancelled":
-        raise InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
+    cancelled = InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
+    if row["status"] == CampaignState.CANCELLED:
+        raise cancelled
     refuse_open_claims(svc, row, definition, "scheduled")
-    svc.campaigns.set_status(row["id"], "scheduled", actor=actor)
+    if not svc.campaigns.set_status(row["id"], CampaignState.SCHEDULED, actor=actor):
+        raise cancelled  # meanwhile: only a cancelled campaign may not be scheduled
     return row
 
 

@@ -46,6 +46,15 @@ class ScheduleSpec(_Strict):
             parse_rrule(value)
         return value
 
+    @field_validator("send_time")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError(
+                "is a wall-clock time in each patient's zone; drop the UTC offset, e.g. '10:00'"
+            )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _valid_zone(cls, value: str | None) -> str | None:

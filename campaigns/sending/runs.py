@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from campaigns.clock import schedules
 from campaigns.content.catalogue import load_campaign, refuse_open_claims
-from campaigns.domain.states import DeliveryState, RunState
+from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
 from campaigns.sending.pending import queue_pending
 
@@ -34,7 +34,7 @@ def start_run(
 ) -> int | None:
     """Insert the run of one occurrence. None when that occurrence already has a run."""
     row, definition = load_campaign(svc, key)
-    if row["status"] == "cancelled":
+    if row["status"] == CampaignState.CANCELLED:
         raise InputError(f"campaign {row['name']}: cancelled")
     refuse_open_claims(svc, row, definition, "run")
     now = svc.now()
@@ -55,7 +55,7 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
     (campaign, occurrence) lets exactly one caller create each occurrence's run.
     """
     row, definition = load_campaign(svc, campaign_id)
-    if row["status"] != "scheduled":
+    if row["status"] != CampaignState.SCHEDULED:
         return []
     schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
     last = svc.runs.last_occurrence(campaign_id)

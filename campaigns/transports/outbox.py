@@ -39,6 +39,8 @@ class OutboxTransport:
 
     def send(self, message: OutboundMessage) -> SendReceipt:
         provider_id = f"outbox-{message.channel}-{message.delivery_id}"
+        # When the provider got it, on the provider's (real) clock, as a real provider
+        # stamps it; the ledger's sent_at is Meridian's clock.
         at = datetime.now(UTC)
         stem = self.directory / message.channel / f"run{message.run_id}-d{message.delivery_id}"
         if message.channel == "sms":

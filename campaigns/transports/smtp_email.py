@@ -198,6 +198,8 @@ class SmtpEmailTransport:
                 sender=settings.email_from,
                 reply_to=settings.email_reply_to,
                 message_id=message_id(message, self._from_address),
+                # Real time, not Meridian's (possibly shifted) clock: mail servers read
+                # it next to the relay's own Received times.
                 date=datetime.now(UTC),
             )
         except (ValueError, TypeError):

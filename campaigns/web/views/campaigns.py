@@ -13,11 +13,13 @@ from flask.typing import ResponseReturnValue
 from campaigns.content import catalogue, compliance
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.preview import preview_channels
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
+from campaigns.sending import control
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
-from campaigns.web.views.common import control, definition_from_yaml, definition_yaml
+from campaigns.web.views.common import definition_from_yaml, definition_yaml
 from campaigns.web.views.console import actor, attempt, bp, fragment, problems
 
 NEW_CAMPAIGN_YAML = """\
@@ -155,10 +157,10 @@ def campaign_action(name: str, action: str) -> ResponseReturnValue:
         flash("Tick the box to confirm the cancellation.", "error")
         return back
     if action == "run":
-        if row["status"] != "scheduled":
+        if row["status"] != CampaignState.SCHEDULED:
             flash("Approve and schedule the campaign before running it.", "error")
             return back
-        done, run_id = attempt("Run now", lambda: control().run_now(svc, name, actor=who))
+        done, run_id = attempt("Run now", lambda: control.run_now(svc, name, actor=who))
         if run_id is not None:
             flash(f"Run {run_id} started.", "ok")
             return redirect(url_for("console.run", run_id=run_id))
@@ -166,10 +168,10 @@ def campaign_action(name: str, action: str) -> ResponseReturnValue:
             flash("This occurrence already has a run.", "info")
         return back
     calls: dict[str, Callable[[], object]] = {
-        "schedule": lambda: control().schedule(svc, name, actor=who),
-        "pause": lambda: control().pause(svc, name, actor=who),
-        "resume": lambda: control().resume(svc, name, actor=who),
-        "cancel": lambda: control().cancel(svc, name, actor=who),
+        "schedule": lambda: control.schedule(svc, name, actor=who),
+        "pause": lambda: control.pause(svc, name, actor=who),
+        "resume": lambda: control.resume(svc, name, actor=who),
+        "cancel": lambda: control.cancel(svc, name, actor=who),
     }
     done, answer = attempt(action.capitalize(), calls[action])
     if done:
