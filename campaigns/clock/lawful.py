@@ -24,9 +24,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from campaigns.clock import quiet_hours, wallclock
-from campaigns.clock.whereabouts import Candidate, Whereabouts
+from campaigns.clock.whereabouts import Candidate, Whereabouts, locate
+from campaigns.domain.models import Recipient
 
-__all__ = ["NO_LAWFUL_TIME", "CandidateClock", "SendTime", "requested_instant", "when_to_send"]
+__all__ = [
+    "NO_LAWFUL_TIME",
+    "CandidateClock",
+    "SendTime",
+    "for_recipient",
+    "requested_instant",
+    "when_to_send",
+]
 
 # The skip reason of a delivery with no lawful instant within its grace (the value
 # of campaigns.domain.states.SkipReason.NO_LAWFUL_TIME; the clock sits below the domain).
@@ -129,6 +137,24 @@ def when_to_send(
         requested = requested_instant(where, date.fromisoformat(occurrence), send_time)
     earliest = max(requested, now.astimezone(UTC))
     return _decide(where, channel, earliest, requested, requested + grace)
+
+
+def for_recipient(
+    recipient: Recipient,
+    channel: str,
+    *,
+    occurrence: str,
+    send_time: time,
+    grace: timedelta,
+    now: datetime,
+    service_zones: tuple[str, ...],
+) -> SendTime:
+    """``when_to_send`` for a patient as stored: fan-out, the send-time check,
+    ``campaigns when`` and the console's preview all come through here."""
+    where = locate(recipient.timezone, recipient.state, recipient.phone, service_zones)
+    return when_to_send(
+        where, channel, occurrence=occurrence, send_time=send_time, grace=grace, now=now
+    )
 
 
 @functools.lru_cache(maxsize=1 << 14)

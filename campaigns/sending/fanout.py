@@ -18,7 +18,7 @@ import redis
 from redis.lock import Lock
 
 from campaigns import keys
-from campaigns.clock import lawful, whereabouts
+from campaigns.clock import lawful
 from campaigns.clock.lawful import SendTime
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
@@ -49,16 +49,14 @@ def recipient_send_time(
 ) -> SendTime:
     """When this patient's message for the run's occurrence goes (campaigns.clock.lawful):
     fan-out plans with it and the send-time check asks it again."""
-    where = whereabouts.locate(
-        recipient.timezone, recipient.state, recipient.phone, svc.settings.clinic_service_zones
-    )
-    return lawful.when_to_send(
-        where,
+    return lawful.for_recipient(
+        recipient,
         channel,
         occurrence=occurrence,
         send_time=definition.schedule.send_time,
         grace=timedelta(hours=definition.schedule.grace_hours),
         now=now,
+        service_zones=svc.settings.clinic_service_zones,
     )
 
 
