@@ -13,7 +13,6 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -81,8 +80,7 @@ def print_answer(console: Console, answer: dict[str, Any]) -> None:
                 highlight=False,
             )
         if part["at"]:
-            at = datetime.fromisoformat(part["at"])
-            console.print(f"sends at {at:%Y-%m-%d %H:%M:%S} UTC", highlight=False)
+            console.print(f"sends at {part['at_text']}", highlight=False)
         else:
             console.print(
                 f"skipped: {part['skip_reason']} (no lawful instant "
@@ -93,9 +91,8 @@ def print_answer(console: Console, answer: dict[str, Any]) -> None:
         console.print(f"source: {part['source']}", highlight=False, markup=False)
         console.print("candidates (the patient's time in each):", highlight=False)
         for c in part["candidates"]:
-            local = datetime.fromisoformat(c["local"]).astimezone(ZoneInfo(c["zone"]))
             console.print(
-                f"  {local:%a %Y-%m-%d %H:%M %Z}  {c['zone']}  {c['state'] or '-'}  {c['rule']}",
+                f"  {c['local_text']}  {c['zone']}  {c['state'] or '-'}  {c['rule']}",
                 highlight=False,
                 markup=False,
             )

@@ -65,7 +65,11 @@ def send_times(
         consent = skip_reason(patient, channel)
         # The clock's answer stands on its own; consent (or a missing contact) is a
         # separate reason the patient would get nothing on this channel.
-        channels[channel] = {**answer.to_dict(), "consent_skip_reason": consent}
+        part = {**answer.to_dict(), "consent_skip_reason": consent}
+        for clock, shown in zip(part["candidates"], answer.clocks, strict=True):
+            clock["local_text"] = f"{shown.local:%a %Y-%m-%d %H:%M %Z}"
+        part["at_text"] = f"{answer.at:%Y-%m-%d %H:%M:%S} UTC" if answer.at else None
+        channels[channel] = part
     return {
         "occurrence": day.isoformat(),
         "send_time": definition.schedule.send_time.strftime("%H:%M"),
