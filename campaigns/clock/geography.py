@@ -144,7 +144,7 @@ def phone_area(phone_e164: str | None) -> PhoneArea | None:
     if number is None or number.country_code != 1 or not _geographical(number):
         return None
     national = phonenumbers.national_significant_number(number)
-    state = _state_from_phone(phone_e164)
+    state = _state_of(number)
     # The prefix lookup itself: time_zones_for_number answers a MOBILE-typed number
     # (American Samoa's, Guam's) with every zone of the NANP.
     zones = _known_zones(phone_timezones.time_zones_for_geographical_number(number))
@@ -285,8 +285,10 @@ def _geographical(number: phonenumbers.PhoneNumber) -> bool:
 
 def _state_from_phone(phone_e164: str) -> str | None:
     number = _parse_phone(phone_e164)
-    if number is None:
-        return None
+    return None if number is None else _state_of(number)
+
+
+def _state_of(number: phonenumbers.PhoneNumber) -> str | None:
     region = phonenumbers.region_code_for_number(number)
     if region in _US_TERRITORY_REGIONS:
         return str(region)
