@@ -1,8 +1,10 @@
 """Where a patient is: their time zone and US state, from stored values or the phone.
 
 Every rule is read in the *recipient's* local time (COMPLIANCE.md, "where the
-recipient is"): the patient's own zone, else the zone of the phone's area code,
-else the clinic's; the patient's own state, else the state of the phone's area code.
+recipient is"). This module reads single facts: a stored zone or state, the area of
+a phone number (``phone_area``: its state and zones), a state's zones. Sending
+combines them in ``campaigns.clock.whereabouts`` into every place the patient might
+be; ``patient_zone`` and ``patient_state`` are the older one-answer readings.
 
 The state of an area code comes from ``campaigns/data/us_area_codes.csv``, a table
 generated from phonenumbers' geocoder by ``scripts/area_codes.py``: the geocoder
