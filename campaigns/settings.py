@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -21,9 +21,21 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from campaigns.errors import ConfigError
+
+# Every US zone from Hawaii to the East Coast: the default MERIDIAN_CLINIC_SERVICE_ZONES.
+US_SERVICE_ZONES = (
+    "Pacific/Honolulu",
+    "America/Adak",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Phoenix",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+)
 
 PREFIX = "MERIDIAN_"
 _DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - refused outside development
@@ -84,6 +96,10 @@ class Settings(BaseSettings):
     clinic_address: str = ""
     clinic_phone: str = ""
     clinic_timezone: str = "America/New_York"
+    # Where a patient with no zone, state or area code on file might be: their
+    # messages go only at hours lawful in every one (campaigns.clock.whereabouts).
+    # Comma-separated IANA zones; the default is every US zone, Hawaii to the East.
+    clinic_service_zones: Annotated[tuple[str, ...], NoDecode] = US_SERVICE_ZONES
     default_region: str = "US"
 
     # Deliveries per send task; each task pays a claim, a check of the run and a
@@ -106,6 +122,22 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{value!r} is not an IANA time zone name") from exc
         return value
+
+    @field_validator("clinic_service_zones", mode="before")
+    @classmethod
+    def _zone_list(cls, value: object) -> object:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list | tuple):
+            return value
+        zones = tuple(str(n).strip() for n in names if str(n).strip())
+        if not zones:
+            raise ValueError("name at least one IANA time zone, e.g. America/New_York")
+        for name in zones:
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"{name!r} is not an IANA time zone name") from exc
+        return zones
 
     @field_validator("public_url")
     @classmethod

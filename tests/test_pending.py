@@ -92,7 +92,8 @@ def _running_run(svc: Services, n: int = 3) -> tuple[int, list[int]]:
     ]
     svc.patients.import_batches([records], dry_run=False, actor="test")
     campaign_id = apply_campaign(svc, CAMPAIGN, actor="test").campaign_id
-    run_id = svc.runs.create(campaign_id, "now:1", "manual", RunState.RUNNING, now, actor="test")
+    occurrence = f"now:{now.isoformat()}"
+    run_id = svc.runs.create(campaign_id, occurrence, "manual", RunState.RUNNING, now, actor="test")
     assert run_id is not None
     audience = svc.patients.stream_audience({}, now.date())
     patients = [r.patient_id for chunk in audience for r in chunk]
@@ -198,14 +199,14 @@ def test_a_claim_returned_after_its_run_was_cancelled_is_skipped_as_cancelled(
 def test_a_send_outside_the_patients_hours_waits_for_their_window_and_is_queued_for_it(
     tmp_path: Path, database_url: str
 ) -> None:
-    # 06:00 UTC is 01:00 or 02:00 in Boston.
-    svc = _services(tmp_path, database_url, shift_into_window() - 12 * 3600)
+    # 11:00 UTC is 06:00 or 07:00 in Boston: the window opens within the run's grace.
+    svc = _services(tmp_path, database_url, shift_into_window() - 7 * 3600)
     try:
         run_id, ids = _running_run(svc, 1)
         result = delivery.send_batch(svc, Batch(run_id, ids))
         assert result.counts == {"pending": 1}
         opens = _rows(svc, ids)[ids[0]]["next_attempt_at"]
-        assert opens > svc.now() + timedelta(hours=4)
+        assert opens >= svc.now() + timedelta(minutes=59)
         assert _queued(svc) == {ids[0]: opens}
         assert batches.pump(svc) == 0  # not before the window opens
     finally:

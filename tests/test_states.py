@@ -45,6 +45,7 @@ def test_the_states_are_the_strings_the_ledger_has_always_stored() -> None:
         "invalid_contact",
         "frequency_cap",
         "cancelled",
+        "no_lawful_time",
     }
     assert {s.value for s in CampaignState} == {"draft", "scheduled", "paused", "cancelled"}
     assert RunState.RUNNING == "running" and f"run.{RunState.PAUSED}" == "run.paused"

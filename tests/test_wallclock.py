@@ -175,8 +175,8 @@ def test_honolulu_sends_at_its_own_ten_oclock_and_waits_for_eight() -> None:
         ("RI", NEW_YORK, datetime(2027, 10, 13, 18, 30), datetime(2027, 10, 14, 9, 0)),
         # RI: Friday evening waits for Saturday's ten o'clock.
         ("RI", NEW_YORK, datetime(2027, 10, 15, 18, 30), datetime(2027, 10, 16, 10, 0)),
-        # RI: a weekend day closes at five.
-        ("RI", NEW_YORK, datetime(2027, 10, 16, 17, 0), datetime(2027, 10, 17, 10, 0)),
+        # RI: Saturday closes at five, and Sunday is closed (R.I. Gen. Laws 5-61-2).
+        ("RI", NEW_YORK, datetime(2027, 10, 16, 17, 0), datetime(2027, 10, 18, 9, 0)),
         # CT opens at nine.
         ("CT", NEW_YORK, datetime(2027, 10, 13, 8, 30), datetime(2027, 10, 13, 9, 0)),
         # FL closes at eight in the evening.

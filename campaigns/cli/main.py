@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from campaigns.cli import when
 from campaigns.cli.campaigns import app as campaigns_app
 from campaigns.cli.db import app as db_app
 from campaigns.cli.patients import app as patients_app
@@ -54,6 +55,9 @@ def demo_command() -> None:
     from campaigns.cli.demo import run_demo
 
     run_demo(out)
+
+
+when.register(campaigns_app, handled, services)
 
 
 def main() -> None:  # pragma: no cover - console script shim

@@ -1,8 +1,10 @@
 """Where a patient is: their time zone and US state, from stored values or the phone.
 
 Every rule is read in the *recipient's* local time (COMPLIANCE.md, "where the
-recipient is"): the patient's own zone, else the zone of the phone's area code,
-else the clinic's; the patient's own state, else the state of the phone's area code.
+recipient is"). This module reads single facts: a stored zone or state, the area of
+a phone number (``phone_area``: its state and zones), a state's zones. Sending
+combines them in ``campaigns.clock.whereabouts`` into every place the patient might
+be; ``patient_zone`` and ``patient_state`` are the older one-answer readings.
 
 The state of an area code comes from ``campaigns/data/us_area_codes.csv``, a table
 generated from phonenumbers' geocoder by ``scripts/area_codes.py``: the geocoder
@@ -14,11 +16,14 @@ newer phonenumbers release has moved a prefix and the table should be regenerate
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+import us
 from phonenumbers import timezone as phone_timezones
 
 from campaigns.errors import ConfigError, InputError
@@ -26,11 +31,15 @@ from campaigns.errors import ConfigError, InputError
 __all__ = [
     "AREA_CODES_FILE",
     "USPS_CODES",
+    "PhoneArea",
     "area_code_state",
     "parse_area_codes",
     "patient_state",
     "patient_zone",
+    "phone_area",
     "state_from_description",
+    "state_zones",
+    "zones_agree",
 ]
 
 AREA_CODES_FILE = "campaigns/data/us_area_codes.csv"
@@ -63,6 +72,13 @@ USPS_CODES = frozenset(_STATE_BY_NAME.values())
 # code is the USPS code. Without this check a number in the country of Georgia
 # (geocoded "Georgia") would come out as GA.
 _US_TERRITORY_REGIONS = frozenset({"AS", "GU", "MP", "PR", "VI"})
+_PLACED_KINDS = frozenset(
+    {
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    }
+)
 # Quarter hours over two years: enough to see any difference between zones whose
 # transitions fall on different days or at different times of day.
 _AGREE_STEP = timedelta(minutes=15)
@@ -110,6 +126,66 @@ def patient_state(state: str | None, phone_e164: str | None) -> str | None:
     if phone_e164:
         return _state_from_phone(phone_e164)
     return None
+
+
+@dataclass(frozen=True)
+class PhoneArea:
+    """What a phone number says about where its owner is: its area code, the state
+    or territory of that code (None when the table names none) and the zones
+    phonenumbers gives the number (empty when it knows none)."""
+
+    area_code: str
+    state: str | None
+    zones: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def phone_area(phone_e164: str | None) -> PhoneArea | None:
+    """The area a NANP number belongs to; None for other numbers, non-geographic
+    ones (toll-free, 5XX) and anything that does not parse."""
+    if not phone_e164:
+        return None
+    number = _parse_phone(phone_e164)
+    if number is None or number.country_code != 1 or not _geographical(number):
+        return None
+    national = phonenumbers.national_significant_number(number)
+    state = _state_of(number)
+    # The prefix lookup itself: time_zones_for_number answers a MOBILE-typed number
+    # (American Samoa's, Guam's) with every zone of the NANP.
+    zones = _known_zones(phone_timezones.time_zones_for_geographical_number(number))
+    if state is None and not zones:
+        return None
+    return PhoneArea(area_code=national[:3], state=state, zones=zones)
+
+
+@functools.cache
+def state_zones(code: str) -> tuple[str, ...]:
+    """Every zone of a US state or territory (the ``us`` package's table); empty
+    for codes it does not know (the armed forces' AA, AE, AP)."""
+    found = us.states.lookup(code, field="abbr")
+    return _known_zones(found.time_zones) if found is not None else ()
+
+
+def zones_agree(names: tuple[str, ...], year: int) -> bool:
+    """Whether the zones keep the same clock all ``year`` (Meridian's) and the next."""
+    return len(set(names)) <= 1 or _zones_agree(tuple(sorted(set(names))), year)
+
+
+def checked_zone(name: str) -> ZoneInfo:
+    """A stored IANA zone name as a zone; InputError when it is not one."""
+    return _zone(name, "time zone", InputError)
+
+
+def _known_zones(names: Iterable[str]) -> tuple[str, ...]:
+    """The IANA zones among ``names`` this machine's tzdata has, sorted, once each."""
+    known = set()
+    for name in names:
+        try:
+            ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            continue  # phonenumbers' "Etc/Unknown", or a zone newer than this tzdata
+        known.add(str(name))
+    return tuple(sorted(known))
 
 
 def state_from_description(description: str) -> str | None:
@@ -211,19 +287,23 @@ def _zones_agree(names: tuple[str, ...], year: int) -> bool:
     return True
 
 
+def _geographical(number: phonenumbers.PhoneNumber) -> bool:
+    # In the NANP a mobile number belongs to its area code's place too; phonenumbers
+    # types American Samoa's and Guam's mobiles MOBILE, which it calls non-geographic.
+    return phonenumbers.number_type(number) in _PLACED_KINDS
+
+
 def _state_from_phone(phone_e164: str) -> str | None:
     number = _parse_phone(phone_e164)
-    if number is None:
-        return None
+    return None if number is None else _state_of(number)
+
+
+def _state_of(number: phonenumbers.PhoneNumber) -> str | None:
     region = phonenumbers.region_code_for_number(number)
     if region in _US_TERRITORY_REGIONS:
         return str(region)
     if region != "US":
         return None
-    kind = phonenumbers.number_type(number)
-    # Region US means country code 1.
-    if kind == phonenumbers.PhoneNumberType.UNKNOWN or not phonenumbers.is_number_type_geographical(
-        kind, 1
-    ):
+    if not _geographical(number):
         return None  # the geocoder names no area for these
     return area_code_state(phonenumbers.national_significant_number(number))

@@ -10,18 +10,20 @@ bad table fails with ConfigError naming the file and the field path
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from importlib import resources
 from typing import Annotated, Any, Literal, Self
 
+import holidays
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     field_validator,
@@ -31,11 +33,21 @@ from pydantic import (
 from campaigns.clock.geography import USPS_CODES, patient_state
 from campaigns.errors import ConfigError
 
-__all__ = ["QUIET_HOURS_FILE", "Window", "state_cap", "window_for"]
+__all__ = [
+    "QUIET_HOURS_FILE",
+    "DayRule",
+    "Window",
+    "day_rule",
+    "presumes_resident",
+    "state_cap",
+    "strictest_cap",
+    "window_for",
+]
 
 QUIET_HOURS_FILE = "campaigns/data/quiet_hours.yaml"
 _RESOURCE = "data/quiet_hours.yaml"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SELECTORS: dict[str, tuple[int, ...]] = {
     "all": tuple(range(7)),
     "weekdays": (0, 1, 2, 3, 4),
@@ -67,22 +79,59 @@ class Window:
     def is_closed(self) -> bool:
         return self.opens >= self.closes
 
+    def __str__(self) -> str:
+        return "closed" if self.is_closed else f"{self.opens:%H:%M}-{self.closes:%H:%M}"
+
 
 _CLOSED = Window(time(0), time(0))
 
 
-def window_for(state: str | None, local_day: date) -> Window:
-    """The day's window: federal 08:00-21:00, narrowed by the state's own rule."""
+@dataclass(frozen=True)
+class DayRule:
+    """One local day's window for a state, with the rule that sets it and its source.
+
+    ``state`` is the USPS code whose own row applies (None: the federal rule only);
+    ``closed_for`` says why a closed day is closed ("Sunday", "holiday: Labor Day").
+    """
+
+    window: Window
+    state: str | None
+    closed_for: str | None
+    source: str
+
+    def describe(self) -> str:
+        who = self.state or "federal"
+        if self.window.is_closed:
+            return f"{who}: no marketing texts on {self.closed_for or 'this day'}"
+        return f"{who}: {self.window}"
+
+
+def day_rule(state: str | None, local_day: date) -> DayRule:
+    """The day's window: federal 08:00-21:00, narrowed by the state's own rule, and
+    closed on the holidays of a state that forbids them."""
     table = _table()
-    federal = table.federal.windows[local_day.weekday()]
+    weekday = local_day.weekday()
+    federal = table.federal.windows[weekday]
     code = patient_state(state, None)
     rules = table.states.get(code) if code else None
     if rules is None:
-        return federal
-    own = rules.windows[local_day.weekday()]
+        return DayRule(federal, None, None, table.federal.source)
+    if rules.closed_on_holidays:
+        holiday = _holidays(code or "", local_day.year).get(local_day)
+        if holiday is not None:
+            return DayRule(_CLOSED, code, f"holiday: {holiday}", rules.source)
+    own = rules.windows[weekday]
+    if own.is_closed:
+        return DayRule(_CLOSED, code, _DAY_NAMES[weekday], rules.source)
     # The intersection: a state's rule can make the federal window narrower, never wider.
     opens, closes = max(federal.opens, own.opens), min(federal.closes, own.closes)
-    return Window(opens, closes) if opens < closes else _CLOSED
+    window = Window(opens, closes) if opens < closes else _CLOSED
+    return DayRule(window, code, _DAY_NAMES[weekday] if window.is_closed else None, rules.source)
+
+
+def window_for(state: str | None, local_day: date) -> Window:
+    """The day's window (``day_rule`` without its reasons)."""
+    return day_rule(state, local_day).window
 
 
 def state_cap(state: str | None) -> int | None:
@@ -92,6 +141,25 @@ def state_cap(state: str | None) -> int | None:
     return rules.cap_per_24h if rules else None
 
 
+def strictest_cap(states: Iterable[str]) -> tuple[int, str] | None:
+    """The lowest cap of any of ``states`` and the state that sets it; None if none caps."""
+    caps = [(cap, code) for code in states if (cap := state_cap(code)) is not None]
+    return min(caps) if caps else None
+
+
+def presumes_resident(state: str) -> bool:
+    """Whether the state presumes a resident from a local area code (FL, OK)."""
+    rules = _table().states.get(state)
+    return bool(rules and rules.presumes_resident)
+
+
+@functools.lru_cache(maxsize=256)
+def _holidays(code: str, year: int) -> Mapping[date, str]:
+    """The state's and the federal holidays of one year, observed days included
+    (the ``holidays`` package, which keeps each state's own list)."""
+    return dict(holidays.country_holidays("US", subdiv=code, years=year).items())
+
+
 # -- the table as read at run time ------------------------------------------------------
 
 
@@ -99,6 +167,9 @@ def state_cap(state: str | None) -> int | None:
 class _Rules:
     windows: tuple[Window, ...]  # indexed by date.weekday(), Monday = 0
     cap_per_24h: int | None
+    source: str = ""
+    closed_on_holidays: bool = False
+    presumes_resident: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +260,8 @@ class _RulesSpec(_Strict):
     name: str | None = None
     windows: dict[Annotated[str, AfterValidator(_known_selector)], _WindowSpec]
     cap_per_24h: Annotated[StrictInt, Field(ge=1)] | None = None
+    closed_on_holidays: StrictBool = False
+    area_code_presumes_resident: StrictBool = False
     source: str = Field(default="", validate_default=True)
     note: str | None = None
 
@@ -214,7 +287,13 @@ class _RulesSpec(_Strict):
         for selector in sorted(self.windows, key=lambda s: len(_SELECTORS[s]), reverse=True):
             for day in _SELECTORS[selector]:
                 by_day[day] = self.windows[selector].window()
-        return _Rules(windows=tuple(by_day), cap_per_24h=self.cap_per_24h)
+        return _Rules(
+            windows=tuple(by_day),
+            cap_per_24h=self.cap_per_24h,
+            source=" ".join(self.source.split()),
+            closed_on_holidays=self.closed_on_holidays,
+            presumes_resident=self.area_code_presumes_resident,
+        )
 
 
 class _TableSpec(_Strict):
@@ -228,6 +307,22 @@ class _TableSpec(_Strict):
     @classmethod
     def _none_is_no_states(cls, value: object) -> object:
         return {} if value is None else value
+
+    @field_validator("federal")
+    @classmethod
+    def _federal_has_no_state_rules(cls, value: _RulesSpec) -> _RulesSpec:
+        if value.closed_on_holidays or value.area_code_presumes_resident:
+            raise ValueError("closed_on_holidays and area_code_presumes_resident are state rules")
+        return value
+
+    @field_validator("states")
+    @classmethod
+    def _holidays_known(cls, value: dict[str, _RulesSpec]) -> dict[str, _RulesSpec]:
+        known = holidays.country_holidays("US").subdivisions
+        for code, rules in value.items():
+            if rules.closed_on_holidays and code not in known:
+                raise ValueError(f"{code}: the holidays package lists no holidays for it")
+        return value
 
 
 def _problems(exc: ValidationError) -> list[str]:

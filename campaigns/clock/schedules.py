@@ -10,9 +10,9 @@ ahead, and until ``d`` + ``send_time`` on the clinic's clock + ``grace``. A beat
 that comes back later records the occurrence as missed rather than texting
 everyone hours late by surprise (DESIGN.md section 4, step 1).
 
-Each patient's side lives beside this module: their zone and state in
-``campaigns.clock.geography``, the legal windows in ``campaigns.clock.quiet_hours``,
-their due time (``local_due``) in ``campaigns.clock.wallclock``.
+Each patient's side lives beside this module: where they might be in
+``campaigns.clock.whereabouts``, the legal windows in ``campaigns.clock.quiet_hours``,
+when their message goes (``when_to_send``) in ``campaigns.clock.lawful``.
 """
 
 from __future__ import annotations

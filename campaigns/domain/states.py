@@ -83,6 +83,9 @@ class SkipReason(StrEnum):
     INVALID_CONTACT = "invalid_contact"
     FREQUENCY_CAP = "frequency_cap"
     CANCELLED = "cancelled"
+    # No instant lawful everywhere the patient might be within the campaign's grace
+    # (a Sunday or holiday where a state forbids them; zones too far apart).
+    NO_LAWFUL_TIME = "no_lawful_time"
 
 
 # A campaign is saved as a draft and approved (scheduled); it may pause and resume,

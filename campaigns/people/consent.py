@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from campaigns.clock import geography, quiet_hours
+from campaigns.clock import quiet_hours, whereabouts
 from campaigns.domain.models import Channel, ConsentFact, Recipient
 from campaigns.domain.states import SkipReason
 
@@ -103,7 +103,11 @@ def check_send(
         if any(at >= since and rid != run_id for rid, _, at in past):
             return SkipReason.FREQUENCY_CAP
     if channel == "sms":
-        cap = quiet_hours.state_cap(geography.patient_state(recipient.state, recipient.phone))
+        # The lowest cap of every state the patient might be in (address and area code).
+        strictest = quiet_hours.strictest_cap(
+            whereabouts.candidate_states(recipient.state, recipient.phone)
+        )
+        cap = strictest[0] if strictest else None
         if cap is not None:
             day_ago = now - timedelta(hours=24)
             if sum(1 for _, ch, at in past if ch == "sms" and at >= day_ago) >= cap:

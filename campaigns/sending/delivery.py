@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from campaigns.clock import wallclock
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
@@ -26,7 +25,7 @@ from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import NotFound, OutcomeUnknown, PermanentError, TransientError
 from campaigns.people import consent
 from campaigns.sending.batches import chunked
-from campaigns.sending.fanout import recipient_clock
+from campaigns.sending.fanout import recipient_send_time
 from campaigns.sending.pending import back_to_pending
 
 if TYPE_CHECKING:
@@ -146,6 +145,15 @@ class _SliceSender:
         # The claim being handed to a provider: if anything fails then, the
         # message may have gone, so it is not released.
         self.in_flight: Claimed | None = None
+        self._occurrences: dict[int, str] = {}
+
+    def _occurrence(self, run_id: int) -> str:
+        if run_id not in self._occurrences:
+            run = self.svc.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            self._occurrences[run_id] = str(run["occurrence"])
+        return self._occurrences[run_id]
 
     def _carry_on(self, rest: Sequence[Claimed]) -> bool:
         """Between sends, every STATUS_CHECK_S: is the run still running, and are the
@@ -201,13 +209,20 @@ class _SliceSender:
                     Outcome(c.delivery_id, DeliveryState.SKIPPED, skip_reason=verdict)
                 )
                 continue
-            opens = _window_opens(svc, recipient, channel, now)
-            if opens is not None:
-                # Due outside the patient's hours (the clock moved, or a retry landed
-                # at night): wait for the next opening, never send early, never drop.
+            when = recipient_send_time(
+                svc, self._occurrence(c.run_id), definition, recipient, channel, now, hold=True
+            )
+            if when.at is None or when.at > now:
+                # Not lawful now everywhere the patient might be (the clock moved, a
+                # backlog or a pause made it late, a retry landed at night): wait for the
+                # next lawful instant, never send early, never drop for lateness.
                 self.outcomes.append(
                     Outcome(
-                        c.delivery_id, DeliveryState.PENDING, next_attempt_at=opens, tried=False
+                        c.delivery_id, DeliveryState.PENDING, next_attempt_at=when.at, tried=False
+                    )
+                    if when.at
+                    else Outcome(
+                        c.delivery_id, DeliveryState.SKIPPED, skip_reason=SkipReason.NO_LAWFUL_TIME
                     )
                 )
                 continue
@@ -221,15 +236,6 @@ class _SliceSender:
             self.outcomes.append(outcome)
             if outcome.state == DeliveryState.SENT:
                 sent_now.setdefault(c.patient_id, []).append((c.run_id, channel, now))
-
-
-def _window_opens(
-    svc: Services, recipient: Recipient, channel: Channel, now: datetime
-) -> datetime | None:
-    zone, state = recipient_clock(svc, recipient, channel, now)
-    if wallclock.is_allowed(now, zone, state):
-        return None
-    return wallclock.next_allowed(now, zone, state)
 
 
 def build_message(

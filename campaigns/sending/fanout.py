@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,8 @@ import redis
 from redis.lock import Lock
 
 from campaigns import keys
-from campaigns.clock import geography, wallclock
+from campaigns.clock import lawful
+from campaigns.clock.lawful import SendTime
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.domain.models import Channel, Recipient
@@ -38,35 +39,29 @@ log = logging.getLogger(__name__)
 FAN_OUT_LOCK_S = 60
 
 
-def recipient_clock(
-    svc: Services, recipient: Recipient, channel: Channel, now: datetime
-) -> tuple[ZoneInfo, str | None]:
-    """The patient's zone, and the state whose window applies to this channel."""
-    zone = geography.patient_zone(
-        recipient.timezone, recipient.phone, svc.settings.clinic_timezone, year=now.year
-    )
-    # State telemarketing windows govern calls and texts; email keeps the federal
-    # decent-hours window only.
-    state = geography.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
-    return zone, state
-
-
-def _due_for(
+def recipient_send_time(
     svc: Services,
-    run: dict[str, Any],
+    occurrence: str,
     definition: CampaignDefinition,
     recipient: Recipient,
     channel: Channel,
     now: datetime,
-) -> datetime:
-    zone, state = recipient_clock(svc, recipient, channel, now)
-    occurrence: str = run["occurrence"]
-    if occurrence.startswith("now:"):
-        return wallclock.next_allowed(now, zone, state)
-    due = wallclock.local_due(
-        date.fromisoformat(occurrence), definition.schedule.send_time, zone, state
+    *,
+    hold: bool = False,
+) -> SendTime:
+    """When this patient's message for the run's occurrence goes (campaigns.clock.lawful):
+    fan-out plans with it and the send-time check asks it again (``hold``: planned, so
+    held to the next lawful instant however late)."""
+    return lawful.for_recipient(
+        recipient,
+        channel,
+        occurrence=occurrence,
+        send_time=definition.schedule.send_time,
+        grace=timedelta(hours=definition.schedule.grace_hours),
+        now=now,
+        service_zones=svc.settings.clinic_service_zones,
+        hold=hold,
     )
-    return max(due, wallclock.next_allowed(now, zone, state))
 
 
 def _plan(
@@ -117,7 +112,13 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
         rows = []
         for recipient in chunk:
             for channel, skip in _plan(recipient, definition):
-                due = now if skip else _due_for(svc, run, definition, recipient, channel, now)
+                due = now
+                if skip is None:
+                    when = recipient_send_time(
+                        svc, run["occurrence"], definition, recipient, channel, now
+                    )
+                    due = when.at or now
+                    skip = None if when.at else SkipReason.NO_LAWFUL_TIME
                 rows.append(
                     {
                         "patient_id": recipient.patient_id,

@@ -8,17 +8,32 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO
+
+import holidays
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def shift_into_window() -> float:
-    """Seconds that put Meridian's clock at 18:00 UTC: inside every US patient's hours."""
+    """Seconds that put Meridian's clock at 18:00 UTC on a weekday that is nobody's
+    holiday (today, or the next such day): inside every US patient's hours, even
+    in the states that allow no texts on Sundays or holidays."""
     now = datetime.now(UTC)
-    return (now.replace(hour=18, minute=0, second=0, microsecond=0) - now).total_seconds()
+    day = now.date()
+    while day.weekday() >= 5 or _a_holiday_somewhere(day):
+        day += timedelta(days=1)
+    at = datetime(day.year, day.month, day.day, 18, tzinfo=UTC)
+    return (at - now).total_seconds()
+
+
+def _a_holiday_somewhere(day: date) -> bool:
+    return any(
+        day in holidays.country_holidays("US", subdiv=code, years=day.year)
+        for code in ("RI", "LA", "AL", "UT")
+    )
 
 
 class TimedOut(AssertionError):

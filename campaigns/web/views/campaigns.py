@@ -15,7 +15,7 @@ from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.preview import preview_channels
 from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
-from campaigns.sending import control
+from campaigns.sending import control, timing
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -129,9 +129,12 @@ def campaign_preview() -> ResponseReturnValue:
     except (InputError, NotFound) as exc:
         found = problems(exc) if isinstance(exc, InputError) else [Problem("patient", str(exc))]
         return render_template(template, problems=found)
+    timing, timing_problem = _timing_for(svc, definition, external_id)
     return render_template(
         template,
         channels=channels,
+        timing=timing,
+        timing_problem=timing_problem,
         findings=catalogue.mark_acknowledged(definition, findings),
         rules=len(compliance.load_rules().rules),
         patient=external_id,
@@ -145,6 +148,21 @@ def _render_for(
     if recipient is None:
         raise NotFound("no patient with that external_id")
     return preview_channels(svc, definition, recipient)
+
+
+def _timing_for(
+    svc: Services, definition: CampaignDefinition, external_id: str
+) -> tuple[dict[str, Any] | None, str | None]:
+    """When the patient's messages for the schedule's next occurrence go, or why not known."""
+    recipient = svc.patients.find(external_id) if external_id else None
+    if recipient is None:
+        return None, None
+    try:
+        return timing.send_times(
+            svc, definition, recipient, timing.next_occurrence(svc, definition)
+        ), None
+    except InputError as exc:
+        return None, exc.message
 
 
 @bp.post("/campaigns/<name>/<any(schedule, run, pause, resume, cancel):action>")

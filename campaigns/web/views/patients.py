@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
+from campaigns.clock.quiet_hours import strictest_cap
+from campaigns.clock.whereabouts import Whereabouts, locate
 from campaigns.errors import InputError, NotFound
 from campaigns.people.patients import import_patients
 from campaigns.web.context import services
@@ -73,4 +77,23 @@ def patient(patient_id: int) -> ResponseReturnValue:
     if found is None:
         raise NotFound(f"no patient with id {patient_id}")
     history = svc.consent.history(patient_id)
-    return render_template("console/patient.html", patient=found, history=history)
+    where, where_problem = _whereabouts(svc.settings.clinic_service_zones, found, svc.now().year)
+    return render_template(
+        "console/patient.html",
+        patient=found,
+        history=history,
+        where=where,
+        where_problem=where_problem,
+        cap=strictest_cap(where.states) if where else None,
+    )
+
+
+def _whereabouts(
+    service_zones: tuple[str, ...], found: dict[str, Any], year: int
+) -> tuple[Whereabouts | None, str | None]:
+    """Where the patient might be, with the evidence; or why their stored values say nothing."""
+    try:
+        where = locate(found["timezone"], found["state"], found["phone"], service_zones, year=year)
+    except InputError as exc:
+        return None, exc.message
+    return where, None

@@ -1,0 +1,262 @@
+"""When a patient's message may go: the one answer fan-out, the send-time check,
+``meridian campaigns when`` and the console's preview all take.
+
+A message is lawful at an instant when it is lawful at that instant in every place
+the patient might be (campaigns.clock.whereabouts): inside the day's window of
+each candidate's state (campaigns.clock.quiet_hours), on that candidate's clock
+(campaigns.clock.wallclock). For SMS the state rules apply; email keeps the federal
+decent-hours window only, in every candidate zone.
+
+The occurrence's *requested* instant is the send time on the clock of every
+candidate: the latest of their wall-clock send times, so no candidate gets it
+early. The message goes at the first lawful instant from then (or from now, if the
+run starts later) up to the requested instant plus the campaign's grace; if there
+is none, it is skipped with reason ``no_lawful_time`` rather than sent hours or
+days late by surprise.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from campaigns.clock import quiet_hours, wallclock
+from campaigns.clock.whereabouts import Candidate, Whereabouts, locate
+from campaigns.domain.models import Recipient
+
+__all__ = [
+    "NO_LAWFUL_TIME",
+    "CandidateClock",
+    "SendTime",
+    "for_recipient",
+    "requested_instant",
+    "when_to_send",
+]
+
+# The skip reason of a delivery with no lawful instant within its grace (the value
+# of campaigns.domain.states.SkipReason.NO_LAWFUL_TIME; the clock sits below the domain).
+NO_LAWFUL_TIME = "no_lawful_time"
+# Rounds of "move to the latest candidate's next opening": each moves past a
+# window's edge, so a fortnight of eight candidates' windows needs a few hundred.
+_MAX_ROUNDS = 1000
+
+
+@dataclass(frozen=True)
+class CandidateClock:
+    """One candidate at the chosen instant: its local time and that day's rule."""
+
+    zone: str
+    state: str | None
+    local: datetime
+    rule: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "zone": self.zone,
+            "state": self.state,
+            "local": self.local.isoformat(),
+            "rule": self.rule,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class SendTime:
+    """When the message goes (``at``, UTC) or None when it is skipped, and why."""
+
+    channel: str
+    at: datetime | None
+    requested: datetime
+    deadline: datetime
+    where: Whereabouts
+    decided_by: str
+    source: str
+    clocks: tuple[CandidateClock, ...]
+    cap_per_24h: int | None
+    cap_state: str | None
+
+    @property
+    def skip_reason(self) -> str | None:
+        return NO_LAWFUL_TIME if self.at is None else None
+
+    @property
+    def held(self) -> bool:
+        return self.at is not None and self.at > self.requested
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "at": self.at.isoformat() if self.at else None,
+            "requested": self.requested.isoformat(),
+            "deadline": self.deadline.isoformat(),
+            "skip_reason": self.skip_reason,
+            "decided_by": self.decided_by,
+            "source": self.source,
+            "candidates": [c.to_dict() for c in self.clocks],
+            "cap_per_24h": self.cap_per_24h,
+            "cap_state": self.cap_state,
+            "evidence": self.where.to_dict()["evidence"],
+            "why_these_candidates": self.where.reason,
+        }
+
+
+# How far a held message may wait at most: every week has lawful hours somewhere in
+# the table, so this bounds the search, not the policy.
+HOLD_AT_MOST = timedelta(days=14)
+
+
+def requested_instant(where: Whereabouts, occurrence: date, send_time: time) -> datetime:
+    """The UTC instant ``send_time`` has come on ``occurrence`` on every candidate's clock."""
+    return max(
+        wallclock.resolve_wall_time(occurrence, send_time, ZoneInfo(c.zone))
+        for c in where.candidates
+    )
+
+
+def when_to_send(
+    where: Whereabouts,
+    channel: str,
+    *,
+    occurrence: str,
+    send_time: time,
+    grace: timedelta,
+    now: datetime,
+    hold: bool = False,
+) -> SendTime:
+    """When this patient's message for ``occurrence`` goes, as seen at ``now``.
+
+    ``hold`` is the send-time check's question: the message was planned, so it waits
+    for the next lawful instant however late it is; without it (fan-out, ``campaigns
+    when``) a scheduled occurrence with no lawful instant within the grace is skipped.
+
+    ``occurrence`` is a run's key: a date ("2027-10-15", sent at ``send_time`` on
+    the patient's clock) or "now:<ISO instant>" (a run started by hand, sent from
+    that instant). Fan-out asks at the run's start, the send-time check at the
+    moment of sending, ``campaigns when`` whenever: for the same ``now`` and the
+    same patient the answer is the same.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    manual = occurrence.startswith("now:")
+    if manual:
+        requested = datetime.fromisoformat(occurrence.removeprefix("now:")).astimezone(UTC)
+    else:
+        requested = requested_instant(where, date.fromisoformat(occurrence), send_time)
+    earliest = max(requested, now.astimezone(UTC))
+    deadline = requested + grace
+    if manual or hold:
+        # Staff who press "run now" at night mean "as soon as it is lawful", and a
+        # message already planned that reaches a worker late (a backlog at a low
+        # rate, a run paused and resumed, a retry) waits for the next lawful instant:
+        # the grace is for a schedule's occurrence planned late, not for either.
+        deadline = max(deadline, earliest + HOLD_AT_MOST)
+    return _decide(where, channel, earliest, requested, deadline)
+
+
+def for_recipient(
+    recipient: Recipient,
+    channel: str,
+    *,
+    occurrence: str,
+    send_time: time,
+    grace: timedelta,
+    now: datetime,
+    service_zones: tuple[str, ...],
+    hold: bool = False,
+) -> SendTime:
+    """``when_to_send`` for a patient as stored: fan-out, the send-time check,
+    ``campaigns when`` and the console's preview all come through here."""
+    where = locate(
+        recipient.timezone, recipient.state, recipient.phone, service_zones, year=now.year
+    )
+    return when_to_send(
+        where,
+        channel,
+        occurrence=occurrence,
+        send_time=send_time,
+        grace=grace,
+        now=now,
+        hold=hold,
+    )
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _decide(
+    where: Whereabouts, channel: str, earliest: datetime, requested: datetime, deadline: datetime
+) -> SendTime:
+    sms = channel == "sms"
+    places = tuple(Candidate(c.zone, c.state if sms else None) for c in where.candidates)
+    at: datetime | None = earliest
+    pushed: tuple[Candidate, datetime] | None = None
+    for _ in range(_MAX_ROUNDS):
+        assert at is not None
+        if at > deadline:
+            at = None
+            break
+        moved = False
+        for place in places:
+            opens = wallclock.next_allowed(at, ZoneInfo(place.zone), place.state)
+            if opens > at:
+                pushed, at, moved = (place, at), opens, True
+        if not moved:
+            break
+    else:  # pragma: no cover - a table with windows that never meet
+        at = None
+    decided_by, source = _decision(pushed, at, earliest, requested, deadline)
+    cap = quiet_hours.strictest_cap(where.states) if sms else None
+    shown = at or earliest
+    clocks = tuple(_clock(place, shown) for place in places)
+    return SendTime(
+        channel=channel,
+        at=at,
+        requested=requested,
+        deadline=deadline,
+        where=where,
+        decided_by=decided_by,
+        source=source,
+        clocks=clocks,
+        cap_per_24h=cap[0] if cap else None,
+        cap_state=cap[1] if cap else None,
+    )
+
+
+def _clock(place: Candidate, instant: datetime) -> CandidateClock:
+    local = instant.astimezone(ZoneInfo(place.zone))
+    rule = quiet_hours.day_rule(place.state, local.date())
+    return CandidateClock(place.zone, place.state, local, rule.describe(), rule.source)
+
+
+def _decision(
+    pushed: tuple[Candidate, datetime] | None,
+    at: datetime | None,
+    earliest: datetime,
+    requested: datetime,
+    deadline: datetime,
+) -> tuple[str, str]:
+    """The sentence naming the rule that decided, and that rule's source."""
+    if pushed is None:
+        start = "the send time" if earliest == requested else "now (after the send time)"
+        federal = quiet_hours.day_rule(None, earliest.date())
+        return f"{start} is lawful in every candidate", federal.source
+    place, before = pushed
+    local = before.astimezone(ZoneInfo(place.zone))
+    rule = quiet_hours.day_rule(place.state, local.date())
+    who = rule.state or "federal"
+    if rule.window.is_closed:
+        why = f"{who}: no marketing texts on {rule.closed_for or 'that day'}"
+    elif local.time() < rule.window.opens:
+        why = f"{who}: the window opens at {rule.window.opens:%H:%M}"
+    else:
+        why = f"{who}: the window closes at {rule.window.closes:%H:%M}"
+    where = f"{why} in {place.zone} ({local:%a %Y-%m-%d %H:%M} there)"
+    if at is None:
+        return (
+            f"{where}; no instant lawful in every candidate before the grace ends "
+            f"at {deadline:%Y-%m-%d %H:%M} UTC",
+            rule.source,
+        )
+    return f"held: {where}", rule.source
