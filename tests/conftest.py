@@ -10,6 +10,9 @@ skips its tests locally and fails them under CI=true.
 database (Redis, a webhook secret, the workers' environment) overrides the
 ``settings_overrides`` fixture; one whose database other connections, threads or
 processes must see gives ``database_url`` there (on SQLite, a file, not memory).
+One test overrides it by direct parametrization:
+``@pytest.mark.parametrize("settings_overrides", [{"public_url": "https://..."}])``.
+Patients, campaigns, runs and deliveries come from tests.support.factories.
 """
 
 from __future__ import annotations

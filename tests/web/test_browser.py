@@ -16,12 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from campaigns.services import Services
-from campaigns.web import auth
 from campaigns.web.app import create_app
 from tests.support.factories import (
     EXAMPLE_CAMPAIGN,
@@ -52,11 +50,6 @@ def _missing(what: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what}; CI must provide it", pytrace=False)
     pytest.skip(what)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture
