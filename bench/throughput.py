@@ -17,7 +17,7 @@ What it measures, on SQLite and on PostgreSQL (each on a fresh database):
    workers); peak RSS is sampled per worker process.
 3. **lateness while Meridian is not the bottleneck**: deliveries of the sent
    recipients written with due times spread at half the measured throughput (the
-   ledger's ``add_deliveries`` and ``runs.queue_pending``, as fan-out does), sent
+   ledger's ``deliveries.add`` and ``pending.queue_pending``, as fan-out does), sent
    by the same workers through the pump; lateness is ``sent_at - due_at``. The
    end-to-end run's lateness is printed too: there everything is due at once, so
    it measures the backlog, not the design's delay.
@@ -73,21 +73,25 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
-from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from bench.meter import Meter, Profile, Usage, cpu_times_self, summarise  # noqa: E402
-from campaigns import runs  # noqa: E402
+from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
+from campaigns.content.catalogue import apply_campaign, load_campaign  # noqa: E402
+from campaigns.domain.models import Claimed  # noqa: E402
+from campaigns.domain.states import RunState, channel_of  # noqa: E402
 from campaigns.people.patients import import_patients  # noqa: E402
 from campaigns.people.synthetic import write_patients_csv  # noqa: E402
+from campaigns.sending import control, runs  # noqa: E402
 from campaigns.sending.delivery import build_message  # noqa: E402
+from campaigns.sending.pending import queue_pending  # noqa: E402
 from campaigns.services import Services  # noqa: E402
 from campaigns.settings import Settings  # noqa: E402
 from campaigns.store.db import make_engine  # noqa: E402
-from campaigns.store.ledger import Claimed  # noqa: E402
 from campaigns.store.tables import deliveries  # noqa: E402
+from tasks.app import dispatcher  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 WORKDIR = ROOT / "var" / "bench"
@@ -368,7 +372,7 @@ def follow(
     progress: tuple[int, int] | None = None
     moved = next_count = time.monotonic()
     while time.monotonic() < deadline:
-        run = svc.ledger.get_run(run_id)
+        run = svc.runs.get(run_id)
         status = str(run["status"]) if run else "?"
         now = time.monotonic()
         if status not in seen:
@@ -466,8 +470,6 @@ def end_to_end(
     svc: Services, opts: Options, res: Result, worker: Worker, watch: Meter, pool: set[int]
 ) -> int:
     """Run the campaign now and follow it to the end; returns the run id."""
-    from tasks import control
-
     profiles: list[Profile] = []
 
     def on_status(status: str) -> None:
@@ -548,7 +550,7 @@ def paced(
 ) -> None:
     """Deliveries due at a steady rate below capacity, sent by the same running workers.
 
-    Written as fan-out writes them (``add_deliveries``, then ``runs.queue_pending``),
+    Written as fan-out writes them (``deliveries.add``, then ``pending.queue_pending``),
     with due times spread at ``pace_fraction`` of the measured throughput, to the
     patients and channels the end-to-end run sent to (a second campaign with no
     frequency cap, so the first run's messages do not skip them).
@@ -557,10 +559,10 @@ def paced(
     pairs = sent[: int(rate * opts.pace_seconds)]
     if not pairs:
         return
-    campaign_id = int(runs.load_campaign(svc, PACED)[0]["id"])
+    campaign_id = int(load_campaign(svc, PACED)[0]["id"])
     now = svc.now()
-    run_id = svc.ledger.create_run(
-        campaign_id, f"paced:{now.isoformat()}", "manual", "fanning_out", now, actor="bench"
+    run_id = svc.runs.create(
+        campaign_id, f"paced:{now.isoformat()}", "manual", RunState.FANNING_OUT, now, actor="bench"
     )
     assert run_id is not None
     lead = 3.0 + len(pairs) / 10_000  # time to write and queue them before the first is due
@@ -577,9 +579,11 @@ def paced(
     ]
     watch.start()
     for i in range(0, len(rows), 5000):
-        svc.ledger.add_deliveries(run_id, rows[i : i + 5000])
-    svc.ledger.set_run_status(run_id, "running", actor="bench", only_from=["fanning_out"])
-    runs.queue_pending(svc, run_id)
+        svc.deliveries.add(run_id, rows[i : i + 5000], svc.now())
+    svc.runs.set_status(
+        run_id, RunState.RUNNING, svc.now(), actor="bench", only_from=[RunState.FANNING_OUT]
+    )
+    queue_pending(svc, run_id)
     if svc.now() > start:
         res.notes.append(
             f"paced: queued {(svc.now() - start).total_seconds():.1f} s after the first was due"
@@ -672,21 +676,21 @@ def render_ceiling(
     sample = sent[: opts.ceiling_messages]
     if not sample:
         return
-    _, definition = runs.load_campaign(svc, CAMPAIGN)
+    _, definition = load_campaign(svc, CAMPAIGN)
     recipients = {}
     ids = sorted({patient_id for _, patient_id, _ in sample})
     for i in range(0, len(ids), 1000):
         recipients.update(svc.patients.recipients(ids[i : i + 1000]))
     now = svc.now()
     claims = [
-        (Claimed(d, run_id, p, ch, 1, now), recipients[p], "sms" if ch == "sms" else "email")
+        (Claimed(d, run_id, p, channel_of(ch), 1, now), recipients[p], channel_of(ch))
         for d, p, ch in sample
     ]
     for c, r, ch in claims[:50]:  # compile the templates first
-        build_message(svc, definition, c, r, ch)  # type: ignore[arg-type]
+        build_message(svc, definition, c, r, ch)
     t0 = time.perf_counter()
     for c, r, ch in claims:
-        build_message(svc, definition, c, r, ch)  # type: ignore[arg-type]
+        build_message(svc, definition, c, r, ch)
     elapsed = time.perf_counter() - t0
     res.render_ceiling_messages = len(claims)
     res.render_ceiling_msgs_per_s = len(claims) / elapsed
@@ -734,7 +738,7 @@ def run_database(
     redis.Redis.from_url(redis_server.url).flushall()
     env = meridian_env(url, redis_server.url, opts)
     os.environ.update(env)  # tasks.app (run_now's broker) reads its settings from here
-    svc = Services(Settings(_env_file=None))  # type: ignore[call-arg]
+    svc = Services(Settings(_env_file=None), dispatcher())  # type: ignore[call-arg]
     from tasks.app import app as tasks_app
 
     services = [("redis", redis_pid(redis_server.url))]
@@ -746,7 +750,7 @@ def run_database(
         for name, cap in ((CAMPAIGN, 7), (PACED, 0)):
             yaml_path = WORKDIR / f"{name}.yaml"
             yaml_path.write_text(campaign_yaml(name, cap))
-            runs.apply_campaign(svc, yaml_path, actor="bench")
+            apply_campaign(svc, yaml_path, actor="bench")
         worker = Worker(
             "tasks",
             "runs,send,maintenance",

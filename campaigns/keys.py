@@ -1,4 +1,7 @@
-"""Every Redis key Meridian uses, in one place. All start with ``meridian:``."""
+"""Every Redis key and Celery queue name Meridian uses, in one place.
+
+Keys start with ``meridian:``; the queues are kombu's lists under their own names.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,13 @@ PREFIX = "meridian"
 DUE_BATCHES = f"{PREFIX}:due"
 # Serialises the sweeper across workers.
 SWEEPER_LOCK = f"{PREFIX}:lock:sweeper"
-# The Celery queue of send tasks. With kombu's Redis transport a queue is a list
-# under its own name, so its length is how many send batches are waiting.
+# The Celery queues: fan-outs and schedule ticks; send batches; the pump and the
+# sweeper. With kombu's Redis transport a queue is a list under its own name, so
+# the send queue's length is how many send batches are waiting.
+RUNS_QUEUE = "runs"
 SEND_QUEUE = "send"
+MAINTENANCE_QUEUE = "maintenance"
+QUEUES = (RUNS_QUEUE, SEND_QUEUE, MAINTENANCE_QUEUE)
 # Twilio status callbacks that arrived before the send's outcome was recorded,
 # by message SID; the sweeper applies them once the SID is in the ledger.
 EARLY_STATUSES = f"{PREFIX}:status:early"

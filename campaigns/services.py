@@ -1,46 +1,87 @@
 """The one place where settings become live objects: database, Redis, transports.
 
 Entry points (CLI, worker, web) build one ``Services`` from ``Settings`` and pass
-it down; nothing reads the environment at import time.
+it down; nothing reads the environment at import time. They also plug in the
+``Dispatcher`` the core hands work to the workers through (tasks.dispatcher's, on
+Celery); nothing else imports the workers' side.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 
 import redis
 
 from campaigns.content.rendering import Clinic, Renderer
-from campaigns.domain.models import Channel
+from campaigns.domain.models import CHANNELS, Channel
+from campaigns.domain.ports import Dispatcher, DueQueue, Limiter
 from campaigns.domain.transport import Transport
+from campaigns.errors import ConfigError
 from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
 from campaigns.sending.batches import DueBatches
 from campaigns.sending.ratelimit import RateLimiter
 from campaigns.settings import Settings
+from campaigns.store.campaigns import CampaignRepository
+from campaigns.store.consent import ConsentRepository
 from campaigns.store.db import Database
+from campaigns.store.deliveries import DeliveryRepository
 from campaigns.store.inbound import InboundRepository
-from campaigns.store.ledger import Ledger
-from campaigns.store.repository import (
-    CampaignRepository,
-    ConsentRepository,
-    PatientRepository,
-    StaffRepository,
-)
+from campaigns.store.patients import PatientRepository
+from campaigns.store.reports import ReportRepository
+from campaigns.store.runs import RunRepository
+from campaigns.store.staff import StaffRepository
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    """The composition root. ``due`` and ``limiters`` replace the Redis ones (the
+    in-memory ones of campaigns.sending.stubs, for tests); a channel missing from
+    ``limiters`` is not limited."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dispatcher: Dispatcher | None = None,
+        *,
+        due: DueQueue | None = None,
+        limiters: Mapping[Channel, Limiter] | None = None,
+    ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.patients = PatientRepository(self.db)
         self.consent = ConsentRepository(self.db)
         self.campaigns = CampaignRepository(self.db)
-        self.ledger = Ledger(self.db)
+        self.runs = RunRepository(self.db)
+        self.deliveries = DeliveryRepository(self.db)
         self.staff = StaffRepository(self.db)
         self.inbound = InboundRepository(self.db)
+        self.reports = ReportRepository(self.db)
+        self._dispatcher = dispatcher
+        self._due = due
         self._transports: dict[Channel, Transport] = {}
-        self._limiters: dict[Channel, RateLimiter] = {}
+        self._limiters: dict[Channel, Limiter | None] = (
+            {ch: limiters.get(ch) for ch in CHANNELS} if limiters is not None else {}
+        )
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """How the core hands work to the workers; plugged in by the entry point."""
+        if self._dispatcher is None:
+            raise ConfigError(
+                "no dispatcher: these services cannot queue work for the workers. The "
+                "entry points (the CLI, the worker, the web app) plug tasks.app.dispatcher() "
+                "in; pass one as Services(settings, dispatcher=...)"
+            )
+        return self._dispatcher
+
+    @dispatcher.setter
+    def dispatcher(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    @property
+    def has_dispatcher(self) -> bool:
+        return self._dispatcher is not None
 
     def now(self) -> datetime:
         """Meridian's clock: UTC, shifted only for rehearsals (MERIDIAN_CLOCK_SHIFT_S)."""
@@ -55,9 +96,12 @@ class Services:
             health_check_interval=30,
         )
 
-    @cached_property
-    def due(self) -> DueBatches:
-        return DueBatches(self.redis)
+    @property
+    def due(self) -> DueQueue:
+        """Batches waiting for their due time: the Redis sorted set unless replaced."""
+        if self._due is None:
+            self._due = DueBatches(self.redis)
+        return self._due
 
     @cached_property
     def renderer(self) -> Renderer:
@@ -68,18 +112,17 @@ class Services:
         s = self.settings
         return Clinic(name=s.clinic_name, address=s.clinic_address, phone=s.clinic_phone)
 
-    def limiter(self, channel: Channel) -> RateLimiter | None:
+    def limiter(self, channel: Channel) -> Limiter | None:
         """The channel's global limiter; None when its rate is 0 (no limit)."""
         # One per channel and process: the send loop asks for it before every message.
-        rate = self.settings.sms_rate if channel == "sms" else self.settings.email_rate
-        if rate == 0:
-            return None
         if channel not in self._limiters:
             s = self.settings
             rate, burst = (
                 (s.sms_rate, s.sms_burst) if channel == "sms" else (s.email_rate, s.email_burst)
             )
-            self._limiters[channel] = RateLimiter(self.redis, channel, rate, burst)
+            self._limiters[channel] = (
+                RateLimiter(self.redis, channel, rate, burst) if rate > 0 else None
+            )
         return self._limiters[channel]
 
     def transport(self, channel: Channel) -> Transport:

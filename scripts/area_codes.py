@@ -1,59 +1,158 @@
-"""Regenerate campaigns/data/us_area_codes.csv from phonenumbers' geocoder.
+"""Regenerate, or check, campaigns/data/us_area_codes.csv against phonenumbers' geocoder.
 
-The geocoder's data costs about 100 MB in every process that imports it, and
-Meridian asks it one thing: which US state a phone number's prefix belongs to.
-This script keeps that answer in a table of about 1,400 rows: each prefix whose
-state differs from its longest shorter prefix's, so that the longest matching row
-gives the same state the geocoder would. ``tests/test_schedules.py`` checks that
-the shipped table matches the installed phonenumbers; after upgrading phonenumbers,
-run ``python scripts/area_codes.py`` and commit the table.
+Meridian asks the geocoder one thing: which US state a phone number's prefix belongs
+to. The geocoder's data costs about 100 MB in every process that imports it, so the
+answer ships as a table that campaigns/clock/geography.py reads, and the geocoder is
+loaded only here and in the tests.
+
+At run time the shipped table is the source of truth. phonenumbers is pinned to a
+compatible range and its metadata changes with most releases (new area codes,
+overlays), so an upgrade can make the geocoder disagree with the table:
+
+    python scripts/area_codes.py --check   # list the prefixes that moved; exit 1 if any
+    python scripts/area_codes.py           # regenerate the table, then review and commit it
+
+Only public phonenumbers API is used. Every NPA-NXX (area code and exchange, the finest
+level at which the geocoder names US areas) is asked with is_valid_number_for_region
+and geocoder.description_for_valid_number. The table keeps a prefix's state only where
+it differs from its parent's, so the longest matching row gives the geocoder's answer
+for every NPA-NXX with a valid US number. The others (not yet in service in the
+generating release) take their area code's majority state: when a later release opens
+them, the table is most likely right already.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from campaigns.clock.wallclock import state_from_description  # noqa: E402
+from campaigns.clock.geography import parse_area_codes, state_from_description  # noqa: E402
 
 TABLE = ROOT / "campaigns" / "data" / "us_area_codes.csv"
+_VERSION_LINE = re.compile(r"^# phonenumbers (\S+);", re.MULTILINE)
+# NANP area codes and exchanges both start with 2-9.
+_CODES = range(200, 1000)
 
 
-def table_rows() -> list[tuple[str, str]]:
-    """(prefix, state) rows, prefixes without the leading country code 1."""
-    from phonenumbers.geodata import GEOCODE_DATA
+def installed_states() -> dict[str, str]:
+    """NPA-NXX -> USPS code ("" for none) for each with a valid US number, per the installed
+    phonenumbers."""
+    import phonenumbers
+    from phonenumbers import geocoder
 
-    states: dict[str, str | None] = {}
-    for prefix, names in GEOCODE_DATA.items():
-        if prefix.startswith("1") and len(prefix) > 1 and "en" in names:
-            states[prefix[1:]] = state_from_description(names["en"])
-    rows = []
-    for prefix in sorted(states):
-        state = states[prefix]
-        shorter = [prefix[:end] for end in range(len(prefix) - 1, 0, -1)]
-        parent = next((states[p] for p in shorter if p in states), None)
-        if state != parent:
-            rows.append((prefix, state or ""))
+    by_description: dict[str, str] = {}
+    states = {}
+    for npa in _CODES:
+        for nxx in _CODES:
+            key = f"{npa}{nxx}"
+            number = phonenumbers.PhoneNumber(country_code=1, national_number=int(key + "0000"))
+            if not phonenumbers.is_valid_number_for_region(number, "US"):
+                continue
+            description = geocoder.description_for_valid_number(number, "en")
+            if description not in by_description:
+                by_description[description] = state_from_description(description) or ""
+            states[key] = by_description[description]
+    return states
+
+
+def table_rows(states: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(prefix, state) rows whose longest match gives ``states``; a prefix's state is its
+    NPA-NXXs' majority, written only where it differs from its parent's."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for key, state in states.items():
+        counts[key[:5]][state] += 1
+    for length in (4, 3):
+        for prefix, tally in list(counts.items()):
+            if len(prefix) == length + 1:
+                counts[prefix[:length]].update(tally)
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, inherited: str) -> None:
+        tally = counts[prefix] if len(prefix) < 6 else {states[prefix]: 1}
+        most = max(tally.values())
+        tied = sorted(state for state, n in tally.items() if n == most)
+        state = inherited if inherited in tied else tied[0]
+        if state != inherited:
+            rows.append((prefix, state))
+        if len(tally) == 1:
+            return  # every NPA-NXX below agrees: no more rows
+        for digit in "0123456789":
+            if prefix + digit in (counts if len(prefix) < 5 else states):
+                walk(prefix + digit, state)
+
+    for npa in sorted(p for p in counts if len(p) == 3):
+        walk(npa, "")
     return rows
 
 
-def render() -> str:
+def render(states: Mapping[str, str]) -> str:
     import phonenumbers
 
     lines = [
-        "# US state by phone prefix (no country code), from the geocoder of",
-        f"# phonenumbers {phonenumbers.__version__}; the longest matching prefix wins,",
-        "# an empty state means none.",
-        "# Generated by scripts/area_codes.py: do not edit by hand.",
+        "# US state by phone prefix (national digits, no country code 1), from the geocoder of",
+        f"# phonenumbers {phonenumbers.__version__}; the longest matching prefix wins, an empty",
+        "# state means none. Generated by scripts/area_codes.py: do not edit by hand;",
+        "# `python scripts/area_codes.py --check` says when to regenerate it.",
         "prefix,state",
     ]
-    lines += [f"{prefix},{state}" for prefix, state in table_rows()]
+    lines += [f"{prefix},{state}" for prefix, state in table_rows(states)]
     return "\n".join(lines) + "\n"
 
 
+def generated_with(text: str) -> str | None:
+    """The phonenumbers version a table says it was generated from."""
+    match = _VERSION_LINE.search(text)
+    return match.group(1) if match else None
+
+
+def moved(text: str, states: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(NPA-NXX, the table's state, the installed geocoder's) wherever the two differ."""
+    table = parse_area_codes(text)
+    differ = []
+    for key, state in sorted(states.items()):
+        shipped = next((table[key[:end]] for end in range(6, 0, -1) if key[:end] in table), "")
+        if shipped != state:
+            differ.append((key, shipped, state))
+    return differ
+
+
+def describe(differ: list[tuple[str, str, str]]) -> list[str]:
+    """One line per area code and change, e.g. "826 (40 exchanges): none -> VA"."""
+    groups: Counter[tuple[str, str, str]] = Counter((key[:3], old, new) for key, old, new in differ)
+    return [
+        f"{npa} ({n} exchange{'s' * (n > 1)}): {old or 'none'} -> {new or 'none'}"
+        for (npa, old, new), n in sorted(groups.items())
+    ]
+
+
+def main(argv: list[str]) -> int:
+    import phonenumbers
+
+    states = installed_states()
+    name = TABLE.relative_to(ROOT)
+    if argv[1:] != ["--check"]:
+        TABLE.write_text(render(states), encoding="utf-8")
+        print(f"wrote {name}: {len(table_rows(states))} prefixes")
+        return 0
+    text = TABLE.read_text(encoding="utf-8")
+    differ = moved(text, states)
+    print(
+        f"{name} was generated with phonenumbers {generated_with(text)}; "
+        f"installed: {phonenumbers.__version__}"
+    )
+    if not differ:
+        print(f"the installed geocoder agrees on all {len(states)} US NPA-NXX in service")
+        return 0
+    print("\n".join(f"  {line}" for line in describe(differ)))
+    print(f"{len(differ)} NPA-NXX moved: run `python scripts/area_codes.py` and commit the table")
+    return 1
+
+
 if __name__ == "__main__":
-    TABLE.write_text(render(), encoding="utf-8")
-    print(f"wrote {TABLE.relative_to(ROOT)}: {len(table_rows())} prefixes")
+    sys.exit(main(sys.argv))

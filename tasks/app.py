@@ -11,8 +11,7 @@ from celery import Celery, signals
 from campaigns import keys
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
-
-QUEUES = ("runs", keys.SEND_QUEUE, "maintenance")
+from tasks.dispatcher import PUMP, SWEEP, CeleryDispatcher
 
 _services: Services | None = None
 
@@ -21,18 +20,23 @@ def services() -> Services:
     """This process's Services, built on first use (after any fork)."""
     global _services
     if _services is None:
-        _services = Services(load_settings())
+        _services = Services(load_settings(), dispatcher())
     return _services
+
+
+def dispatcher() -> CeleryDispatcher:
+    """The Dispatcher an entry point plugs into its Services: this app's."""
+    return CeleryDispatcher(app)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     return dict(
         broker_url=settings.redis_url,
-        task_default_queue="runs",
+        task_default_queue=keys.RUNS_QUEUE,
         task_routes={
-            "meridian.runs.*": {"queue": "runs"},
+            "meridian.runs.*": {"queue": keys.RUNS_QUEUE},
             "meridian.send.*": {"queue": keys.SEND_QUEUE},
-            "meridian.maintenance.*": {"queue": "maintenance"},
+            "meridian.maintenance.*": {"queue": keys.MAINTENANCE_QUEUE},
         },
         task_serializer="json",
         accept_content=["json"],
@@ -62,12 +66,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         beat_max_loop_interval=1,
         beat_schedule={
             "pump": {
-                "task": "meridian.maintenance.pump",
+                "task": PUMP,
                 "schedule": 1.0,
                 "options": {"expires": 5},
             },
             "sweep": {
-                "task": "meridian.maintenance.sweep",
+                "task": SWEEP,
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": 2 * settings.sweep_interval_s},
             },

@@ -24,8 +24,8 @@ import redis
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, get_redis
 
+from campaigns.sending.control import rebuild_schedules
 from tasks.app import services
-from tasks.control import rebuild_entries
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,6 @@ class MeridianScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _install(self) -> None:
         self.setup_schedule()
-        campaigns = rebuild_entries(services())
+        campaigns = rebuild_schedules(services())
         self._installed_for = self.lock.local.token if self.lock is not None else None
         log.info("beat: schedule installed (%s scheduled campaigns)", campaigns)

@@ -1,24 +1,18 @@
-"""Run tasks: start an occurrence, fan it out. Thin: ids in, a service call, errors mapped."""
+"""Run tasks: fan a run out, and the schedule's tick. Thin: ids in, a service call."""
 
 from __future__ import annotations
 
-import logging
-
-from campaigns.sending import runs
+from campaigns.sending import control, fanout
 from tasks.app import app, services
+from tasks.dispatcher import FAN_OUT, TICK_CAMPAIGN
 
-log = logging.getLogger(__name__)
 
-
-@app.task(name="meridian.runs.fan_out", acks_late=True)
+@app.task(name=FAN_OUT, acks_late=True)
 def fan_out(run_id: int) -> int:
-    return runs.fan_out(services(), run_id)
+    return fanout.fan_out(services(), run_id)
 
 
-@app.task(name="meridian.runs.tick_campaign")
+@app.task(name=TICK_CAMPAIGN)
 def tick_campaign(campaign_id: int) -> list[int]:
     """Fired by the campaign's RedBeat entry: start whatever occurrence is due."""
-    started = runs.tick_campaign(services(), campaign_id)
-    for run_id in started:
-        fan_out.delay(run_id)
-    return started
+    return control.tick(services(), campaign_id)

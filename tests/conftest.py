@@ -10,6 +10,7 @@ skips its tests locally and fails them under CI=true.
 database (Redis, a webhook secret, the workers' environment) overrides the
 ``settings_overrides`` fixture; one whose database other connections, threads or
 processes must see gives ``database_url`` there (on SQLite, a file, not memory).
+One that queues work for workers overrides ``dispatcher`` (integration: Celery's).
 One test overrides it by direct parametrization:
 ``@pytest.mark.parametrize("settings_overrides", [{"public_url": "https://..."}])``.
 Patients, campaigns, runs and deliveries come from tests.support.factories.
@@ -27,6 +28,7 @@ import pytest
 import redis
 from psycopg import sql
 
+from campaigns.domain.ports import Dispatcher
 from campaigns.services import Services
 from campaigns.settings import Settings
 from campaigns.store.db import Database
@@ -180,9 +182,16 @@ def settings(
 
 
 @pytest.fixture
-def svc(settings: Settings) -> Iterator[Services]:
+def dispatcher() -> Dispatcher | None:
+    """How ``svc`` hands work to the workers: none here (the integration tests' conftest
+    plugs in Celery's, as the entry points do; tests/sending runs on in-memory stubs)."""
+    return None
+
+
+@pytest.fixture
+def svc(settings: Settings, dispatcher: Dispatcher | None) -> Iterator[Services]:
     """Services on this test's migrated, empty database; closed after the test."""
-    services = Services(settings)
+    services = Services(settings, dispatcher)
     services.db.upgrade()
     yield services
     services.close()

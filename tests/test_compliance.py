@@ -318,3 +318,20 @@ def test_a_rule_without_a_source_is_rejected() -> None:
     text = "rules:\n  - {id: nosrc, kind: claim, channels: [sms], patterns: [x], message: m}\n"
     with pytest.raises(ConfigError, match=r"nosrc.*'source'"):
         parse_rules(text, origin="rules.yaml")
+
+
+def test_a_rule_with_an_unknown_channel_is_rejected_naming_rule_and_field() -> None:
+    text = """
+rules:
+  - {id: fax, kind: claim, channels: [fax], patterns: [x], message: m, source: s}
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, origin="rules.yaml")
+    assert str(caught.value).startswith("rules.yaml: rule 1 ('fax'): field 'channels.0': ")
+
+
+def test_a_rule_book_that_is_not_a_mapping_of_rules_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"^rules\.yaml: expected a mapping with a 'rules' list$"):
+        parse_rules("- id: x\n", origin="rules.yaml")
+    with pytest.raises(ConfigError, match=r"rules\.yaml: field 'rule': unknown field"):
+        parse_rules("rule: []\n", origin="rules.yaml")

@@ -15,7 +15,6 @@ from campaigns.people import inbound
 from campaigns.people.inbound import InboundSms, handle_inbound, handle_status
 from campaigns.people.tokens import UnsubscribeClaim
 from campaigns.services import Services
-from campaigns.store.inbound import InboundRepository
 from campaigns.store.tables import audit_events, inbound_messages
 from tests.support import factories
 from tests.support.factories import PHONE, add_sent_delivery, delivery_state
@@ -269,7 +268,7 @@ def test_the_same_message_sid_twice_changes_nothing_and_replies_nothing(svc: Ser
 
 def test_a_delivery_that_lost_the_race_to_store_the_sid_does_not_reply(svc: Services) -> None:
     add_patient(svc, "P1")
-    store = InboundRepository(svc.db)
+    store = svc.inbound
     winner, _ = store.add(
         provider_sid="SM0001",
         from_phone=PHONE,

@@ -20,13 +20,9 @@ from hypothesis import strategies as st
 
 from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.errors import ConfigError, InputError, Problem
-from campaigns.people.patients import (
-    OPTIONAL_COLUMNS,
-    REQUIRED_COLUMNS,
-    ImportReport,
-    import_patients,
-    parse_row,
-)
+from campaigns.people.patient_csv import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from campaigns.people.patient_fields import parse_row
+from campaigns.people.patients import ImportReport, import_patients
 
 HEADER = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
 

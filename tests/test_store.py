@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.domain.models import ConsentFact, PatientRecord
+from campaigns.errors import InputError
 from campaigns.services import Services
 from campaigns.store.bulk import insert_rows
-from campaigns.store.repository import _append_consents
+from campaigns.store.consent import append_consents
 from campaigns.store.tables import patients
 from tests.conftest import make_settings
 
@@ -97,10 +101,33 @@ def shared_svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
     services.close()
 
 
-def wait_until_blocked(svc: Services) -> None:
-    """Return once another session waits for a lock (PostgreSQL), or after a moment."""
+@contextmanager
+def write_lock_requests(svc: Services) -> Iterator[threading.Event]:
+    """An event set once another thread asks for SQLite's write lock (BEGIN IMMEDIATE)."""
+    asked = threading.Event()
+    here = threading.get_ident()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement == "BEGIN IMMEDIATE" and threading.get_ident() != here:
+            asked.set()
+
+    event.listen(svc.db.engine, "before_cursor_execute", seen)
+    try:
+        yield asked
+    finally:
+        event.remove(svc.db.engine, "before_cursor_execute", seen)
+
+
+def wait_until_blocked(svc: Services, asked_for_write_lock: threading.Event) -> None:
+    """Return once another session waits for a lock this transaction holds.
+
+    PostgreSQL shows the waiter in pg_stat_activity. SQLite's busy handler waits where
+    no query can see it: there, wait until the other session has asked for the write
+    lock, which it cannot get before this transaction ends.
+    """
     if svc.db.backend == "sqlite":
-        time.sleep(0.3)  # its busy handler waits where no query can see it
+        if not asked_for_write_lock.wait(timeout=10):
+            pytest.fail("the second writer never asked for the write lock")
         return
     deadline = time.monotonic() + 10
     with svc.db.connect() as conn:
@@ -127,12 +154,12 @@ def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_
     start = ConsentFact("sms", True, SIGNED_UP + timedelta(days=1), "keyword", "START")
     stop = ConsentFact("sms", False, SIGNED_UP + timedelta(days=2), "keyword", "STOP")
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool, write_lock_requests(svc) as asked:
         with svc.db.begin() as conn:
-            _append_consents(conn, {pid: [stop]}, actor="test")
+            append_consents(conn, {pid: [stop]}, actor="test")
             # The older START is written while the newer STOP is not committed yet.
             second = pool.submit(svc.consent.record, [pid], start, actor="test")
-            wait_until_blocked(svc)
+            wait_until_blocked(svc, asked)
         second.result(timeout=30)
 
     assert [f["granted"] for f in svc.consent.history(pid)] == [True, True, False]
@@ -178,14 +205,14 @@ def test_bulk_rows_are_stored_as_an_ordinary_insert_stores_them(svc: Services) -
 
 def test_bulk_rows_refuse_a_value_given_twice_and_a_missing_column(svc: Services) -> None:
     with svc.db.begin() as conn:
-        with pytest.raises(ValueError, match="both per row and as shared"):
+        with pytest.raises(InputError, match="both per row and as shared"):
             insert_rows(
                 conn,
                 patients,
                 [{"external_id": "A", "created_at": SIGNED_UP}],
                 same={"created_at": SIGNED_UP},
             )
-        with pytest.raises(ValueError, match="must all have the columns"):
+        with pytest.raises(InputError, match="must all have the columns"):
             insert_rows(
                 conn,
                 patients,

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from itsdangerous import URLSafeSerializer
+
 from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token, read_unsubscribe_token
+
+# Made by the HMAC tokens.py signed links with before itsdangerous did, under key "k".
+LEGACY_EMAIL_42_7 = "WzQyLDcsImVtYWlsIl0.p_UvYdW5HnMyy3t2mS0N5w"
+LEGACY_SMS_42 = "WzQyLG51bGwsInNtcyJd.bDSGl3HI2CCppVmezEn4Fg"
 
 
 def test_a_token_reads_back_its_claim() -> None:
     token = make_unsubscribe_token("k", UnsubscribeClaim(42, 7))
     assert read_unsubscribe_token("k", token) == UnsubscribeClaim(42, 7, "email")
+    sms = make_unsubscribe_token("k", UnsubscribeClaim(42, None, "sms"))
+    assert read_unsubscribe_token("k", sms) == UnsubscribeClaim(42, None, "sms")
 
 
 def test_a_tampered_token_is_refused() -> None:
@@ -16,3 +24,23 @@ def test_a_tampered_token_is_refused() -> None:
     assert read_unsubscribe_token("other-key", token) is None
     assert read_unsubscribe_token("k", "garbage") is None
     assert read_unsubscribe_token("k", token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+
+
+def test_a_token_signed_for_another_purpose_is_refused() -> None:
+    # The secret also signs sessions and API tokens: another salt must not read as a link.
+    session_like = URLSafeSerializer("k", salt="meridian.api-token").dumps([42, 7, "email"])
+    assert read_unsubscribe_token("k", session_like) is None
+
+
+def test_a_link_sent_before_itsdangerous_still_reads() -> None:
+    assert read_unsubscribe_token("k", LEGACY_EMAIL_42_7) == UnsubscribeClaim(42, 7, "email")
+    assert read_unsubscribe_token("k", LEGACY_SMS_42) == UnsubscribeClaim(42, None, "sms")
+
+
+def test_a_tampered_or_foreign_legacy_link_is_refused() -> None:
+    payload, sig = LEGACY_EMAIL_42_7.split(".")
+    other_payload = LEGACY_SMS_42.split(".")[0]
+    assert read_unsubscribe_token("k", f"{other_payload}.{sig}") is None
+    assert read_unsubscribe_token("other-key", LEGACY_EMAIL_42_7) is None
+    flipped = sig[:-1] + ("A" if sig[-1] != "A" else "B")
+    assert read_unsubscribe_token("k", f"{payload}.{flipped}") is None

@@ -20,12 +20,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from campaigns import keys
 from campaigns.cli.progress import follow_run, print_summary
+from campaigns.content.catalogue import apply_campaign
 from campaigns.errors import MeridianError
 from campaigns.people.patients import import_patients
-from campaigns.sending import runs
+from campaigns.sending import control
 from campaigns.services import Services
 from campaigns.settings import load_settings
+from tasks.app import dispatcher
 
 DEMO_DIR = Path("var/demo")
 CLINIC = {
@@ -63,8 +66,10 @@ def run_demo(console: Console) -> None:
     for key, value in env.items():
         os.environ.setdefault(key, value)
     settings = load_settings()
-    svc = Services(settings)
-    svc.redis.delete(*(svc.redis.keys("meridian:*") or ["meridian:none"]))
+    svc = Services(settings, dispatcher())
+    # The demo's Redis is its own (make demo starts a private one): what it holds
+    # belongs to the ledger just removed, so it goes too.
+    svc.redis.flushdb()
     console.print(f"[bold]Meridian demo[/bold] — {settings.clinic_name}")
     console.print(
         f"demo clock: {svc.now():%A %Y-%m-%d %H:%M} UTC (shifted so every US "
@@ -75,17 +80,13 @@ def run_demo(console: Console) -> None:
         Path("examples/patients.csv"), svc.patients, region=settings.default_region, actor="demo"
     )
     console.print(report.summary(), highlight=False)
-    applied = runs.apply_campaign(
-        svc, Path("examples/campaigns/cold-and-flu-season.yaml"), actor="demo"
-    )
+    applied = apply_campaign(svc, Path("examples/campaigns/cold-and-flu-season.yaml"), actor="demo")
     console.print(
         f"campaign {applied.name} applied; lint findings: {len(applied.findings)} "
         f"({len(applied.unacknowledged)} unacknowledged)"
     )
     worker = _start_worker(env)
     try:
-        from tasks import control
-
         run_id = control.run_now(svc, applied.name, actor="demo")
         if run_id is None:
             raise MeridianError("the demo occurrence already has a run")
@@ -113,7 +114,7 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
         "worker",
         "-B",
         "-Q",
-        "runs,send,maintenance",
+        ",".join(keys.QUEUES),
         "-c",
         "2",
         "--loglevel",

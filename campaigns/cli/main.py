@@ -18,13 +18,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from campaigns.content import sms
-from campaigns.domain.models import Channel
+from campaigns.content import catalogue, sms
+from campaigns.domain.states import channel_of
 from campaigns.errors import ConfigError, InputError, MeridianError, NotFound
 from campaigns.people.patients import import_patients
-from campaigns.sending import runs
+from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.settings import load_settings
+from tasks.app import dispatcher
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -93,8 +94,9 @@ _opened: list[Services] = []
 
 
 def services() -> Services:
-    """Services for this command; ``handled`` closes them (engine, transports) at its end."""
-    svc = Services(load_settings())
+    """Services for this command, with the workers' dispatcher plugged in; ``handled``
+    closes them (engine, transports) at its end."""
+    svc = Services(load_settings(), dispatcher())
     _opened.append(svc)
     return svc
 
@@ -157,9 +159,14 @@ def _consent(external_id: str, channel: str, granted: bool, text: str | None, ac
     patient = svc.patients.find(external_id)
     if patient is None:
         raise NotFound(f"--patient: no patient with external_id {external_id!r}")
-    ch: Channel = "sms" if channel == "sms" else "email"
     return consent.record(
-        svc, [patient.patient_id], ch, granted, source="staff", actor=actor, text=text
+        svc,
+        [patient.patient_id],
+        channel_of(channel),
+        granted,
+        source="staff",
+        actor=actor,
+        text=text,
     )
 
 
@@ -232,7 +239,7 @@ def patients_consent(
 @handled
 def campaigns_apply(file: Path, as_json: JsonOpt = False) -> None:
     """Create or update a campaign from YAML; templates are compiled and linted."""
-    applied = runs.apply_campaign(services(), file, actor=ACTOR)
+    applied = catalogue.apply_campaign(services(), file, actor=ACTOR)
     if as_json:
         _print_json(
             {
@@ -256,17 +263,7 @@ def campaigns_apply(file: Path, as_json: JsonOpt = False) -> None:
 @handled
 def campaigns_list(as_json: JsonOpt = False) -> None:
     """List campaigns."""
-    rows = services().campaigns.all()
-    data = [
-        {
-            "id": r["id"],
-            "name": r["name"],
-            "status": r["status"],
-            "channels": r["definition"]["channels"],
-            "schedule": r["definition"]["schedule"],
-        }
-        for r in rows
-    ]
+    data = [catalogue.campaign_listing(r) for r in services().campaigns.all()]
     if as_json:
         _print_json(data)
         return
@@ -287,23 +284,7 @@ def campaigns_list(as_json: JsonOpt = False) -> None:
 @handled
 def campaigns_show(name: str, as_json: JsonOpt = False) -> None:
     """Show a campaign's definition, lint findings, next sends and runs."""
-    svc = services()
-    row, definition = runs.load_campaign(svc, name)
-    from campaigns.clock import schedules
-
-    sched = definition.schedule.to_schedule(svc.settings.clinic_timezone)
-    data = {
-        "id": row["id"],
-        "name": row["name"],
-        "status": row["status"],
-        "definition": row["definition"],
-        "findings": row["findings"],
-        "next_sends": [d.isoformat() for d in schedules.next_sends(sched, svc.now(), 5)],
-        "runs": [
-            {"id": r["id"], "occurrence": r["occurrence"], "status": r["status"]}
-            for r in svc.ledger.runs_of(int(row["id"]))
-        ],
-    }
+    data = catalogue.campaign_summary(services(), name).to_dict()
     if as_json:
         _print_json(data)
     else:
@@ -344,8 +325,6 @@ def campaigns_preview(
 
 
 def _control(name: str, action: str) -> None:
-    from tasks import control
-
     svc = services()
     result = getattr(control, action)(svc, name, actor=ACTOR)
     out.print(f"campaign {name}: {action} ({result})")
@@ -390,8 +369,6 @@ def campaigns_run(
     """Start an occurrence of the campaign now (the workers send it)."""
     if not now:
         raise InputError("campaigns run: say --now (scheduled occurrences start by themselves)")
-    from tasks import control
-
     svc = services()
     run_id = control.run_now(svc, name, actor=ACTOR)
     if run_id is None:
@@ -461,7 +438,7 @@ def users_add(
     ] = "",
 ) -> None:
     """Add a staff user; the password is asked for twice and stored as an argon2 hash."""
-    from campaigns.web.auth import add_user
+    from campaigns.people.staff import add_user
 
     add_user(services(), username, password, role)
     out.print(f"user {username} added as {role}")

@@ -9,10 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from campaigns.domain.states import ACTIVE_DELIVERY_STATES, FINAL_RUN_STATES
 from campaigns.sending import runs
 from campaigns.services import Services
-
-DONE = ("finished", "cancelled", "missed")
 
 
 def follow_run(
@@ -34,12 +33,12 @@ def follow_run(
         while time.monotonic() < deadline:
             status = runs.run_status(svc, run_id)
             settled = status["total"] - sum(
-                status["by_state"].get(s, 0) for s in ("pending", "sending", "unknown")
+                status["by_state"].get(s, 0) for s in ACTIVE_DELIVERY_STATES
             )
             bar.update(
                 task, total=status["total"] or None, completed=settled, description=status["status"]
             )
-            if status["status"] in DONE:
+            if status["status"] in FINAL_RUN_STATES:
                 break
             time.sleep(0.25)
     return status

@@ -1,4 +1,4 @@
-"""When a campaign runs: its occurrences, their start windows, and each patient's send time.
+"""When a campaign runs: its occurrences, their start windows and the clinic's next sends.
 
 A schedule names *dates* (one date, or an RFC 5545 RRULE read in the clinic's
 zone) and a wall-clock ``send_time`` that each patient gets on their own clock.
@@ -10,8 +10,9 @@ ahead, and until ``d`` + ``send_time`` on the clinic's clock + ``grace``. A beat
 that comes back later records the occurrence as missed rather than texting
 everyone hours late by surprise (DESIGN.md section 4, step 1).
 
-The patient side (zone, state, quiet-hours windows, due time) lives in
-``campaigns.clock.wallclock`` and is re-exported here, so callers need one import.
+Each patient's side lives beside this module: their zone and state in
+``campaigns.clock.geography``, the legal windows in ``campaigns.clock.quiet_hours``,
+their due time (``local_due``) in ``campaigns.clock.wallclock``.
 """
 
 from __future__ import annotations
@@ -27,35 +28,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrule, rrulestr
 
-from campaigns.clock.wallclock import (
-    Window,
-    is_allowed,
-    local_due,
-    next_allowed,
-    patient_state,
-    patient_zone,
-    resolve_wall_time,
-    state_cap,
-    window_for,
-)
+from campaigns.clock.wallclock import resolve_wall_time
 
 __all__ = [
     "OccurrenceVerdict",
     "Schedule",
-    "Window",
     "due_occurrences",
-    "is_allowed",
-    "local_due",
-    "next_allowed",
     "next_sends",
     "occurrence_dates",
     "occurrence_key",
     "parse_rrule",
-    "patient_state",
-    "patient_zone",
     "start_window",
-    "state_cap",
-    "window_for",
 ]
 
 OccurrenceVerdict = Literal["start", "missed"]

@@ -4,7 +4,9 @@ The rules live in ``campaigns/data/compliance_rules.yaml`` so that counsel can c
 a phrase or a citation without a code change; this module only knows the three kinds
 of rule. ``claim`` findings (health and disease claims) need an acknowledgement before
 a campaign is scheduled; ``error`` findings (clinical fields, missing required content)
-stop a template being applied.
+stop a template being applied. The file's shape is checked by pydantic models when it
+is first read: a malformed book fails with ConfigError naming the file, the rule (by
+number and id) and the field.
 """
 
 from __future__ import annotations
@@ -15,21 +17,29 @@ import importlib.resources
 import re
 from dataclasses import asdict, dataclass, replace
 from string import Template
-from typing import Literal, NamedTuple, cast, get_args
+from typing import Annotated, Literal, NamedTuple
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from campaigns.domain.states import Channel
 from campaigns.errors import ConfigError
 
 Severity = Literal["error", "claim"]
-Channel = Literal["sms", "email"]
 Kind = Literal["claim", "clinical_field", "required"]
 Requirement = Literal["clinic_name", "clinic_address", "unsubscribe_url"]
 
 RULES_RESOURCE = "data/compliance_rules.yaml"
 _ORIGIN = f"campaigns/{RULES_RESOURCE}"
 _SEVERITY: dict[Kind, Severity] = {"claim": "claim", "clinical_field": "error", "required": "error"}
-_RULE_KEYS = frozenset({"id", "kind", "channels", "patterns", "requires", "message", "source"})
 
 # Masks keep every newline so that offsets, and so line numbers, survive masking.
 _JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
@@ -132,83 +142,119 @@ def lint_rendered(
 
 
 def parse_rules(text: str, origin: str) -> RuleBook:
-    """Build a rule book from YAML text; ``origin`` names the file in error messages."""
+    """Build a rule book from YAML text; ``origin`` names the file in error messages.
+
+    A malformed book raises ConfigError naming the file, the rule (number and id)
+    and the field, e.g. "rules.yaml: rule 3 ('typo'): field 'souce': unknown field".
+    """
     data = yaml.safe_load(text)
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise ConfigError(f"{origin}: expected a mapping with a 'rules' list")
-    terms = data.get("terms") or {}
-    if not isinstance(terms, dict) or not all(isinstance(v, str) for v in terms.values()):
-        raise ConfigError(f"{origin}: 'terms' must map names to regular-expression strings")
-    rules = [
-        _parse_rule(entry, f"{origin}: rule {n}", terms) for n, entry in enumerate(data["rules"], 1)
-    ]
+    try:
+        spec = _BookSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_problems(exc, data, origin))) from None
     seen: set[str] = set()
-    for rule in rules:
-        if rule.id in seen:
-            raise ConfigError(f"{origin}: rule id {rule.id!r} is used twice; ids must be unique")
-        seen.add(rule.id)
+    rules = []
+    for n, entry in enumerate(spec.rules, 1):
+        if entry.id in seen:
+            raise ConfigError(f"{origin}: rule id {entry.id!r} is used twice; ids must be unique")
+        seen.add(entry.id)
+        rules.append(entry.to_rule(spec.terms, f"{origin}: rule {n} ({entry.id!r})"))
     return RuleBook(tuple(rules))
 
 
-def _parse_rule(entry: object, where: str, terms: dict[str, str]) -> Rule:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping with id, kind, channels, message, source")
-    where = f"{where} ({entry.get('id', '?')!r})"
-    unknown = set(entry) - _RULE_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}"
-        )
-    kind = _read_choice(entry, "kind", get_args(Kind), where)
-    channels = entry.get("channels")
-    if not isinstance(channels, list) or not channels or not set(channels) <= {"sms", "email"}:
-        raise ConfigError(f"{where}: field 'channels' must be a non-empty list of sms, email")
-    requires = None
-    if "requires" in entry:
-        requires = _read_choice(entry, "requires", get_args(Requirement), where)
-    patterns = _compile_patterns(entry.get("patterns", []), terms, where)
-    if not patterns and (kind != "required" or requires is None):
-        raise ConfigError(f"{where}: give 'patterns' (or, for a required rule, 'requires')")
-    return Rule(
-        id=_read_text(entry, "id", where),
-        kind=cast(Kind, kind),
-        channels=frozenset(cast(list[Channel], channels)),
-        patterns=patterns,
-        requires=cast(Requirement | None, requires),
-        message=_read_text(entry, "message", where),
-        source=_read_text(entry, "source", where),
-    )
-
-
-def _read_text(entry: dict[str, object], name: str, where: str) -> str:
-    value = entry.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: field {name!r} must be a non-empty string")
+def _one_line(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a non-empty string")
     return " ".join(value.split())
 
 
-def _read_choice(entry: dict[str, object], name: str, choices: tuple[str, ...], where: str) -> str:
-    value = entry.get(name)
-    if value not in choices:
-        raise ConfigError(f"{where}: field {name!r} is {value!r}; expected one of {list(choices)}")
-    return value
+_Text = Annotated[str, AfterValidator(_one_line)]
 
 
-def _compile_patterns(
-    raw: object, terms: dict[str, str], where: str
-) -> tuple[re.Pattern[str], ...]:
-    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
-        raise ConfigError(f"{where}: field 'patterns' must be a list of strings")
-    compiled = []
-    for n, pattern in enumerate(raw, 1):
-        expanded = Template(pattern.strip()).safe_substitute(terms)
-        try:
-            compiled.append(re.compile(expanded, re.IGNORECASE))
-        except re.error as exc:
-            raise ConfigError(
-                f"{where}: pattern {n} is not a valid regular expression: {exc}"
-            ) from exc
-    return tuple(compiled)
+class _RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: _Text
+    kind: Kind
+    channels: Annotated[list[Channel], Field(min_length=1)]
+    patterns: list[str] = Field(default_factory=list)
+    requires: Requirement | None = None
+    message: _Text
+    source: _Text
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> _RuleSpec:
+        if not self.patterns and (self.kind != "required" or self.requires is None):
+            raise ValueError("give 'patterns' (or, for a required rule, 'requires')")
+        return self
+
+    def to_rule(self, terms: dict[str, str], where: str) -> Rule:
+        compiled = []
+        for n, pattern in enumerate(self.patterns, 1):
+            expanded = Template(pattern.strip()).safe_substitute(terms)
+            try:
+                compiled.append(re.compile(expanded, re.IGNORECASE))
+            except re.error as exc:
+                raise ConfigError(
+                    f"{where}: pattern {n} is not a valid regular expression: {exc}"
+                ) from exc
+        return Rule(
+            id=self.id,
+            kind=self.kind,
+            channels=frozenset(self.channels),
+            patterns=tuple(compiled),
+            requires=self.requires,
+            message=self.message,
+            source=self.source,
+        )
+
+
+class _BookSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    # Names for regular-expression pieces, used in patterns as ${name}.
+    terms: dict[str, str] = Field(default_factory=dict)
+    rules: list[_RuleSpec]
+
+    @field_validator("terms", mode="before")
+    @classmethod
+    def _none_is_no_terms(cls, value: object) -> object:
+        return {} if value is None else value
+
+
+def _problems(exc: ValidationError, data: object, origin: str) -> list[str]:
+    """One line per problem: the file, the rule (by number and id), the field, what is wrong."""
+    lines = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where, fields = origin, sorted(_BookSpec.model_fields)
+        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+            where += f": rule {loc[1] + 1} ({_rule_id(data, loc[1])!r})"
+            loc, fields = loc[2:], sorted(_RuleSpec.model_fields)
+        if loc:
+            where += f": field {'.'.join(str(part) for part in loc)!r}"
+        if error["type"] == "value_error":
+            problem = str(error["ctx"]["error"])
+        elif error["type"] == "extra_forbidden":
+            problem = f"unknown field; allowed: {fields}"
+        elif error["type"] == "model_type":
+            problem = "expected a mapping" + ("" if error["loc"] else " with a 'rules' list")
+        elif error["type"] == "missing":
+            problem = "required field is missing"
+        else:
+            problem = error["msg"]
+        lines.append(f"{where}: {problem}")
+    return lines
+
+
+def _rule_id(data: object, index: int) -> object:
+    """The id a (possibly malformed) rule gives itself, for error messages."""
+    try:
+        entry = data["rules"][index]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError):
+        return "?"
+    return entry.get("id", "?") if isinstance(entry, dict) else "?"
 
 
 class _Hit(NamedTuple):

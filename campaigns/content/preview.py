@@ -5,45 +5,41 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from campaigns.content import compliance, sms
-from campaigns.content.rendering import build_context
+from campaigns.content.catalogue import load_campaign
+from campaigns.content.definitions import CampaignDefinition
+from campaigns.content.message import render_message
+from campaigns.domain.models import Recipient
 from campaigns.errors import NotFound
-from campaigns.sending import runs
 
 if TYPE_CHECKING:
     from campaigns.services import Services
 
 
 def preview(svc: Services, campaign: str, external_id: str) -> dict[str, Any]:
-    row, definition = runs.load_campaign(svc, campaign)
+    """The saved campaign's messages for the patient, its lint findings and rule count."""
+    row, definition = load_campaign(svc, campaign)
     patient = svc.patients.find(external_id)
     if patient is None:
         raise NotFound(f"no patient with external_id {external_id!r}")
-    channels: dict[str, Any] = {}
-    for channel in definition.channels:
-        url = svc.unsubscribe_url(patient.patient_id, None) if channel == "email" else None
-        context = build_context(
-            first_name=patient.first_name,
-            last_name=patient.last_name,
-            clinic=svc.clinic,
-            campaign=definition.name,
-            unsubscribe_url=url,
-        )
-        rendered = svc.renderer.render(definition.templates, channel, context)
-        part = rendered.to_dict()
-        if channel == "sms":
-            body = (
-                sms.smart_encode(rendered.body)
-                if svc.settings.sms_smart_encoding
-                else rendered.body
-            )
-            part["body"] = body
-            part["segments"] = sms.count_segments(body).to_dict()
-        channels[channel] = part
     findings: list[dict[str, Any]] = list(row["findings"])
     return {
         "campaign": definition.name,
         "patient": external_id,
-        "channels": channels,
+        "channels": preview_channels(svc, definition, patient),
         "findings": findings,
         "rules": len(compliance.load_rules().rules),
     }
+
+
+def preview_channels(
+    svc: Services, definition: CampaignDefinition, patient: Recipient
+) -> dict[str, dict[str, Any]]:
+    """Each channel's message for the patient, as it would be sent, an SMS with its
+    segments; the definition saved or not (the console previews the one being edited)."""
+    channels: dict[str, dict[str, Any]] = {}
+    for channel in definition.channels:
+        part = render_message(svc, definition, patient, channel).to_dict()
+        if channel == "sms":
+            part["segments"] = sms.count_segments(part["body"]).to_dict()
+        channels[channel] = part
+    return channels

@@ -44,6 +44,7 @@ class Rendered:
     body: str  # SMS text, or the email's text part
     subject: str | None = None
     html: str | None = None
+    unsubscribe_url: str | None = None  # in the email's headers too (RFC 8058)
 
     def to_dict(self) -> dict[str, Any]:
         return {

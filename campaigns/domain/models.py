@@ -1,13 +1,17 @@
-"""Plain domain records passed between the services and the store."""
+"""Plain domain records passed between the services and the store.
+
+``Channel`` and ``CHANNELS`` are defined in campaigns.domain.states and named here
+too, where most records that carry a channel are.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
 
-Channel = Literal["sms", "email"]
-CHANNELS: tuple[Channel, ...] = ("sms", "email")
+from campaigns.domain.states import CHANNELS as CHANNELS
+from campaigns.domain.states import Channel as Channel
+from campaigns.domain.states import DeliveryState, SkipReason
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Claimed:
     delivery_id: int
     run_id: int
     patient_id: int
-    channel: str
+    channel: Channel
     attempts: int
     due_at: datetime
 
@@ -79,12 +83,39 @@ class Outcome:
     """What happened to one claimed delivery; applied in bulk."""
 
     delivery_id: int
-    state: str  # sent, failed, pending (retry), skipped, unknown
+    state: DeliveryState  # sent, failed, pending (retry or later), skipped, unknown
     provider_id: str | None = None
     error_code: str | None = None
     error_reason: str | None = None
-    skip_reason: str | None = None
+    skip_reason: SkipReason | None = None
     next_attempt_at: datetime | None = None
+    # False when the message was never offered to the provider (held for the
+    # patient's window): the claim's attempt is given back.
+    tried: bool = True
+
+
+@dataclass(frozen=True)
+class PendingAgain:
+    """One delivery going back to pending (campaigns.sending.pending.back_to_pending).
+
+    ``due`` is when it may be claimed again; None for a claim never used, which is
+    undone as if never taken (its attempt not counted, its due time as before).
+    """
+
+    delivery_id: int
+    due: datetime | None
+    source: DeliveryState = DeliveryState.SENDING  # or UNKNOWN, after reconciliation
+    error_code: str | None = None
+    error_reason: str | None = None
+    tried: bool = True  # False: held for the window, not one of max_attempts' tries
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Deliveries of one run sent by one send task; the claim decides what is sent."""
+
+    run_id: int
+    delivery_ids: list[int]
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
-Channel = Literal["sms", "email"]
+from campaigns.domain.states import Channel
 
 
 @dataclass(frozen=True)

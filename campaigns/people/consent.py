@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from campaigns.clock import schedules
+from campaigns.clock import geography, quiet_hours
 from campaigns.domain.models import Channel, ConsentFact, Recipient
+from campaigns.domain.states import SkipReason
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -63,6 +64,22 @@ def classify_inbound(body: str) -> InboundKind:
     return "other"
 
 
+def skip_reason(recipient: Recipient, channel: Channel) -> SkipReason | None:
+    """Why this channel may not carry anything to this patient, at any time; or None.
+
+    The one definition of the consent and contact rules: fan-out plans with it and
+    the send-time check starts with it, so a consent that changed in between counts.
+    """
+    opt = recipient.opt_in(channel)
+    if opt is None:
+        return SkipReason.NO_CONSENT
+    if opt is False:
+        return SkipReason.OPTED_OUT
+    if not recipient.contact(channel):
+        return SkipReason.INVALID_CONTACT
+    return None
+
+
 def check_send(
     recipient: Recipient,
     channel: Channel,
@@ -71,30 +88,26 @@ def check_send(
     now: datetime,
     cap_days: int,
     run_id: int,
-) -> str | None:
+) -> SkipReason | None:
     """The skip reason that forbids sending now, or None when it may go.
 
     ``past`` holds (run_id, channel, sent_at) of messages already handed over to
     this patient. The campaign cap counts other runs only (one occurrence may use
     both channels by policy); the state caps count every text, this run's included.
     """
-    opt = recipient.opt_in(channel)
-    if opt is None:
-        return "no_consent"
-    if opt is False:
-        return "opted_out"
-    if not recipient.contact(channel):
-        return "invalid_contact"
+    reason = skip_reason(recipient, channel)
+    if reason is not None:
+        return reason
     if cap_days > 0:
         since = now - timedelta(days=cap_days)
         if any(at >= since and rid != run_id for rid, _, at in past):
-            return "frequency_cap"
+            return SkipReason.FREQUENCY_CAP
     if channel == "sms":
-        cap = schedules.state_cap(schedules.patient_state(recipient.state, recipient.phone))
+        cap = quiet_hours.state_cap(geography.patient_state(recipient.state, recipient.phone))
         if cap is not None:
             day_ago = now - timedelta(hours=24)
             if sum(1 for _, ch, at in past if ch == "sms" and at >= day_ago) >= cap:
-                return "frequency_cap"
+                return SkipReason.FREQUENCY_CAP
     return None
 
 

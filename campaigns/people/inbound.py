@@ -22,7 +22,7 @@ import redis
 
 from campaigns import keys
 from campaigns.content.rendering import Clinic
-from campaigns.domain.models import Channel
+from campaigns.domain.states import Channel, channel_of
 from campaigns.people import consent
 from campaigns.people.consent import InboundKind, classify_inbound
 from campaigns.people.tokens import UnsubscribeClaim, read_unsubscribe_token
@@ -210,7 +210,7 @@ def apply_early_statuses(svc: Services) -> int:
     for raw_sid, raw in svc.redis.hgetall(keys.EARLY_STATUSES).items():
         sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
         kept = json.loads(raw)
-        if svc.ledger.find_delivery_by_provider_id(sid) is not None:
+        if svc.deliveries.find_by_provider_id(sid) is not None:
             handle_status(svc, sid, kept["status"], kept["code"])
             applied += 1
         elif now - datetime.fromisoformat(kept["at"]) < EARLY_STATUS_TTL:
@@ -226,12 +226,12 @@ def handle_status(
     state = _FINAL_STATUSES.get(status.strip().lower())
     if state is None:
         return StatusOutcome(None, None)
-    delivery_id = svc.ledger.find_delivery_by_provider_id(message_sid)
+    delivery_id = svc.deliveries.find_by_provider_id(message_sid)
     if delivery_id is None:
         _keep_for_later(svc, message_sid, status, error_code)
         return StatusOutcome(None, state)
     code = (error_code or None) if state == "undelivered" else None
-    svc.ledger.set_delivery_status(delivery_id, state, code, svc.now())
+    svc.deliveries.set_status(delivery_id, state, code, svc.now())
     opted_out = code == OPTED_OUT_CODE and _record_provider_opt_out(svc, delivery_id)
     log.info("delivery %s: %s (code %s)", delivery_id, state, code or "-")
     return StatusOutcome(delivery_id, state, opted_out)
@@ -264,7 +264,7 @@ def read_unsubscribe(svc: Services, token: str) -> UnsubscribeClaim | None:
 
 
 def claim_channel(claim: UnsubscribeClaim) -> Channel:
-    return "sms" if claim.channel == "sms" else "email"
+    return channel_of(claim.channel)
 
 
 def is_unsubscribed(svc: Services, claim: UnsubscribeClaim) -> bool:

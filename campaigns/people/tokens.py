@@ -1,8 +1,14 @@
 """Signed, unguessable tokens for unsubscribe links.
 
-A token names the patient and the delivery it was sent in and is signed with
-HMAC-SHA256 under MERIDIAN_SECRET_KEY. It never expires: an unsubscribe link must
-keep working long after the message (CAN-SPAM asks for 30 days; we promise years).
+A token names the patient, the delivery it was sent in and the channel, and is
+signed by itsdangerous (HMAC-SHA256) under MERIDIAN_SECRET_KEY, salted so that
+no other token the secret signs (sessions, API tokens) reads as one. It never
+expires: an unsubscribe link must keep working long after the message (CAN-SPAM
+asks for 30 days; we promise years).
+
+Links sent before itsdangerous signed them (Meridian's own HMAC, a 22-character
+signature) are still read, so emails already in inboxes keep working; see
+``_read_legacy``.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from typing import Any
 
-_SIG_BYTES = 16
+from itsdangerous import BadData, URLSafeSerializer
+
+_SALT = "meridian.unsubscribe"
 
 
 @dataclass(frozen=True)
@@ -23,34 +32,49 @@ class UnsubscribeClaim:
     channel: str = "email"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _sign(secret: str, payload: str) -> str:
-    mac = hmac.new(secret.encode(), b"unsubscribe:" + payload.encode(), hashlib.sha256)
-    return _b64(mac.digest()[:_SIG_BYTES])
+def _serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=_SALT, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def make_unsubscribe_token(secret: str, claim: UnsubscribeClaim) -> str:
-    body = json.dumps([claim.patient_id, claim.delivery_id, claim.channel], separators=(",", ":"))
-    payload = _b64(body.encode())
-    return f"{payload}.{_sign(secret, payload)}"
+    token: str = _serializer(secret).dumps([claim.patient_id, claim.delivery_id, claim.channel])
+    return token
 
 
 def read_unsubscribe_token(secret: str, token: str) -> UnsubscribeClaim | None:
     """The claim in a token, or None when it was tampered with or is malformed."""
-    payload, _, sig = token.partition(".")
-    if not payload or not sig or not hmac.compare_digest(sig, _sign(secret, payload)):
-        return None
     try:
-        patient_id, delivery_id, channel = json.loads(_unb64(payload))
-    except (ValueError, TypeError):
+        body = _serializer(secret).loads(token)
+    except BadData:  # not signed by us: perhaps a link from before itsdangerous
+        body = _read_legacy(secret, token)
+    return _claim(body)
+
+
+def _claim(body: Any) -> UnsubscribeClaim | None:
+    if not isinstance(body, list) or len(body) != 3:
         return None
+    patient_id, delivery_id, channel = body
     if not isinstance(patient_id, int) or channel not in ("email", "sms"):
         return None
+    if delivery_id is not None and not isinstance(delivery_id, int):
+        return None
     return UnsubscribeClaim(patient_id, delivery_id, channel)
+
+
+# Tokens signed before itsdangerous: base64url(JSON) "." base64url(HMAC-SHA256 over
+# "unsubscribe:" + payload, first 16 bytes). Same secret, same claim; only read.
+_LEGACY_SIG_CHARS = 22
+
+
+def _read_legacy(secret: str, token: str) -> Any:
+    payload, _, sig = token.partition(".")
+    if not payload or len(sig) != _LEGACY_SIG_CHARS:
+        return None
+    mac = hmac.new(secret.encode(), b"unsubscribe:" + payload.encode(), hashlib.sha256)
+    expected = base64.urlsafe_b64encode(mac.digest()[:16]).rstrip(b"=").decode()
+    if not hmac.compare_digest(sig, expected):
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return None

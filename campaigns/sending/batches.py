@@ -2,7 +2,7 @@
 
 No Celery ETA longer than a minute is ever used: with the Redis broker a task
 whose ETA outlives the visibility timeout is redelivered and runs twice. Future
-sends wait here instead, scored by due time, and a pump ticking every second moves
+sends wait here instead, scored by due time, and the pump (every second) moves
 what is due onto the send queue. Losing this set loses nothing: the sweeper
 re-queues overdue pending deliveries from the ledger.
 """
@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
 from campaigns import keys
+from campaigns.domain.models import Batch
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
+
+# The most batches one pop takes; the pump pops again while it gets this many.
+POP_LIMIT = 200
 
 # Pop up to ARGV[2] members scored at or below ARGV[1], atomically, so that two
 # pumps never both move the same batch.
@@ -29,13 +35,9 @@ return due
 """
 
 
-@dataclass(frozen=True)
-class Batch:
-    run_id: int
-    delivery_ids: list[int]
-
-
 class DueBatches:
+    """The due set in Redis (a campaigns.domain.ports.DueQueue)."""
+
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._pop = client.register_script(_POP_DUE)
@@ -51,7 +53,7 @@ class DueBatches:
             self.client.zadd(keys.DUE_BATCHES, mapping)
         return len(mapping)
 
-    def pop_due(self, now: datetime, limit: int = 200) -> list[Batch]:
+    def pop_due(self, now: datetime, limit: int = POP_LIMIT) -> list[Batch]:
         raw = cast(list[bytes], self._pop(keys=[keys.DUE_BATCHES], args=[now.timestamp(), limit]))
         out = []
         for member in raw:
@@ -63,8 +65,17 @@ class DueBatches:
         """Batches due at or before ``before`` that no pump has moved yet."""
         return int(self.client.zcount(keys.DUE_BATCHES, "-inf", before.timestamp()))
 
-    def size(self) -> int:
-        return int(self.client.zcard(keys.DUE_BATCHES))
+
+def pump(svc: Services) -> int:
+    """Move every due batch onto the send queue; how many were moved."""
+    moved = 0
+    while True:
+        batches = svc.due.pop_due(svc.now(), POP_LIMIT)
+        for batch in batches:
+            svc.dispatcher.queue_send(batch)
+        moved += len(batches)
+        if len(batches) < POP_LIMIT:
+            return moved
 
 
 def group_batches(

@@ -2,7 +2,8 @@
 
 A batch is claimed in slices no longer than about a second of sending at the
 provider's rate, so a pause (which stops new claims) takes effect within a second
-and a claim is never held for long.
+and a claim is never held for long. What goes back to pending (a retry, a window
+not open yet, a claim never used) goes through campaigns.sending.pending.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from campaigns.clock import schedules
+from campaigns.clock import wallclock
+from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
-from campaigns.content.rendering import build_context
-from campaigns.content.sms import smart_encode
-from campaigns.domain.models import Channel, Claimed, Outcome, Recipient
+from campaigns.content.message import render_message
+from campaigns.domain.models import Batch, Channel, Claimed, Outcome, PendingAgain, Recipient
+from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.domain.transport import OutboundMessage
-from campaigns.errors import OutcomeUnknown, PermanentError, TransientError
+from campaigns.errors import NotFound, OutcomeUnknown, PermanentError, TransientError
 from campaigns.people import consent
-from campaigns.sending.batches import Batch, chunked, group_batches
-from campaigns.sending.runs import load_campaign, recipient_clock
+from campaigns.sending.batches import chunked
+from campaigns.sending.fanout import recipient_clock
+from campaigns.sending.pending import back_to_pending
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -54,7 +57,7 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
     touched = False
     try:
         for ids in chunked(batch.delivery_ids, _slice_size(svc, len(batch.delivery_ids))):
-            claimed = svc.ledger.claim(ids, svc.now())
+            claimed = svc.deliveries.claim(ids, svc.now())
             if not claimed:
                 continue
             touched = True
@@ -69,7 +72,7 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
         for channel in definition.channels:
             svc.transport(channel).close()
     if touched:
-        svc.ledger.finish_if_done(batch.run_id)
+        svc.runs.finish_if_done(batch.run_id, svc.now())
     return result
 
 
@@ -80,30 +83,43 @@ def _send_slice(
 
     Claims never handed to a provider (the run was paused or cancelled meanwhile,
     or the worker hit an error such as Redis going away) go straight back to
-    pending; only a message that may have reached the provider is left for the
-    sweeper to reconcile.
+    pending, and are queued again; only a message that may have reached the
+    provider is left for the sweeper to reconcile.
     """
     sender = _SliceSender(svc, definition, claimed)
     try:
         sender.run()
     finally:
-        now = svc.now()
         if sender.in_flight is not None:
             sender.outcomes.append(
-                Outcome(sender.in_flight.delivery_id, "unknown", error_reason="worker error")
+                Outcome(
+                    sender.in_flight.delivery_id,
+                    DeliveryState.UNKNOWN,
+                    error_reason="worker error",
+                )
             )
-        svc.ledger.record(sender.outcomes, now)
-        done = {o.delivery_id for o in sender.outcomes}
-        svc.ledger.release([c.delivery_id for c in claimed if c.delivery_id not in done], now)
-        later = sorted(
-            (o.next_attempt_at, o.delivery_id)
-            for o in sender.outcomes
-            if o.state == "pending" and o.next_attempt_at is not None
+        svc.deliveries.record(
+            [o for o in sender.outcomes if o.state != DeliveryState.PENDING], svc.now()
         )
-        if later:
-            run_id, size = claimed[0].run_id, svc.settings.batch_size
-            svc.due.add(group_batches([(i, d) for d, i in later], run_id, size))
+        back_to_pending(svc, claimed[0].run_id, _returns(sender.outcomes, claimed))
     return sender.outcomes
+
+
+def _returns(outcomes: Sequence[Outcome], claimed: Sequence[Claimed]) -> list[PendingAgain]:
+    """What of a slice goes back to pending: sends to try later, and claims never used."""
+    later = [
+        PendingAgain(
+            o.delivery_id,
+            o.next_attempt_at,
+            error_code=o.error_code,
+            error_reason=o.error_reason,
+            tried=o.tried,
+        )
+        for o in outcomes
+        if o.state == DeliveryState.PENDING
+    ]
+    done = {o.delivery_id for o in outcomes}
+    return later + [PendingAgain(c.delivery_id, None) for c in claimed if c.delivery_id not in done]
 
 
 # How often a slice in progress looks at its run's status, so a pause or cancel
@@ -113,9 +129,9 @@ STATUS_CHECK_S = 0.5
 
 
 def _campaign_of(svc: Services, run_id: int) -> int:
-    run = svc.ledger.get_run(run_id)
+    run = svc.runs.get(run_id)
     if run is None:
-        raise LookupError(f"run {run_id} does not exist")
+        raise NotFound(f"no run {run_id}")
     return int(run["campaign_id"])
 
 
@@ -135,10 +151,10 @@ class _SliceSender:
         """Between sends, every STATUS_CHECK_S: is the run still running, and are the
         remaining claims still ours? Renewing them tells the sweeper this worker is
         alive, however long the slice takes at a shared rate."""
-        if self.svc.ledger.run_state(rest[0].run_id) != "running":
+        if self.svc.runs.status(rest[0].run_id) != RunState.RUNNING:
             return False
         ids = [c.delivery_id for c in rest]
-        if self.svc.ledger.touch_claims(ids, self.svc.now()) < len(ids):
+        if self.svc.deliveries.touch_claims(ids, self.svc.now()) < len(ids):
             log.warning(
                 "run %s: claims were taken over by the sweeper; batch stopped", rest[0].run_id
             )
@@ -149,7 +165,7 @@ class _SliceSender:
         svc, definition, claimed = self.svc, self.definition, self.claimed
         run_id = claimed[0].run_id
         recipients = svc.patients.recipients([c.patient_id for c in claimed])
-        history = svc.ledger.sent_since(
+        history = svc.deliveries.sent_since(
             [c.patient_id for c in claimed],
             svc.now() - timedelta(days=max(definition.limits.frequency_cap_days, 1)),
             exclude_run=run_id,
@@ -162,10 +178,12 @@ class _SliceSender:
                     return
                 next_check = time.monotonic() + STATUS_CHECK_S
             recipient = recipients.get(c.patient_id)
-            channel: Channel = "sms" if c.channel == "sms" else "email"
+            channel = c.channel
             if recipient is None:
                 self.outcomes.append(
-                    Outcome(c.delivery_id, "skipped", skip_reason="invalid_contact")
+                    Outcome(
+                        c.delivery_id, DeliveryState.SKIPPED, skip_reason=SkipReason.INVALID_CONTACT
+                    )
                 )
                 continue
             now = svc.now()
@@ -179,13 +197,19 @@ class _SliceSender:
                 run_id=c.run_id,
             )
             if verdict is not None:
-                self.outcomes.append(Outcome(c.delivery_id, "skipped", skip_reason=verdict))
+                self.outcomes.append(
+                    Outcome(c.delivery_id, DeliveryState.SKIPPED, skip_reason=verdict)
+                )
                 continue
             opens = _window_opens(svc, recipient, channel, now)
             if opens is not None:
                 # Due outside the patient's hours (the clock moved, or a retry landed
                 # at night): wait for the next opening, never send early, never drop.
-                self.outcomes.append(Outcome(c.delivery_id, "pending", next_attempt_at=opens))
+                self.outcomes.append(
+                    Outcome(
+                        c.delivery_id, DeliveryState.PENDING, next_attempt_at=opens, tried=False
+                    )
+                )
                 continue
             message = build_message(svc, definition, c, recipient, channel)
             limiter = svc.limiter(channel)
@@ -195,7 +219,7 @@ class _SliceSender:
             outcome = _send_one(svc, definition, c, recipient, message)
             self.in_flight = None
             self.outcomes.append(outcome)
-            if outcome.state == "sent":
+            if outcome.state == DeliveryState.SENT:
                 sent_now.setdefault(c.patient_id, []).append((c.run_id, channel, now))
 
 
@@ -203,9 +227,9 @@ def _window_opens(
     svc: Services, recipient: Recipient, channel: Channel, now: datetime
 ) -> datetime | None:
     zone, state = recipient_clock(svc, recipient, channel)
-    if schedules.is_allowed(now, zone, state):
+    if wallclock.is_allowed(now, zone, state):
         return None
-    return schedules.next_allowed(now, zone, state)
+    return wallclock.next_allowed(now, zone, state)
 
 
 def build_message(
@@ -215,28 +239,17 @@ def build_message(
     recipient: Recipient,
     channel: Channel,
 ) -> OutboundMessage:
-    url = svc.unsubscribe_url(recipient.patient_id, c.delivery_id) if channel == "email" else None
-    context: dict[str, Any] = build_context(
-        first_name=recipient.first_name,
-        last_name=recipient.last_name,
-        clinic=svc.clinic,
-        campaign=definition.name,
-        unsubscribe_url=url,
-    )
-    rendered = svc.renderer.render(definition.templates, channel, context)
-    body = rendered.body
-    if channel == "sms" and svc.settings.sms_smart_encoding:
-        body = smart_encode(body)
-    to = recipient.contact(channel) or ""
+    """The claimed delivery's message, addressed (content.message.render_message)."""
+    rendered = render_message(svc, definition, recipient, channel, delivery_id=c.delivery_id)
     return OutboundMessage(
         delivery_id=c.delivery_id,
         run_id=c.run_id,
         channel=channel,
-        to=to,
-        body=body,
+        to=recipient.contact(channel) or "",
+        body=rendered.body,
         subject=rendered.subject,
         html=rendered.html,
-        unsubscribe_url=url,
+        unsubscribe_url=rendered.unsubscribe_url,
     )
 
 
@@ -253,7 +266,9 @@ def _send_one(
         if exc.opted_out:
             consent.record_provider_opt_out(svc, recipient.patient_id, message.channel, exc.code)
         log.info("delivery %s failed for good (%s %s)", c.delivery_id, exc.code, exc.reason)
-        return Outcome(c.delivery_id, "failed", error_code=exc.code, error_reason=exc.reason)
+        return Outcome(
+            c.delivery_id, DeliveryState.FAILED, error_code=exc.code, error_reason=exc.reason
+        )
     except TransientError as exc:
         if c.attempts >= definition.limits.max_attempts:
             log.info(
@@ -261,14 +276,14 @@ def _send_one(
             )
             return Outcome(
                 c.delivery_id,
-                "failed",
+                DeliveryState.FAILED,
                 error_code=exc.code,
                 error_reason=f"gave up after {c.attempts} attempts: {exc.reason}",
             )
         retry = retry_at(svc.now(), c.attempts, definition.limits.retry_base_s)
         return Outcome(
             c.delivery_id,
-            "pending",
+            DeliveryState.PENDING,
             error_code=exc.code,
             error_reason=exc.reason,
             next_attempt_at=retry,
@@ -280,8 +295,10 @@ def _send_one(
             c.delivery_id,
             exc.reason,
         )
-        return Outcome(c.delivery_id, "unknown", error_code=exc.code, error_reason=exc.reason)
-    return Outcome(c.delivery_id, "sent", provider_id=receipt.provider_id)
+        return Outcome(
+            c.delivery_id, DeliveryState.UNKNOWN, error_code=exc.code, error_reason=exc.reason
+        )
+    return Outcome(c.delivery_id, DeliveryState.SENT, provider_id=receipt.provider_id)
 
 
 def retry_at(now: datetime, attempt: int, base_s: float) -> datetime:

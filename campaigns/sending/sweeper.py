@@ -4,6 +4,10 @@ Neither Twilio's Messages API nor SMTP has an idempotency key, so a send whose
 outcome was never seen is never blindly retried: it becomes ``unknown``, and the
 provider is asked (Twilio: messages to that number since the claim, matching the
 body; the outbox: its own log) before it is marked sent or returned to pending.
+
+Returns to pending are queued at once (campaigns.sending.pending); the sweeper's
+own re-queue of overdue pending deliveries is the safety net for a due set or a
+send queue that Redis lost.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from campaigns import keys
-from campaigns.domain.models import Channel, Claimed
+from campaigns.content.catalogue import load_campaign
+from campaigns.domain.models import Claimed, PendingAgain
+from campaigns.domain.states import DeliveryState, RunState, channel_of
 from campaigns.errors import TransientError
 from campaigns.people import inbound
-from campaigns.sending import runs
 from campaigns.sending.delivery import build_message
+from campaigns.sending.fanout import stalled_fan_outs
+from campaigns.sending.pending import back_to_pending, queue_pending
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -36,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def sweep(svc: Services) -> dict[str, Any]:
-    """One pass; returns its counts, and the runs whose fan-out must be sent again."""
+    """One pass; returns its counts, and the runs whose fan-out it queued again."""
     # One sweeper at a time; a sweeper killed mid-sweep holds the lock only a few
     # intervals.
     hold = min(300.0, max(10.0, 5 * svc.settings.sweep_interval_s))
@@ -46,8 +53,8 @@ def sweep(svc: Services) -> dict[str, Any]:
     try:
         now = svc.now()
         claim_timeout = timedelta(seconds=svc.settings.claim_timeout_s)
-        stale = svc.ledger.stale_claims(now - claim_timeout)
-        marked = svc.ledger.mark_unknown([c.delivery_id for c in stale], now) if stale else 0
+        stale = svc.deliveries.stale_claims(now - claim_timeout)
+        marked = svc.deliveries.mark_unknown([c.delivery_id for c in stale], now) if stale else 0
         if marked:
             log.warning(
                 "%s claims had no outcome after %s; marked unknown for reconciliation",
@@ -58,14 +65,20 @@ def sweep(svc: Services) -> dict[str, Any]:
         requeued = 0
         overdue = now - timedelta(seconds=svc.settings.requeue_after_s)
         if _nothing_queued(svc, overdue):
-            requeued = runs.queue_pending(svc, None, not_after=overdue)
+            requeued = queue_pending(svc, None, not_after=overdue)
         if requeued:
             log.warning(
                 "re-queued %s batches of overdue pending deliveries from the ledger", requeued
             )
         early = inbound.apply_early_statuses(svc)
-        finished = sum(svc.ledger.finish_if_done(r) for r in svc.ledger.running_runs())
-        stalled = runs.stalled_fan_outs(svc, now - timedelta(seconds=svc.settings.requeue_after_s))
+        finished = sum(
+            svc.runs.finish_if_done(r, svc.now())
+            for r in svc.runs.ids_with_status(RunState.RUNNING)
+        )
+        stalled = stalled_fan_outs(svc, overdue)
+        for run_id in stalled:
+            log.warning("run %s: its fan-out stopped with nobody at it; sent again", run_id)
+            svc.dispatcher.queue_fan_out(run_id)
         return {
             "stalled_fan_outs": stalled,
             "unknown": marked,
@@ -88,25 +101,26 @@ def _nothing_queued(svc: Services, overdue: datetime) -> bool:
     batches wait their turn; re-queueing those would flood the queue with copies.
     (Future batches in the due set, such as a later time zone's, do not count.)
     """
-    return svc.due.waiting_since(overdue) == 0 and int(svc.redis.llen(keys.SEND_QUEUE)) == 0
+    return svc.due.waiting_since(overdue) == 0 and svc.dispatcher.waiting_sends() == 0
 
 
 def reconcile_unknown(svc: Services, limit: int = 500) -> int:
+    """Ask the provider about each unknown delivery: sent, or back to pending."""
     done = 0
-    for row in svc.ledger.unknown(limit):
-        run = svc.ledger.get_run(int(row["run_id"]))
+    for row in svc.deliveries.unknown(limit):
+        run = svc.runs.get(int(row["run_id"]))
         if run is None:
             continue
-        _, definition = runs.load_campaign(svc, int(run["campaign_id"]))
+        _, definition = load_campaign(svc, int(run["campaign_id"]))
         recipient = svc.patients.recipients([int(row["patient_id"])]).get(int(row["patient_id"]))
         if recipient is None:
             continue
-        channel: Channel = "sms" if row["channel"] == "sms" else "email"
+        channel = channel_of(row["channel"])
         claim = Claimed(
             int(row["id"]),
             int(row["run_id"]),
             int(row["patient_id"]),
-            row["channel"],
+            channel,
             int(row["attempts"]),
             row["due_at"],
         )
@@ -123,9 +137,14 @@ def reconcile_unknown(svc: Services, limit: int = 500) -> int:
                 exc.reason,
             )
             continue
-        svc.ledger.resolve_unknown(
-            int(row["id"]), sent_provider_id=seen.provider_id if seen else None, now=svc.now()
-        )
+        if seen is not None:
+            svc.deliveries.unknown_was_sent(claim.delivery_id, seen.provider_id, svc.now())
+        else:
+            back_to_pending(
+                svc,
+                claim.run_id,
+                [PendingAgain(claim.delivery_id, svc.now(), source=DeliveryState.UNKNOWN)],
+            )
         log.info(
             "delivery %s reconciled: %s",
             row["id"],

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
+from campaigns.errors import InputError
+
 __all__ = ["insert_rows"]
 
 
@@ -33,7 +35,7 @@ def insert_rows(
         return
     names = list(rows[0])
     if both := set(names) & set(same or {}):
-        raise ValueError(f"{sorted(both)} given both per row and as shared values")
+        raise InputError(f"{sorted(both)} given both per row and as shared values")
     dialect = conn.dialect
     shared = {**(same or {}), **_scalar_defaults(table, [*names, *(same or {})])}
     columns = [*names, *shared]
@@ -46,7 +48,7 @@ def insert_rows(
 
     def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
         if len(row) != len(names):
-            raise ValueError(f"rows for {table.name} must all have the columns {names}")
+            raise InputError(f"rows for {table.name} must all have the columns {names}")
         return (*_converted((row[name] for name in names), per_row), *fixed)
 
     quote = dialect.identifier_preparer.quote
@@ -88,6 +90,6 @@ def _scalar_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
             continue
         default = column.default
         if not getattr(default, "is_scalar", False):
-            raise ValueError(f"{table.name}.{column.name} has a computed default; give its value")
+            raise InputError(f"{table.name}.{column.name} has a computed default; give its value")
         defaults[column.name] = default.arg  # type: ignore[attr-defined]
     return defaults

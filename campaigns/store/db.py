@@ -72,7 +72,6 @@ class Database:
     """One engine and the two ways to use it: a write transaction, or a read."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.engine = make_engine(url)
 
     @property

@@ -2,7 +2,7 @@
 
 ``provider_sid`` is unique, so a webhook Twilio delivers twice stores one row; the
 insert that loses says so instead of raising. Staff review of flagged messages
-is the console's (``console_queries``).
+is the console's (``store.reports``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.domain.models import StoredInbound
+from campaigns.store.audit import audit
 from campaigns.store.db import Database
-from campaigns.store.repository import audit
 from campaigns.store.tables import deliveries, inbound_messages
 
 

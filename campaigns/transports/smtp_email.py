@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
-from campaigns.domain.transport import Channel, OutboundMessage, SeenMessage, SendReceipt
+from campaigns.domain.states import Channel
+from campaigns.domain.transport import OutboundMessage, SeenMessage, SendReceipt
 from campaigns.errors import (
     ConfigError,
     OutcomeUnknown,

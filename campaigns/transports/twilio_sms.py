@@ -27,7 +27,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from campaigns.domain.transport import Channel, OutboundMessage, SeenMessage, SendReceipt
+from campaigns.domain.states import Channel
+from campaigns.domain.transport import OutboundMessage, SeenMessage, SendReceipt
 from campaigns.errors import (
     ConfigError,
     OutcomeUnknown,

@@ -3,7 +3,7 @@ Celery workers, all configured alike.
 
 ``svc`` (tests/conftest.py) here reads the same settings the workers get: ``env``,
 which is also set in this process's environment, because Celery's app in the test
-process configures itself from it on first use.
+process configures itself from it on first use; its dispatcher is that app's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from campaigns.domain.ports import Dispatcher
+from tasks import app
 from tests.support.waiting import wait_until
 from tests.support.workers import Workers, shift_into_window, worker_env
 
@@ -38,6 +40,13 @@ def settings_overrides(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return {key.removeprefix("MERIDIAN_").lower(): value for key, value in env.items()}
+
+
+@pytest.fixture
+def dispatcher(settings_overrides: dict[str, object]) -> Dispatcher:
+    """Celery's, as the entry points plug it in: ``svc`` queues work for real workers
+    (through the Celery app of this process, configured from the environment above)."""
+    return app.dispatcher()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from campaigns.domain.models import ConsentFact, PatientRecord
+from campaigns.domain.states import RunState
 from campaigns.services import Services
 from campaigns.settings import Settings
 
@@ -36,27 +37,29 @@ def _seed(svc: Services, n: int) -> tuple[int, list[int]]:
     ]
     svc.patients.import_batches([records], dry_run=False, actor="test")
     cid = svc.campaigns.save("c", {}, [], actor="test")
-    run_id = svc.ledger.create_run(cid, "now:1", "manual", "running", now, actor="test")
+    run_id = svc.runs.create(cid, "now:1", "manual", RunState.RUNNING, now, actor="test")
     assert run_id is not None
     ids = [r.patient_id for chunk in svc.patients.stream_audience({}, now.date()) for r in chunk]
-    svc.ledger.add_deliveries(
+    svc.deliveries.add(
         run_id,
         [
             {"patient_id": pid, "channel": "sms", "state": "pending", "due_at": now - timedelta(1)}
             for pid in ids
         ],
+        now,
     )
-    pending = [i for rows in svc.ledger.stream_due_pending(run_id) for i, _, _ in rows]
+    pending = [i for rows in svc.deliveries.stream_due_pending(run_id) for i, _, _ in rows]
     return run_id, pending
 
 
 def _claimer(url: str, ids: list[int], out: multiprocessing.Queue, start: Any) -> None:  # type: ignore[type-arg]
     svc = Services(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
-    svc.ledger.get_run(0)  # connect before the start line
+    svc.runs.get(0)  # connect before the start line
     start.wait()
     won: list[int] = []
     for start in range(0, len(ids), 7):
-        won += [c.delivery_id for c in svc.ledger.claim(ids[start : start + 7], datetime.now(UTC))]
+        claimed = svc.deliveries.claim(ids[start : start + 7], datetime.now(UTC))
+        won += [c.delivery_id for c in claimed]
     out.put(won)
 
 
@@ -80,7 +83,7 @@ def test_four_processes_claiming_the_same_deliveries_never_both_win(svc: Service
 
 def test_a_paused_run_gives_out_no_claims(svc: Services) -> None:
     run_id, ids = _seed(svc, 5)
-    svc.ledger.set_run_status(run_id, "paused", actor="test")
-    assert svc.ledger.claim(ids, datetime.now(UTC)) == []
-    svc.ledger.set_run_status(run_id, "running", actor="test")
-    assert len(svc.ledger.claim(ids, datetime.now(UTC))) == 5
+    svc.runs.set_status(run_id, RunState.PAUSED, datetime.now(UTC), actor="test")
+    assert svc.deliveries.claim(ids, datetime.now(UTC)) == []
+    svc.runs.set_status(run_id, RunState.RUNNING, datetime.now(UTC), actor="test")
+    assert len(svc.deliveries.claim(ids, datetime.now(UTC))) == 5

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from campaigns.content.catalogue import save_definition
 from campaigns.content.definitions import load_definition
-from campaigns.sending import runs
+from campaigns.sending import control, runs
 from campaigns.services import Services
-from tasks import control
 from tests.support.factories import EXAMPLE_CAMPAIGN, add_example_patients, patients_in_state
 from tests.support.twilio_server import TwilioServer
 from tests.support.waiting import wait_until
@@ -54,7 +54,7 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
     fast = definition.model_copy(
         update={"limits": definition.limits.model_copy(update={"retry_base_s": 0.5})}
     )
-    runs.save_definition(svc, fast, actor="test", source=str(campaign))
+    save_definition(svc, fast, actor="test", source=str(campaign))
     twilio.inject("429", 2)
     twilio.inject("500", 1)
     twilio.inject("21610", 1)

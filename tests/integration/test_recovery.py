@@ -12,16 +12,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from campaigns import keys
-from campaigns.domain.models import Channel
+from campaigns.content.catalogue import apply_campaign, load_campaign
+from campaigns.domain.models import Channel, Outcome
+from campaigns.domain.states import DeliveryState
 from campaigns.people import inbound
-from campaigns.sending import runs
+from campaigns.sending import control, runs
 from campaigns.sending import sweeper as reconcile
 from campaigns.sending.delivery import build_message
+from campaigns.sending.fanout import fan_out
 from campaigns.services import Services
 from campaigns.settings import Settings
-from campaigns.store.ledger import Outcome
 from campaigns.transports.outbox import read_outbox
-from tasks import control
+from tasks.dispatcher import TICK_CAMPAIGN
 from tests.support.factories import (
     EXAMPLE_CAMPAIGN,
     add_example_patients,
@@ -38,19 +40,19 @@ def _later(svc: Services, seconds: float) -> Services:
     shifted = svc.settings.model_copy(
         update={"clock_shift_s": svc.settings.clock_shift_s + seconds}
     )
-    return Services(shifted)
+    return Services(shifted, svc.dispatcher)
 
 
 def _fanned_out_run(svc: Services) -> int:
     campaign = add_examples(svc)
     run_id = runs.start_run(svc, campaign, actor="test")
     assert run_id is not None
-    runs.fan_out(svc, run_id)
+    fan_out(svc, run_id)
     return run_id
 
 
 def _pending_ids(svc: Services, run_id: int, n: int) -> list[int]:
-    rows = next(svc.ledger.stream_due_pending(run_id, chunk=n))
+    rows = next(svc.deliveries.stream_due_pending(run_id, chunk=n))
     return [delivery_id for delivery_id, _, _ in rows]
 
 
@@ -66,7 +68,7 @@ def test_the_sweeper_reconciles_the_claims_of_a_dead_worker_with_the_provider(
     channel: Channel = "sms" if c.channel == "sms" else "email"
     recipient = svc.patients.recipients([c.patient_id])[c.patient_id]
     message = build_message(
-        svc, runs.load_campaign(svc, "cold-and-flu-season")[1], c, recipient, channel
+        svc, load_campaign(svc, "cold-and-flu-season")[1], c, recipient, channel
     )
     svc.transport(channel).send(message)
 
@@ -80,7 +82,7 @@ def test_the_sweeper_reconciles_the_claims_of_a_dead_worker_with_the_provider(
         later.close()
     assert result["unknown"] == 2
     assert result["reconciled"] == 2
-    rows = {r["id"]: r for r in svc.ledger.unknown()} or {}
+    rows = {r["id"]: r for r in svc.deliveries.unknown()} or {}
     assert rows == {}
     assert delivery_states(svc, [sent_id, unsent_id]) == {sent_id: "sent", unsent_id: "pending"}
     # It was marked sent from the outbox's record, not sent again.
@@ -102,8 +104,8 @@ def test_a_fan_out_nobody_is_doing_is_found_by_the_sweeper_and_one_in_progress_i
         assert reconcile.sweep(later)["stalled_fan_outs"] == [run_id]
     finally:
         later.close()
-    assert runs.fan_out(svc, run_id) > 0
-    assert svc.ledger.run_state(run_id) == "running"
+    assert fan_out(svc, run_id) > 0
+    assert svc.runs.status(run_id) == "running"
 
 
 def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(
@@ -179,16 +181,16 @@ def test_with_two_beats_an_occurrence_within_grace_starts_once_and_a_later_one_i
     three_ago = (clinic_now - timedelta(hours=3)).strftime("%H:%M")
     if clinic_now.hour < 4:
         pytest.skip("the clinic's day is too young for a send time three hours ago")
-    runs.apply_campaign(svc, _once_campaign(tmp_path, "late-ok", today, hour_ago, 6), actor="t")
-    runs.apply_campaign(svc, _once_campaign(tmp_path, "too-late", today, three_ago, 1), actor="t")
+    apply_campaign(svc, _once_campaign(tmp_path, "late-ok", today, hour_ago, 6), actor="t")
+    apply_campaign(svc, _once_campaign(tmp_path, "too-late", today, three_ago, 1), actor="t")
     for _ in range(beats):
         workers.start(beat=True)
     control.schedule(svc, "late-ok", actor="test")
     control.schedule(svc, "too-late", actor="test")
 
     def runs_of(name: str) -> list[dict[str, object]]:
-        row, _ = runs.load_campaign(svc, name)
-        return svc.ledger.runs_of(int(row["id"]))
+        row, _ = load_campaign(svc, name)
+        return svc.runs.of_campaign(int(row["id"]))
 
     wait_until(
         lambda: len(runs_of("late-ok")) == 1 and len(runs_of("too-late")) == 1,
@@ -198,14 +200,14 @@ def test_with_two_beats_an_occurrence_within_grace_starts_once_and_a_later_one_i
     )
     # More ticks, from the test too, as a third beat would: nothing more happens.
     for name in ("late-ok", "too-late"):
-        row, _ = runs.load_campaign(svc, name)
+        row, _ = load_campaign(svc, name)
         assert runs.tick_campaign(svc, int(row["id"])) == []
     # Give the beats two more ticks of their own, then let every campaign tick they
     # sent be done, before counting the runs.
     ticks = beat_ticks(svc.redis)
     wait_until(lambda: beat_ticks(svc.redis) >= ticks + 2, 30, "two beat ticks", workers.logs)
     wait_until(
-        lambda: tasks_in_hand(svc.redis, "meridian.runs.tick_campaign", "runs") == 0,
+        lambda: tasks_in_hand(svc.redis, TICK_CAMPAIGN, keys.RUNS_QUEUE) == 0,
         30,
         "the campaign ticks sent to be done",
         workers.logs,
@@ -233,7 +235,9 @@ def test_a_delivery_report_that_beats_the_send_record_is_applied_by_the_sweeper(
     # the SID yet.
     assert inbound.handle_status(svc, "SMearly", "delivered", None).delivery_id is None
     assert reconcile.sweep(svc)["early_statuses"] == 0  # still nothing to apply it to
-    svc.ledger.record([Outcome(delivery_id, "sent", provider_id="SMearly")], svc.now())
+    svc.deliveries.record(
+        [Outcome(delivery_id, DeliveryState.SENT, provider_id="SMearly")], svc.now()
+    )
 
     assert reconcile.sweep(svc)["early_statuses"] == 1
     assert delivery_states(svc, [delivery_id]) == {delivery_id: "delivered"}

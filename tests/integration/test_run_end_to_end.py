@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from campaigns.content.catalogue import apply_campaign
 from campaigns.people.patients import import_patients
-from campaigns.sending import runs
+from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.transports.outbox import read_outbox
-from tasks import control
 from tests.conftest import ROOT
 from tests.integration.conftest import Workers, wait_for
 
@@ -18,7 +18,7 @@ CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
 
 def load_demo_data(svc: Services) -> None:
     import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    runs.apply_campaign(svc, CAMPAIGN, actor="test")
+    apply_campaign(svc, CAMPAIGN, actor="test")
 
 
 def test_a_run_now_reaches_every_consented_patient_exactly_once(

@@ -27,11 +27,13 @@ from typing import Any
 
 import redis
 
+from campaigns.content import catalogue
 from campaigns.people.patients import import_patients
 from campaigns.people.synthetic import COLUMNS
-from campaigns.sending import runs
+from campaigns.sending import control
 from campaigns.services import Services
 from campaigns.settings import Settings
+from tasks.app import dispatcher
 from tests.support.services import RedisServer
 from tests.support.twilio_server import TwilioServer
 from tests.support.workers import ROOT, Workers, shift_into_window
@@ -168,7 +170,7 @@ def run_chaos(
     env = chaos_env(database_url, redis_server.url, twilio.url, workdir, plan.rate)
     saved = dict(os.environ)
     os.environ.update(env)
-    svc = Services(Settings(_env_file=None))  # type: ignore[call-arg]
+    svc = Services(Settings(_env_file=None), dispatcher())  # type: ignore[call-arg]
     workers = Workers(env, workdir)
     try:
         svc.db.upgrade()
@@ -176,8 +178,8 @@ def run_chaos(
         write_patients(patients, plan.recipients)
         import_patients(patients, svc.patients, region="US", actor="chaos")
         (workdir / "chaos.yaml").write_text(_CAMPAIGN_YAML, encoding="utf-8")
-        runs.apply_campaign(svc, workdir / "chaos.yaml", actor="chaos")
-        runs.schedule_campaign(svc, CAMPAIGN, actor="chaos")
+        catalogue.apply_campaign(svc, workdir / "chaos.yaml", actor="chaos")
+        catalogue.schedule_campaign(svc, CAMPAIGN, actor="chaos")
         for _ in range(plan.workers):
             workers.start(beat=True, concurrency=plan.concurrency)
         return _break_things_until_done(plan, svc, workers, redis_server, twilio, say)
@@ -197,8 +199,6 @@ def _break_things_until_done(
     twilio: TwilioServer,
     say: Callable[[str], None],
 ) -> ChaosResult:
-    from tasks import control
-
     rng = random.Random(plan.seed)
     started = time.monotonic()
     run_id = control.run_now(svc, CAMPAIGN, actor="chaos")
@@ -231,7 +231,7 @@ def _break_things_until_done(
                     f"{elapsed:6.1f}s  killed redis-server (-9) and restarted it"
                     + (" empty" if plan.lose_redis_data else " from its AOF")
                 )
-        status = svc.ledger.run_state(run_id) or "?"
+        status = svc.runs.status(run_id) or "?"
         if status == "finished" and not events:
             break
         time.sleep(0.25)
@@ -274,7 +274,7 @@ def _verdict(
         int(m.group(1)) for m in (_NAME.search(str(a.get("body", ""))) for a in accepted) if m
     )
     ledger: dict[str, int] = {}
-    for _, state, _, n in svc.ledger.counts(run_id):
+    for _, state, _, n in svc.deliveries.counts(run_id):
         ledger[state] = ledger.get(state, 0) + n
     return ChaosResult(
         database=svc.settings.database_url.split(":", 1)[0].split("+", 1)[0],

@@ -16,12 +16,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from campaigns.content.catalogue import apply_campaign
 from campaigns.domain.models import Channel, Claimed, ConsentFact, Outcome, PatientRecord
+from campaigns.domain.states import DeliveryState, RunState, SkipReason
+from campaigns.people import staff
 from campaigns.people.patients import import_patients
-from campaigns.sending import runs
 from campaigns.services import Services
 from campaigns.store.tables import deliveries
-from campaigns.web import auth
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PATIENTS = ROOT / "examples/patients.csv"
@@ -103,7 +104,7 @@ def add_example_patients(svc: Services) -> None:
 
 def add_example_campaign(svc: Services) -> str:
     """The shipped cold-and-flu campaign, saved as a draft; its name."""
-    runs.apply_campaign(svc, EXAMPLE_CAMPAIGN, actor=ACTOR)
+    apply_campaign(svc, EXAMPLE_CAMPAIGN, actor=ACTOR)
     return EXAMPLE_NAME
 
 
@@ -123,11 +124,11 @@ def add_run(
     campaign_id: int,
     *,
     occurrence: str = "2027-10-15",
-    status: str = "running",
+    status: RunState = RunState.RUNNING,
     trigger: str = "manual",
 ) -> int:
     """A run of ``campaign_id``'s ``occurrence``, started now; its id."""
-    run_id = svc.ledger.create_run(campaign_id, occurrence, trigger, status, svc.now(), actor=ACTOR)
+    run_id = svc.runs.create(campaign_id, occurrence, trigger, status, svc.now(), actor=ACTOR)
     assert run_id is not None, f"campaign {campaign_id} already has a run for {occurrence}"
     return run_id
 
@@ -141,14 +142,15 @@ def add_deliveries(
     patient_ids: Sequence[int],
     *,
     channel: Channel = "sms",
-    state: str = "pending",
-    skip_reason: str | None = None,
+    state: DeliveryState = DeliveryState.PENDING,
+    skip_reason: SkipReason | None = None,
     due_at: datetime | None = None,
 ) -> list[int]:
     """One delivery per patient, as fan-out writes them (due a minute ago by default);
     their ids, in the order of ``patient_ids``."""
-    due = svc.now() - timedelta(minutes=1) if due_at is None else due_at
-    svc.ledger.add_deliveries(
+    now = svc.now()
+    due = now - timedelta(minutes=1) if due_at is None else due_at
+    svc.deliveries.add(
         run_id,
         [
             {
@@ -160,6 +162,7 @@ def add_deliveries(
             }
             for pid in patient_ids
         ],
+        now,
     )
     with svc.db.connect() as conn:
         by_patient = dict(
@@ -178,7 +181,7 @@ def claim(svc: Services, delivery_ids: Sequence[int], at: datetime | None = None
     A claim made ``at`` a time older than the claim timeout is one the sweeper takes
     for a dead worker's.
     """
-    claimed = svc.ledger.claim(delivery_ids, svc.now() if at is None else at)
+    claimed = svc.deliveries.claim(delivery_ids, svc.now() if at is None else at)
     assert sorted(c.delivery_id for c in claimed) == sorted(delivery_ids), "not all claimed"
     return claimed
 
@@ -192,7 +195,7 @@ def add_sent_delivery(
     (delivery_id,) = add_deliveries(svc, run_id, [patient_id], channel=channel)
     now = svc.now()
     claim(svc, [delivery_id], now)
-    svc.ledger.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
+    svc.deliveries.record([Outcome(delivery_id, DeliveryState.SENT, provider_id=provider_id)], now)
     return delivery_id
 
 
@@ -218,7 +221,7 @@ def delivery_states(svc: Services, delivery_ids: Iterable[int]) -> dict[int, str
     return {int(i): str(s) for i, s in rows}
 
 
-def patients_in_state(svc: Services, run_id: int, state: str) -> list[int]:
+def patients_in_state(svc: Services, run_id: int, state: DeliveryState) -> list[int]:
     """The patients whose delivery in ``run_id`` is in ``state``."""
     with svc.db.connect() as conn:
         rows = conn.execute(
@@ -235,4 +238,4 @@ def patients_in_state(svc: Services, run_id: int, state: str) -> list[int]:
 def add_staff(svc: Services, **roles: str) -> None:
     """Console users by name and role (``ada="admin"``), all with STAFF_PASSWORD."""
     for username, role in roles.items():
-        auth.add_user(svc, username, STAFF_PASSWORD, role)
+        staff.add_user(svc, username, STAFF_PASSWORD, role)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-from campaigns.web import auth
+from campaigns.people import staff
 
 
 @pytest.fixture(autouse=True)
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     # Real argon2id, at the smallest cost: the tests sign in hundreds of times.
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(staff, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))

@@ -7,21 +7,27 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
 from sqlalchemy import insert
+from werkzeug.test import TestResponse
 
+from campaigns.content import catalogue
 from campaigns.errors import InputError
+from campaigns.people import staff as accounts
 from campaigns.people.patients import import_patients
 from campaigns.sending import runs
 from campaigns.services import Services
 from campaigns.store.tables import inbound_messages
-from campaigns.web import auth
-from campaigns.web.api import OPENAPI
+from campaigns.web import auth, security
 from campaigns.web.app import create_app
+from campaigns.web.views.openapi import OPENAPI
 from tests.conftest import ROOT, make_settings
 
 PASSWORD = "correct horse battery staple"
@@ -33,7 +39,9 @@ _ARG = re.compile(r"<(?:(\w+)(?:\(([^)]*)\))?:)?(\w+)>")
 @pytest.fixture(autouse=True)
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     # Real argon2id, at the smallest cost: the tests sign in hundreds of times.
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
     services = Services(make_settings(tmp_path, database_url=database_url))
     services.db.upgrade()
     for username, role in (("ada", "admin"), ("mara", "marketer"), ("vic", "viewer")):
-        auth.add_user(services, username, PASSWORD, role)
+        accounts.add_user(services, username, PASSWORD, role)
     yield services
     services.close()
 
@@ -102,7 +110,7 @@ def guarded_routes(app: Flask) -> list[tuple[str, str, str]]:
 
 def load_examples(svc: Services) -> None:
     import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    runs.apply_campaign(svc, CAMPAIGN, actor="test")
+    catalogue.apply_campaign(svc, CAMPAIGN, actor="test")
 
 
 # who may come in -----------------------------------------------------------------------
@@ -251,7 +259,7 @@ def test_a_viewer_is_refused_on_every_post_that_changes_something(
     headers = bearer(client, "vic")
     refused = 0
     for endpoint, method, url in guarded_routes(app):
-        if method == "GET" or auth.role_of(app.view_functions[endpoint]) == "viewer":
+        if method == "GET" or security.role_of(app.view_functions[endpoint]) == "viewer":
             continue
         if url.startswith("/api/"):
             reply = client.open(url, method=method, headers=headers)
@@ -267,7 +275,7 @@ def test_only_reading_posts_are_open_to_viewers(app: Flask) -> None:
     open_to_viewers = {
         endpoint
         for endpoint, method, _ in guarded_routes(app)
-        if method == "POST" and auth.role_of(app.view_functions[endpoint]) == "viewer"
+        if method == "POST" and security.role_of(app.view_functions[endpoint]) == "viewer"
     }
     assert open_to_viewers == {
         "auth.logout",
@@ -299,7 +307,7 @@ def test_a_marketer_sees_the_buttons_and_run_now_only_once_approved(
     token = csrf_token(client, f"/campaigns/{NAME}")
     refused = client.post(f"/campaigns/{NAME}/run", data={"csrf_token": token})
     assert refused.status_code == 302
-    assert svc.ledger.runs_of(1) == []
+    assert svc.runs.of_campaign(1) == []
     assert "Approve and schedule the campaign before running it." in client.get(
         f"/campaigns/{NAME}"
     ).get_data(as_text=True)
@@ -318,8 +326,6 @@ def test_sign_ins_and_new_users_are_audited(client: FlaskClient) -> None:
 def test_a_write_view_without_a_stated_role_stops_the_app_from_starting() -> None:
     from flask import Blueprint
 
-    from campaigns.web import console
-
     app = Flask(__name__)
     bp = Blueprint("console", __name__)
 
@@ -329,29 +335,29 @@ def test_a_write_view_without_a_stated_role_stops_the_app_from_starting() -> Non
 
     app.register_blueprint(bp)
     with pytest.raises(RuntimeError, match=r"console\.unguarded accepts writes without"):
-        console.check_write_roles(app)
+        security.check_write_roles(app)
 
 
 # users ------------------------------------------------------------------------------------
 
 
 def test_add_user_hashes_the_password_with_argon2(svc: Services) -> None:
-    auth.add_user(svc, "new.person@example.org", PASSWORD, "viewer")
+    accounts.add_user(svc, "new.person@example.org", PASSWORD, "viewer")
     row = svc.staff.get("new.person@example.org")
     assert row is not None
     assert row["password_hash"].startswith("$argon2id$")
     assert PASSWORD not in row["password_hash"]
-    assert auth.authenticate(svc, "new.person@example.org", PASSWORD) == auth.Staff(
+    assert auth.authenticate(svc, "new.person@example.org", PASSWORD) == accounts.Staff(
         "new.person@example.org", "viewer"
     )
 
 
 def test_add_user_names_what_is_wrong(svc: Services) -> None:
     with pytest.raises(InputError) as caught:
-        auth.add_user(svc, "Bad Name", "short", "owner")
+        accounts.add_user(svc, "Bad Name", "short", "owner")
     assert [p.where for p in caught.value.problems] == ["username", "role", "password"]
     with pytest.raises(InputError, match="already exists"):
-        auth.add_user(svc, "mara", PASSWORD, "viewer")
+        accounts.add_user(svc, "mara", PASSWORD, "viewer")
 
 
 # pages ---------------------------------------------------------------------------------------
@@ -473,7 +479,7 @@ def test_the_run_page_shows_counts_and_a_marketer_can_pause_and_cancel(
     run_id = runs.start_run(svc, NAME, actor="test")
     assert run_id is not None
     now = datetime.now(UTC)
-    svc.ledger.add_deliveries(
+    svc.deliveries.add(
         run_id,
         [
             {"patient_id": 1, "channel": "sms", "state": "pending", "due_at": now},
@@ -485,8 +491,9 @@ def test_the_run_page_shows_counts_and_a_marketer_can_pause_and_cancel(
                 "due_at": now,
             },
         ],
+        now,
     )
-    svc.ledger.set_run_status(run_id, "running", actor="test")
+    svc.runs.set_status(run_id, "running", now, actor="test")
     sign_in(client, "mara")
     page = client.get(f"/runs/{run_id}").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in page and "no_consent" in page
@@ -510,7 +517,7 @@ def test_the_dashboard_charts_messages_per_day_by_outcome(
     run_id = runs.start_run(svc, NAME, actor="test")
     assert run_id is not None
     now = datetime.now(UTC)
-    svc.ledger.add_deliveries(
+    svc.deliveries.add(
         run_id,
         [
             {
@@ -522,6 +529,7 @@ def test_the_dashboard_charts_messages_per_day_by_outcome(
             }
             for i in range(1, 4)
         ],
+        now,
     )
     sign_in(client, "vic")
     page = client.get("/").get_data(as_text=True)
@@ -629,7 +637,7 @@ def test_an_api_token_is_refused_when_forged_expired_or_for_a_changed_password(
         conn.execute(
             update(staff_users)
             .where(staff_users.c.username == "mara")
-            .values(password_hash=auth.hash_password("a brand new password"))
+            .values(password_hash=accounts.hash_password("a brand new password"))
         )
     assert client.get("/api/campaigns", headers=headers).status_code == 401
 
@@ -660,3 +668,76 @@ def test_the_openapi_document_describes_every_api_route(app: Flask, client: Flas
                 if "{action}" in path:
                     continue  # one documented path per action
                 assert (path, method) in documented, (path, method)
+
+
+def _schema_of(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its $ref followed, for checking what it says."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    found: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        found = found[part]
+    return _schema_of(document, found)
+
+
+def test_the_openapi_document_is_valid_and_every_body_has_a_schema(client: FlaskClient) -> None:
+    document = client.get("/api/openapi.json", headers=bearer(client, "vic")).json
+    assert document is not None
+    validate_openapi(document)  # raises on anything OpenAPI 3.1 does not allow
+    with_body = set()
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            [ok] = [code for code in op["responses"] if code.startswith("2")]
+            for media in op["responses"][ok]["content"].values():
+                reply = _schema_of(document, media["schema"])
+                assert reply.get("type") == "object", (path, method)
+                assert reply.get("properties") or reply.get("required"), (path, method)
+            if "requestBody" in op:
+                with_body.add((method, path))
+                for media in op["requestBody"]["content"].values():
+                    asked = _schema_of(document, media["schema"])
+                    assert asked.get("type") in ("object", "string"), (path, method)
+                    if asked["type"] == "object":
+                        assert asked["properties"], (path, method)
+    assert with_body == {("post", "/token"), ("post", "/campaigns"), ("post", "/patients/import")}
+    definition = document["paths"]["/campaigns"]["post"]["requestBody"]["content"]
+    assert "channels" in _schema_of(document, definition["application/yaml"]["schema"])["required"]
+
+
+def test_what_the_api_answers_matches_its_documented_schema(
+    client: FlaskClient, svc: Services
+) -> None:
+    document = client.get("/api/openapi.json", headers=bearer(client, "mara")).json
+    assert document is not None
+
+    def check(path: str, method: str, reply: TestResponse) -> None:
+        op = document["paths"][path][method]
+        entry = op["responses"][str(reply.status_code)]
+        schema = _schema_of(document, entry)["content"]["application/json"]["schema"]
+        Draft202012Validator({**schema, "components": document["components"]}).validate(reply.json)
+
+    headers = bearer(client, "mara")
+    yaml_headers = {**headers, "Content-Type": "application/yaml"}
+    applied = client.post("/api/campaigns", data=CAMPAIGN.read_bytes(), headers=yaml_headers)
+    check("/campaigns", "post", applied)
+    check("/campaigns", "get", client.get("/api/campaigns", headers=headers))
+    check("/campaigns/{name}", "get", client.get(f"/api/campaigns/{NAME}", headers=headers))
+    check("/campaigns/{name}", "get", client.get("/api/campaigns/nope", headers=headers))
+    imported = client.post(
+        "/api/patients/import?skip_invalid=yes",
+        data=(ROOT / "examples/patients-with-errors.csv").read_bytes(),
+        headers={**headers, "Content-Type": "text/csv"},
+    )
+    assert imported.json["skipped"]  # type: ignore[index]
+    check("/patients/import", "post", imported)
+    run_id = runs.start_run(svc, NAME, actor="test")
+    check("/runs/{run_id}", "get", client.get(f"/api/runs/{run_id}", headers=headers))
+    paused = client.post(f"/api/runs/{run_id}/pause", headers=headers)
+    check("/runs/{run_id}/pause", "post", paused)
+    check("/token", "post", client.post("/api/token", json={"username": "mara"}))
+    check(
+        "/token",
+        "post",
+        client.post("/api/token", data={"username": "mara", "password": PASSWORD}),
+    )

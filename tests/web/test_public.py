@@ -14,10 +14,9 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
-from campaigns.domain.models import CHANNELS, ConsentFact, PatientRecord
+from campaigns.domain.models import CHANNELS, ConsentFact, Outcome, PatientRecord
 from campaigns.services import Services
 from campaigns.settings import Settings
-from campaigns.store.ledger import Outcome
 from campaigns.store.tables import audit_events, deliveries, inbound_messages
 from campaigns.web.app import create_app
 from tests.conftest import make_settings
@@ -336,11 +335,9 @@ def test_a_signed_post_without_a_message_sid_is_a_bad_request(
 def sent_sms(svc: Services, patient_id: int, provider_id: str) -> int:
     now = datetime.now(UTC)
     campaign_id = svc.campaigns.save("cold-and-flu", {}, [], actor="test")
-    run_id = svc.ledger.create_run(
-        campaign_id, "2027-10-15", "manual", "running", now, actor="test"
-    )
+    run_id = svc.runs.create(campaign_id, "2027-10-15", "manual", "running", now, actor="test")
     assert run_id is not None
-    svc.ledger.add_deliveries(
+    svc.deliveries.add(
         run_id,
         [
             {
@@ -350,11 +347,12 @@ def sent_sms(svc: Services, patient_id: int, provider_id: str) -> int:
                 "due_at": now - timedelta(minutes=1),
             }
         ],
+        now,
     )
     with svc.db.connect() as conn:
         delivery_id = int(conn.execute(select(deliveries.c.id)).scalar_one())
-    svc.ledger.claim([delivery_id], now)
-    svc.ledger.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
+    svc.deliveries.claim([delivery_id], now)
+    svc.deliveries.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
     return delivery_id
 
 

@@ -7,16 +7,17 @@
   scanners fetch links); POST unsubscribes, and RFC 8058's one-click POST (body
   ``List-Unsubscribe=One-Click``, no cookies) gets a 200 without a redirect.
 
-The blueprint is named "public": the console exempts it from CSRF protection and
-from the login check by that name. The work is done in ``campaigns.people.inbound``;
-nothing here logs a phone number, an address or a message body.
+The blueprint is named "public": the login check (campaigns.web.auth) lets it
+through by that name, and the app factory exempts it from CSRF protection. The
+work is done in ``campaigns.people.inbound``; nothing here logs a phone number, an
+address or a message body.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
 
 from campaigns.people import inbound
@@ -28,7 +29,7 @@ from campaigns.transports.twilio_webhooks import (
     twiml_reply,
     validate_signature,
 )
-from campaigns.web.app import services_of
+from campaigns.web.context import services
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def _harden(response: Response) -> Response:
 
 @bp.post("/twilio/inbound")
 def twilio_inbound() -> ResponseReturnValue:
-    svc = services_of(current_app)
+    svc = services()
     if not _signed_by_twilio(svc):
         return _refused()
     sid, sender = request.form.get("MessageSid", ""), request.form.get("From", "")
@@ -74,7 +75,7 @@ def twilio_inbound() -> ResponseReturnValue:
 
 @bp.post("/twilio/status")
 def twilio_status() -> ResponseReturnValue:
-    svc = services_of(current_app)
+    svc = services()
     if not _signed_by_twilio(svc):
         return _refused()
     sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "")
@@ -120,7 +121,7 @@ def _plain(text: str, status: int) -> Response:
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str) -> ResponseReturnValue:
-    svc = services_of(current_app)
+    svc = services()
     claim = inbound.read_unsubscribe(svc, token)
     if claim is None:
         return _invalid_link(svc)
@@ -135,7 +136,7 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
 
 @bp.post("/unsubscribe/<token>")
 def unsubscribe(token: str) -> ResponseReturnValue:
-    svc = services_of(current_app)
+    svc = services()
     claim = inbound.read_unsubscribe(svc, token)
     if claim is None:
         return _invalid_link(svc)

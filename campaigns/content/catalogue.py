@@ -1,0 +1,202 @@
+"""The campaign catalogue: apply, lint, save and load definitions, schedule them, and
+the one summary of a campaign that the CLI, the API and the console show.
+
+Nothing is sent, scheduled or run while a health-claim finding of the compliance
+lint is unacknowledged (``compliance.acknowledged`` in the YAML).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from campaigns.clock import schedules
+from campaigns.content import compliance
+from campaigns.content.definitions import CampaignDefinition, load_definition, parse_definition
+from campaigns.content.rendering import PARTS, build_context
+from campaigns.domain.models import Channel
+from campaigns.errors import InputError, NotFound, Problem
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
+
+SAMPLE_NAME = "Maximiliana"  # long-ish, so length checks are honest
+
+
+@dataclass
+class Applied:
+    campaign_id: int
+    name: str
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    unacknowledged: list[dict[str, Any]] = field(default_factory=list)
+
+
+def sample_context(svc: Services, channel: Channel, name: str) -> dict[str, Any]:
+    url = svc.unsubscribe_url(0, None) if channel == "email" else None
+    return build_context(
+        first_name=SAMPLE_NAME,
+        last_name="Featherstonehaugh",
+        clinic=svc.clinic,
+        campaign=name,
+        unsubscribe_url=url,
+    )
+
+
+def lint_definition(svc: Services, definition: CampaignDefinition) -> list[dict[str, Any]]:
+    """Compile and trial-render every template, then run the compliance lint."""
+    samples = {ch: sample_context(svc, ch, definition.name) for ch in definition.channels}
+    rendered = svc.renderer.check(definition.templates, list(definition.channels), samples)
+    findings: list[compliance.Finding] = []
+    for channel in definition.channels:
+        for part in PARTS[channel]:
+            name = f"{definition.templates}/{part}"
+            findings += compliance.lint_source(
+                channel, name, svc.renderer.source(definition.templates, part)
+            )
+        message = rendered[channel]
+        url = samples[channel].get("unsubscribe_url")
+        texts = [("txt", message.body)] + ([("html", message.html)] if message.html else [])
+        for suffix, text in texts:
+            findings += compliance.lint_rendered(
+                channel,
+                f"{definition.templates}/{channel}.{suffix} (rendered)",
+                text,
+                clinic_name=svc.clinic.name,
+                clinic_address=svc.clinic.address,
+                unsubscribe_url=url,
+            )
+    return [f.to_dict() for f in findings]
+
+
+def _unacknowledged(
+    definition: CampaignDefinition, findings: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    acked = {a.phrase.lower() for a in definition.compliance.acknowledged}
+    return [
+        f
+        for f in findings
+        if f["severity"] == "claim" and str(f.get("phrase") or "").lower() not in acked
+    ]
+
+
+def apply_campaign(svc: Services, path: Path, *, actor: str) -> Applied:
+    definition = load_definition(path)
+    return save_definition(svc, definition, actor=actor, source=str(path))
+
+
+def save_definition(
+    svc: Services, definition: CampaignDefinition, *, actor: str, source: str
+) -> Applied:
+    findings = lint_definition(svc, definition)
+    errors = [f for f in findings if f["severity"] == "error"]
+    if errors:
+        raise InputError(
+            f"{source}: the compliance lint refused the campaign",
+            [
+                Problem(f"{f['template']}:{f['line'] or '-'}", f"{f['rule']}: {f['message']}")
+                for f in errors
+            ],
+        )
+    campaign_id = svc.campaigns.save(definition.name, definition.to_json(), findings, actor=actor)
+    return Applied(campaign_id, definition.name, findings, _unacknowledged(definition, findings))
+
+
+def load_campaign(svc: Services, key: str | int) -> tuple[dict[str, Any], CampaignDefinition]:
+    row = svc.campaigns.get(key)
+    if row is None:
+        raise NotFound(f"no campaign named {key!r}")
+    return row, parse_definition(row["definition"], f"campaign {row['name']}")
+
+
+def refuse_open_claims(row: dict[str, Any], definition: CampaignDefinition, what: str) -> None:
+    """Nothing is sent, scheduled or run now, while a health claim is unacknowledged."""
+    open_claims = _unacknowledged(definition, row["findings"])
+    if open_claims:
+        raise InputError(
+            f"campaign {row['name']}: health-claim findings need an acknowledgement "
+            f"(compliance.acknowledged in the YAML) before it can be {what}",
+            [
+                Problem(f"{f['template']}:{f['line']}", f"{f['phrase']!r}: {f['message']}")
+                for f in open_claims
+            ],
+        )
+
+
+def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str, Any]:
+    """Allow the campaign's occurrences to start; refused while claims are unacknowledged.
+
+    Only the ledger's side: campaigns.sending.control.schedule also writes the
+    schedule entry the workers tick on.
+    """
+    row, definition = load_campaign(svc, key)
+    if row["status"] == "cancelled":
+        raise InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
+    refuse_open_claims(row, definition, "scheduled")
+    svc.campaigns.set_status(row["id"], "scheduled", actor=actor)
+    return row
+
+
+# what the CLI, the API and the console show ------------------------------------------
+
+
+def campaign_listing(row: dict[str, Any]) -> dict[str, Any]:
+    """A campaign's line in a list: id, name, status, channels, schedule, updated_at."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "channels": row["definition"]["channels"],
+        "schedule": row["definition"]["schedule"],
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """One campaign as staff see it: its row, definition, next sends and runs."""
+
+    row: dict[str, Any]
+    definition: CampaignDefinition
+    next_sends: list[datetime]  # aware, on the clinic's clock
+    runs: list[dict[str, Any]]  # newest first, as svc.runs.of_campaign gives them
+    audience: int | None = None  # patients the audience selects today, when asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``meridian campaigns show`` and ``GET /api/campaigns/<name>``."""
+        data = {
+            **campaign_listing(self.row),
+            "definition": self.row["definition"],
+            "findings": self.row["findings"],
+            "next_sends": [d.isoformat() for d in self.next_sends],
+            "runs": [
+                {"id": r["id"], "occurrence": r["occurrence"], "status": r["status"]}
+                for r in self.runs
+            ],
+        }
+        if self.audience is not None:
+            data["audience"] = self.audience
+        return data
+
+
+def campaign_summary(
+    svc: Services, key: str | int, *, sends: int = 5, audience: bool = False
+) -> CampaignSummary:
+    """The campaign by name or id, with its next ``sends`` send times and its runs;
+    with ``audience``, how many patients it selects today. NotFound if none."""
+    row, definition = load_campaign(svc, key)
+    now = svc.now()
+    schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
+    count = None
+    if audience:
+        today = now.astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
+        count = svc.patients.count_audience(definition.audience.model_dump(), today)
+    return CampaignSummary(
+        row=row,
+        definition=definition,
+        next_sends=schedules.next_sends(schedule, now, sends),
+        runs=svc.runs.of_campaign(int(row["id"])),
+        audience=count,
+    )

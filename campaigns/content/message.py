@@ -1,0 +1,49 @@
+"""One patient's message on one channel: context, render, smart-encode.
+
+The one render path: the send loop, the sweeper's reconciliation, the preview and
+the console's preview all build a message here, so what staff preview is what is
+sent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from campaigns.content.definitions import CampaignDefinition
+from campaigns.content.rendering import Rendered, build_context
+from campaigns.content.sms import smart_encode
+from campaigns.domain.models import Channel, Recipient
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
+
+
+def render_message(
+    svc: Services,
+    definition: CampaignDefinition,
+    recipient: Recipient,
+    channel: Channel,
+    *,
+    delivery_id: int | None = None,
+) -> Rendered:
+    """The campaign's message for this patient on ``channel``. Holds PHI: never log it.
+
+    An email carries the patient's unsubscribe link (naming ``delivery_id`` when it
+    is for a delivery); an SMS is smart-encoded when the settings say so.
+    """
+    url = svc.unsubscribe_url(recipient.patient_id, delivery_id) if channel == "email" else None
+    context = build_context(
+        first_name=recipient.first_name,
+        last_name=recipient.last_name,
+        clinic=svc.clinic,
+        campaign=definition.name,
+        unsubscribe_url=url,
+    )
+    rendered = svc.renderer.render(definition.templates, channel, context)
+    if channel == "sms" and svc.settings.sms_smart_encoding:
+        return Rendered("sms", smart_encode(rendered.body))
+    if url is not None:
+        return Rendered(
+            rendered.channel, rendered.body, rendered.subject, rendered.html, unsubscribe_url=url
+        )
+    return rendered

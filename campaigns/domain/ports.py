@@ -1,0 +1,63 @@
+"""The interfaces the core needs and the edges implement.
+
+``Dispatcher`` is how the core hands work to the workers: tasks.dispatcher
+implements it on Celery and RedBeat, and only the entry points (the CLI, the
+worker, the web app factory) plug it into their Services. ``DueQueue`` and
+``Limiter`` are the Redis-only parts of sending (campaigns.sending.batches,
+campaigns.sending.ratelimit); campaigns.sending.stubs has in-memory ones, as real
+implementations for tests and benches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from campaigns.domain.models import Batch
+
+
+class Dispatcher(Protocol):
+    def queue_fan_out(self, run_id: int) -> None:
+        """Have a worker fan the run out (campaigns.sending.fanout.fan_out)."""
+        ...
+
+    def queue_send(self, batch: Batch) -> None:
+        """Have a worker send the batch now (campaigns.sending.delivery.send_batch)."""
+        ...
+
+    def put_schedule(self, campaign_id: int) -> None:
+        """Write the campaign's schedule entry: a tick that starts each occurrence."""
+        ...
+
+    def remove_schedule(self, campaign_id: int) -> None:
+        """Remove the campaign's schedule entry; nothing if there is none."""
+        ...
+
+    def waiting_sends(self) -> int:
+        """How many send batches wait on the broker for a worker."""
+        ...
+
+
+class DueQueue(Protocol):
+    """Batches waiting for their due time (no broker ETA is ever used)."""
+
+    def add(self, batches: Iterable[tuple[datetime, Batch]]) -> int:
+        """Add (due, batch) pairs; returns how many were added."""
+        ...
+
+    def pop_due(self, now: datetime, limit: int = 200) -> list[Batch]:
+        """Take up to ``limit`` batches due by ``now``; no two callers get the same one."""
+        ...
+
+    def waiting_since(self, before: datetime) -> int:
+        """Batches due at or before ``before`` that nobody has taken yet."""
+        ...
+
+
+class Limiter(Protocol):
+    """A rate shared by every worker sending on one account."""
+
+    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+        """Block until ``n`` tokens are granted; TimeoutError if not within ``timeout_s``."""
+        ...

@@ -1,0 +1,130 @@
+"""The state machine, defined once: channels, run and delivery states, skip reasons,
+and which state may follow which.
+
+The values are the strings the ledger stores, so a ``StrEnum`` member and its
+string compare equal and the database is the same as before these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from enum import StrEnum
+from typing import Literal
+
+from campaigns.errors import InputError, MeridianError
+
+Channel = Literal["sms", "email"]
+CHANNELS: tuple[Channel, ...] = ("sms", "email")
+
+
+def channel_of(value: str) -> Channel:
+    """The channel a stored or typed string names; InputError for anything else."""
+    if value == "sms":
+        return "sms"
+    if value == "email":
+        return "email"
+    raise InputError(f"{value!r} is not a channel (sms or email)")
+
+
+class IllegalTransition(MeridianError):
+    """A caller asked for a state change the state machine does not allow (a bug)."""
+
+
+class RunState(StrEnum):
+    FANNING_OUT = "fanning_out"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    MISSED = "missed"  # recorded instead of started: beat was down past the grace period
+
+    def can_become(self, other: RunState) -> bool:
+        return other in RUN_TRANSITIONS[self]
+
+    @classmethod
+    def sources(cls, target: RunState) -> frozenset[RunState]:
+        """Every state a run may reach ``target`` from."""
+        return frozenset(s for s, nexts in RUN_TRANSITIONS.items() if target in nexts)
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # waiting for its due time (next_attempt_at)
+    SENDING = "sending"  # claimed by one worker
+    SENT = "sent"  # handed over to the provider
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # never sent, for a SkipReason
+    UNKNOWN = "unknown"  # may have reached the provider: reconciled, never resent blindly
+
+    def can_become(self, other: DeliveryState) -> bool:
+        return other in DELIVERY_TRANSITIONS[self]
+
+
+class SkipReason(StrEnum):
+    NO_CONSENT = "no_consent"
+    OPTED_OUT = "opted_out"
+    INVALID_CONTACT = "invalid_contact"
+    FREQUENCY_CAP = "frequency_cap"
+    CANCELLED = "cancelled"
+
+
+# A run is created fanning out (or missed), runs, may pause and resume, and ends.
+RUN_TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
+    RunState.FANNING_OUT: frozenset({RunState.RUNNING, RunState.CANCELLED}),
+    RunState.RUNNING: frozenset({RunState.PAUSED, RunState.FINISHED, RunState.CANCELLED}),
+    RunState.PAUSED: frozenset({RunState.RUNNING, RunState.CANCELLED}),
+    RunState.FINISHED: frozenset(),
+    RunState.CANCELLED: frozenset(),
+    RunState.MISSED: frozenset(),
+}
+# The states a run is created in.
+INITIAL_RUN_STATES = frozenset({RunState.FANNING_OUT, RunState.MISSED})
+# A run in one of these changes no more.
+FINAL_RUN_STATES = frozenset(s for s, nexts in RUN_TRANSITIONS.items() if not nexts)
+
+# The claim takes pending deliveries; the worker records what happened; whatever
+# goes back to pending goes through campaigns.sending.pending.back_to_pending.
+DELIVERY_TRANSITIONS: Mapping[DeliveryState, frozenset[DeliveryState]] = {
+    DeliveryState.PENDING: frozenset({DeliveryState.SENDING, DeliveryState.SKIPPED}),
+    DeliveryState.SENDING: frozenset(
+        {
+            DeliveryState.SENT,
+            DeliveryState.FAILED,
+            DeliveryState.SKIPPED,
+            DeliveryState.UNKNOWN,
+            DeliveryState.PENDING,
+        }
+    ),
+    DeliveryState.UNKNOWN: frozenset({DeliveryState.SENT, DeliveryState.PENDING}),
+    # Provider status callbacks may arrive out of order; the last one stands.
+    DeliveryState.SENT: frozenset({DeliveryState.DELIVERED, DeliveryState.UNDELIVERED}),
+    DeliveryState.DELIVERED: frozenset({DeliveryState.DELIVERED, DeliveryState.UNDELIVERED}),
+    DeliveryState.UNDELIVERED: frozenset({DeliveryState.DELIVERED, DeliveryState.UNDELIVERED}),
+    DeliveryState.FAILED: frozenset(),
+    DeliveryState.SKIPPED: frozenset(),
+}
+# A run is not finished while any of its deliveries is in one of these.
+ACTIVE_DELIVERY_STATES = frozenset(
+    {DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.UNKNOWN}
+)
+# What a worker records for a claim it used (a return to pending is not recorded:
+# it goes back through back_to_pending, which also queues it).
+RECORDED_OUTCOMES = DELIVERY_TRANSITIONS[DeliveryState.SENDING] - {DeliveryState.PENDING}
+
+
+def run_sources(target: RunState, only_from: Collection[RunState] | None = None) -> list[RunState]:
+    """The states a run may move to ``target`` from, narrowed to ``only_from``.
+
+    IllegalTransition when ``only_from`` names a state ``target`` may not follow.
+    """
+    allowed = RunState.sources(target)
+    if only_from is None:
+        return sorted(allowed)
+    illegal = sorted(set(only_from) - allowed)
+    if illegal:
+        raise IllegalTransition(
+            f"a run cannot go from {', '.join(illegal)} to {target}; "
+            f"allowed from: {', '.join(sorted(allowed)) or 'nowhere'}"
+        )
+    return sorted(only_from)

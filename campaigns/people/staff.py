@@ -1,0 +1,77 @@
+"""Staff accounts of the console: roles, argon2id password hashes, adding a user.
+
+The CLI's ``meridian users add`` and the web's sign-in both use this; the sign-in
+flow itself (failure limit, session, API tokens) is the web's (campaigns.web.auth).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from campaigns.errors import InputError, Problem
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
+
+log = logging.getLogger(__name__)
+
+ROLES = ("viewer", "marketer", "admin")  # each can do what the ones before it can
+MIN_PASSWORD_LENGTH = 12
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Staff:
+    username: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """True when this user's role is ``role`` or ranks above it."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (salt and parameters included)."""
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@cache
+def decoy_hash() -> str:
+    """A hash no account has: checking against it costs what a real check costs."""
+    return hash_password("a password no account has")
+
+
+def add_user(svc: Services, username: str, password: str, role: str, *, actor: str = "cli") -> int:
+    """Create a staff user; InputError names what is wrong with the arguments."""
+    problems = []
+    if not _USERNAME.match(username):
+        problems.append(
+            Problem("username", "use 2-64 lower-case letters, digits and . _ @ + - characters")
+        )
+    if role not in ROLES:
+        problems.append(Problem("role", f"{role!r} is not one of {', '.join(ROLES)}"))
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(Problem("password", f"is shorter than {MIN_PASSWORD_LENGTH} characters"))
+    if problems:
+        raise InputError(f"cannot add staff user {username!r}", problems)
+    # The store refuses a taken username with an InputError naming it.
+    user_id = svc.staff.add(username, hash_password(password), role)
+    svc.reports.record_staff_event(actor, f"staff.add.{role}", username)
+    log.info("staff user %s added with role %s", username, role)
+    return user_id

@@ -1,0 +1,96 @@
+"""What staff ask of a campaign (run now, schedule, pause, resume, cancel), and the
+schedule's tick: the ledger's side, then the workers' side through ``svc.dispatcher``
+(a fan-out queued, a schedule entry written or removed).
+
+The CLI, the API and the console call these; the workers' tasks call ``tick``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from campaigns.content.catalogue import load_campaign, schedule_campaign
+from campaigns.domain.states import RunState
+from campaigns.sending import runs
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
+
+
+def run_now(svc: Services, campaign: str, *, actor: str) -> int | None:
+    """Start an occurrence now and queue its fan-out; None if it already has a run."""
+    run_id = runs.start_run(svc, campaign, trigger="manual", actor=actor)
+    if run_id is not None:
+        svc.dispatcher.queue_fan_out(run_id)
+    return run_id
+
+
+def schedule(svc: Services, campaign: str, *, actor: str) -> dict[str, Any]:
+    """Let the campaign's occurrences start, each when its window opens."""
+    row = schedule_campaign(svc, campaign, actor=actor)
+    svc.dispatcher.put_schedule(int(row["id"]))
+    return row
+
+
+def tick(svc: Services, campaign_id: int) -> list[int]:
+    """The schedule entry's tick: start what is due, and queue each new run's fan-out."""
+    started = runs.tick_campaign(svc, campaign_id)
+    for run_id in started:
+        svc.dispatcher.queue_fan_out(run_id)
+    return started
+
+
+def rebuild_schedules(svc: Services) -> int:
+    """Write the entry of every scheduled campaign again (after Redis was lost)."""
+    n = 0
+    for row in svc.campaigns.all():
+        if row["status"] == "scheduled":
+            svc.dispatcher.put_schedule(int(row["id"]))
+            n += 1
+    return n
+
+
+def pause(svc: Services, campaign: str, *, actor: str) -> str:
+    """Stop new claims of the campaign's runs and hold its schedule."""
+    row, _ = load_campaign(svc, campaign)
+    campaign_id = int(row["id"])
+    if row["status"] == "scheduled":
+        svc.campaigns.set_status(campaign_id, "paused", actor=actor)
+    paused = sum(
+        runs.pause_run(svc, int(r["id"]), actor=actor)
+        for r in svc.runs.of_campaign(campaign_id)
+        if r["status"] == RunState.RUNNING
+    )
+    svc.dispatcher.remove_schedule(campaign_id)
+    return f"{paused} run(s) paused"
+
+
+def resume(svc: Services, campaign: str, *, actor: str) -> str:
+    """Resume paused runs; a paused schedule becomes scheduled again."""
+    row, _ = load_campaign(svc, campaign)
+    campaign_id = int(row["id"])
+    scheduled = row["status"] == "paused"
+    if scheduled:
+        svc.campaigns.set_status(campaign_id, "scheduled", actor=actor)
+    resumed = sum(
+        runs.resume_run(svc, int(r["id"]), actor=actor)
+        for r in svc.runs.of_campaign(campaign_id)
+        if r["status"] == RunState.PAUSED
+    )
+    if scheduled:
+        svc.dispatcher.put_schedule(campaign_id)
+    return f"{resumed} run(s) resumed"
+
+
+def cancel(svc: Services, campaign: str, *, actor: str) -> str:
+    """Stop for good: the schedule, and every run still going (left deliveries skipped)."""
+    row, _ = load_campaign(svc, campaign)
+    campaign_id = int(row["id"])
+    svc.campaigns.set_status(campaign_id, "cancelled", actor=actor)
+    skipped = sum(
+        runs.cancel_run(svc, int(r["id"]), actor=actor)
+        for r in svc.runs.of_campaign(campaign_id)
+        if RunState(r["status"]).can_become(RunState.CANCELLED)
+    )
+    svc.dispatcher.remove_schedule(campaign_id)
+    return f"{skipped} pending deliveries skipped as cancelled"

@@ -1,0 +1,158 @@
+"""Fan-out: a run's audience streamed into deliveries, each due in its patient's hours.
+
+One delivery per patient and channel the policy picks; a channel the patient
+cannot get is written as skipped with its reason (people.consent.skip_reason),
+so every patient of the audience is accounted for. Then the pending deliveries
+are queued in the due set by due time and the run is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import redis
+from redis.lock import Lock
+
+from campaigns import keys
+from campaigns.clock import geography, wallclock
+from campaigns.content.catalogue import load_campaign
+from campaigns.content.definitions import CampaignDefinition
+from campaigns.domain.models import Channel, Recipient
+from campaigns.domain.states import DeliveryState, RunState, SkipReason
+from campaigns.errors import NotFound
+from campaigns.people.consent import skip_reason
+from campaigns.sending.pending import queue_pending
+
+if TYPE_CHECKING:
+    from campaigns.services import Services
+
+log = logging.getLogger(__name__)
+
+# A fan-out holds its run's lock this long and renews it after every chunk; a
+# worker killed mid-fan-out leaves a lock that expires, and the sweeper starts the
+# fan-out again (rows already written are kept).
+FAN_OUT_LOCK_S = 60
+
+
+def recipient_clock(
+    svc: Services, recipient: Recipient, channel: Channel
+) -> tuple[ZoneInfo, str | None]:
+    """The patient's zone, and the state whose window applies to this channel."""
+    zone = geography.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
+    # State telemarketing windows govern calls and texts; email keeps the federal
+    # decent-hours window only.
+    state = geography.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
+    return zone, state
+
+
+def _due_for(
+    svc: Services,
+    run: dict[str, Any],
+    definition: CampaignDefinition,
+    recipient: Recipient,
+    channel: Channel,
+    now: datetime,
+) -> datetime:
+    zone, state = recipient_clock(svc, recipient, channel)
+    occurrence: str = run["occurrence"]
+    if occurrence.startswith("now:"):
+        return wallclock.next_allowed(now, zone, state)
+    due = wallclock.local_due(
+        date.fromisoformat(occurrence), definition.schedule.send_time, zone, state
+    )
+    return max(due, wallclock.next_allowed(now, zone, state))
+
+
+def _plan(
+    recipient: Recipient, definition: CampaignDefinition
+) -> list[tuple[Channel, SkipReason | None]]:
+    """Which channels this patient gets, each with a skip reason or None."""
+    channels = list(definition.channels)
+    if definition.channel_policy == "all_consented":
+        return [(ch, skip_reason(recipient, ch)) for ch in channels]
+    preferred = (
+        recipient.preferred_channel if recipient.preferred_channel in channels else channels[0]
+    )
+    order = [preferred] + [c for c in channels if c != preferred]
+    for channel in order:
+        if skip_reason(recipient, channel) is None:
+            return [(channel, None)]
+    return [(preferred, skip_reason(recipient, preferred))]
+
+
+def fan_out(svc: Services, run_id: int) -> int:
+    """Stream the audience into deliveries, then queue the pending ones by due time."""
+    run = svc.runs.get(run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    if run["status"] != RunState.FANNING_OUT:
+        log.info("run %s is %s; fan-out already done", run_id, run["status"])
+        return 0
+    lock = svc.redis.lock(keys.fan_out_lock(run_id), timeout=FAN_OUT_LOCK_S, blocking=False)
+    if not lock.acquire():
+        log.info("run %s is being fanned out by another worker", run_id)
+        return 0
+    try:
+        total = _fan_out(svc, run, lock)
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
+    log.info("run %s fanned out: %s deliveries", run_id, total)
+    return total
+
+
+def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
+    run_id = int(run["id"])
+    _, definition = load_campaign(svc, int(run["campaign_id"]))
+    now = svc.now()
+    today = now.astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
+    total = 0
+    for chunk in svc.patients.stream_audience(definition.audience.model_dump(), today):
+        rows = []
+        for recipient in chunk:
+            for channel, skip in _plan(recipient, definition):
+                due = now if skip else _due_for(svc, run, definition, recipient, channel, now)
+                rows.append(
+                    {
+                        "patient_id": recipient.patient_id,
+                        "channel": channel,
+                        "state": DeliveryState.SKIPPED if skip else DeliveryState.PENDING,
+                        "skip_reason": skip,
+                        "due_at": due,
+                    }
+                )
+        svc.deliveries.add(run_id, rows, svc.now())
+        lock.reacquire()
+        total += len(rows)
+        if svc.runs.status(run_id) != RunState.FANNING_OUT:
+            _cancelled_meanwhile(svc, run_id)
+            return total
+    svc.deliveries.analyze()
+    if not svc.runs.set_status(
+        run_id, RunState.RUNNING, svc.now(), actor="system", only_from=[RunState.FANNING_OUT]
+    ):
+        _cancelled_meanwhile(svc, run_id)
+        return total
+    queue_pending(svc, run_id)
+    svc.runs.finish_if_done(run_id, svc.now())
+    return total
+
+
+def _cancelled_meanwhile(svc: Services, run_id: int) -> None:
+    """The run was cancelled while its rows were being written: what this fan-out
+    wrote after the cancel is skipped as cancelled too, and nothing is queued."""
+    skipped = svc.deliveries.cancel_pending(run_id, svc.now())
+    log.info("run %s was cancelled during fan-out; %s more deliveries skipped", run_id, skipped)
+
+
+def stalled_fan_outs(svc: Services, older_than: datetime) -> list[int]:
+    """Runs left fanning out with nobody at it (the worker died, or Redis lost the task)."""
+    return [
+        run_id
+        for run_id in svc.runs.ids_with_status(RunState.FANNING_OUT, started_before=older_than)
+        if not svc.redis.exists(keys.fan_out_lock(run_id))
+    ]

@@ -1,0 +1,159 @@
+"""Named SQL for consent evidence and the opt-in columns that cache its latest word.
+
+Evidence is append-only (``consents``); ``patients.sms_opt_in`` and
+``patients.email_opt_in`` are written only here, together with the evidence they
+follow. The patient import writes a new patient's first evidence with the same
+helpers (``store.patients``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from campaigns.domain.models import Channel, ConsentFact
+from campaigns.store.audit import audit
+from campaigns.store.bulk import insert_rows
+from campaigns.store.db import Database
+from campaigns.store.tables import consents, patients
+
+
+class ConsentRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, patient_ids: Sequence[int], fact: ConsentFact, *, actor: str) -> int:
+        with self.db.begin() as conn:
+            n = append_consents(conn, {pid: [fact] for pid in patient_ids}, actor)
+            for pid in patient_ids:
+                audit(
+                    conn,
+                    actor,
+                    "consent.grant" if fact.granted else "consent.revoke",
+                    "patient",
+                    pid,
+                    channel=fact.channel,
+                    source=fact.source,
+                )
+            return n
+
+    def patients_by_phone(self, phone: str) -> list[int]:
+        with self.db.connect() as conn:
+            return list(
+                conn.execute(select(patients.c.id).where(patients.c.phone == phone)).scalars()
+            )
+
+    def history(self, patient_id: int) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(consents)
+                    .where(consents.c.patient_id == patient_id)
+                    .order_by(consents.c.at, consents.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    def current(self, patient_id: int) -> dict[Channel, bool | None]:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(patients.c.sms_opt_in, patients.c.email_opt_in).where(
+                    patients.c.id == patient_id
+                )
+            ).one()
+        return {"sms": row[0], "email": row[1]}
+
+
+def append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], actor: str) -> int:
+    """Append the facts not already on file and refresh the cached opt-in columns.
+
+    The cache follows the latest evidence by the time the patient gave it, so a
+    re-import of an old "yes" never overrides a later STOP.
+
+    The patients' rows are locked first, so that a concurrent writer of their consent
+    waits, then reads this evidence: otherwise, on PostgreSQL, it could cache an older
+    word over a newer one (SQLite serializes writers anyway and has no FOR UPDATE).
+    Evidence is read in the order it was recorded, so that ties in ``at`` resolve
+    alike on every backend.
+    """
+    ids = sorted(facts)
+    conn.execute(
+        select(patients.c.id)
+        .where(patients.c.id.in_(ids))
+        .order_by(patients.c.id)
+        .with_for_update()
+    )
+    on_file: dict[tuple[int, str], list[tuple[bool, datetime]]] = defaultdict(list)
+    for pid, channel, granted, at in conn.execute(
+        select(consents.c.patient_id, consents.c.channel, consents.c.granted, consents.c.at)
+        .where(consents.c.patient_id.in_(ids))
+        .order_by(consents.c.id)
+    ):
+        on_file[(pid, channel)].append((bool(granted), at))
+    now = datetime.now(UTC)
+    rows = []
+    for pid, fs in facts.items():
+        for f in fs:
+            if (f.granted, f.at) in on_file[(pid, f.channel)]:
+                continue
+            on_file[(pid, f.channel)].append((f.granted, f.at))
+            rows.append(consent_row(pid, f))
+    insert_rows(conn, consents, rows, same={"recorded_by": actor, "recorded_at": now})
+    changed: set[tuple[int, str]] = {(pid, f.channel) for pid, fs in facts.items() for f in fs}
+    latest: dict[str, list[dict[str, Any]]] = {"sms": [], "email": []}
+    for pid, channel in sorted(changed):
+        word = _latest_word(on_file[(pid, channel)])
+        latest[channel].append({"b_id": pid, "b_opt_in": word})
+    # One executemany per channel: a 100,000-row import wrote 200,000 statements.
+    for channel, params in latest.items():
+        if params:
+            column = patients.c.sms_opt_in if channel == "sms" else patients.c.email_opt_in
+            conn.execute(
+                update(patients)
+                .where(patients.c.id == bindparam("b_id"))
+                .values({column: bindparam("b_opt_in")}),
+                params,
+            )
+    return len(rows)
+
+
+def consent_row(pid: int, fact: ConsentFact) -> dict[str, Any]:
+    """The ``consents`` row of one fact, less who recorded it and when."""
+    return {
+        "patient_id": pid,
+        "channel": fact.channel,
+        "granted": fact.granted,
+        "at": fact.at,
+        "source": fact.source,
+        "text_shown": fact.text_shown,
+    }
+
+
+def distinct_facts(facts: Sequence[ConsentFact]) -> list[ConsentFact]:
+    """The facts in order, less any that repeat an earlier (channel, word, time)."""
+    seen: set[tuple[str, bool, datetime]] = set()
+    kept = []
+    for f in facts:
+        if (f.channel, f.granted, f.at) not in seen:
+            seen.add((f.channel, f.granted, f.at))
+            kept.append(f)
+    return kept
+
+
+def latest_words(facts: Sequence[ConsentFact]) -> dict[str, bool]:
+    """Each channel's latest word, for a patient with no evidence on file yet."""
+    by_channel: dict[str, list[tuple[bool, datetime]]] = defaultdict(list)
+    for f in facts:
+        by_channel[f.channel].append((f.granted, f.at))
+    return {channel: _latest_word(evidence) for channel, evidence in by_channel.items()}
+
+
+def _latest_word(evidence: Sequence[tuple[bool, datetime]]) -> bool:
+    """The latest word by the time it was given; on a tie, the first recorded."""
+    return max(evidence, key=lambda said: said[1])[0]

@@ -1,0 +1,380 @@
+"""Named SQL for deliveries: the claim, the outcomes, the way back to pending, the counts.
+
+The claim is one conditional UPDATE: whoever flips a delivery from ``pending`` to
+``sending`` owns it, and a redelivered task that loses the race does nothing.
+Every other write is conditional on the state it leaves, as the state machine
+(campaigns.domain.states) allows. Times come from the caller (``svc.now()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
+
+from campaigns.domain.models import Claimed, Outcome, PendingAgain
+from campaigns.domain.states import (
+    RECORDED_OUTCOMES,
+    DeliveryState,
+    IllegalTransition,
+    RunState,
+    SkipReason,
+    channel_of,
+)
+from campaigns.store.bulk import insert_rows
+from campaigns.store.db import Database
+from campaigns.store.tables import campaign_runs, deliveries
+
+_CLAIMED = (
+    deliveries.c.id,
+    deliveries.c.run_id,
+    deliveries.c.patient_id,
+    deliveries.c.channel,
+    deliveries.c.attempts,
+    deliveries.c.due_at,
+)
+
+
+def _claimed(row: Sequence[Any]) -> Claimed:
+    i, run_id, patient_id, channel, attempts, due_at = row
+    return Claimed(int(i), int(run_id), int(patient_id), channel_of(channel), attempts, due_at)
+
+
+def _running() -> Any:
+    return select(campaign_runs.c.id).where(campaign_runs.c.status == RunState.RUNNING)
+
+
+class DeliveryRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, run_id: int, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+        """Bulk insert; a row already there (a re-run fan-out) is left as it is."""
+        if not rows:
+            return
+        with self.db.begin() as conn:
+            # Two fan-outs of one run (a lock that expired) take turns here, so the
+            # second sees the first's rows instead of breaking the unique key.
+            conn.execute(
+                select(campaign_runs.c.id).where(campaign_runs.c.id == run_id).with_for_update()
+            )
+            existing = set(
+                conn.execute(
+                    select(deliveries.c.patient_id, deliveries.c.channel).where(
+                        deliveries.c.run_id == run_id,
+                        deliveries.c.patient_id.in_({r["patient_id"] for r in rows}),
+                    )
+                )
+            )
+            fresh = [
+                {"skip_reason": None, **r, "next_attempt_at": r["due_at"]}
+                for r in rows
+                if (r["patient_id"], r["channel"]) not in existing
+            ]
+            if fresh:
+                shared = {"run_id": run_id, "attempts": 0, "updated_at": now}
+                insert_rows(conn, deliveries, fresh, same=shared)
+                conn.execute(
+                    update(campaign_runs)
+                    .where(campaign_runs.c.id == run_id)
+                    .values(planned=campaign_runs.c.planned + len(fresh))
+                )
+
+    def stream_due_pending(
+        self, run_id: int | None, *, not_after: datetime | None = None, chunk: int = 5000
+    ) -> Iterator[list[tuple[int, datetime, int]]]:
+        """(id, next_attempt_at, run_id) of pending deliveries in due order, by chunks:
+        of one run, or of every running run."""
+        last_due = datetime(1970, 1, 1, tzinfo=UTC)
+        last_id = 0
+        while True:
+            cond = [
+                deliveries.c.state == DeliveryState.PENDING,
+                or_(
+                    deliveries.c.next_attempt_at > last_due,
+                    and_(deliveries.c.next_attempt_at == last_due, deliveries.c.id > last_id),
+                ),
+            ]
+            if run_id is not None:
+                cond.append(deliveries.c.run_id == run_id)
+            else:
+                cond.append(deliveries.c.run_id.in_(_running()))
+            if not_after is not None:
+                cond.append(deliveries.c.next_attempt_at <= not_after)
+            with self.db.connect() as conn:
+                rows = conn.execute(
+                    select(deliveries.c.id, deliveries.c.next_attempt_at, deliveries.c.run_id)
+                    .where(*cond)
+                    .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            yield [(int(i), d, int(r)) for i, d, r in rows]
+            last_id, last_due = rows[-1][0], rows[-1][1]
+
+    def claim(self, ids: Sequence[int], now: datetime) -> list[Claimed]:
+        """Flip pending -> sending for the ids that are due and whose run is running."""
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(list(ids)),
+                    deliveries.c.state == DeliveryState.PENDING,
+                    deliveries.c.next_attempt_at <= now,
+                    deliveries.c.run_id.in_(_running()),
+                )
+                .values(
+                    state=DeliveryState.SENDING,
+                    claimed_at=now,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*_CLAIMED)
+            ).all()
+        return sorted((_claimed(r) for r in rows), key=lambda c: c.delivery_id)
+
+    def record(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Write every outcome of a batch in one statement (never a return to pending:
+        that is back_to_pending's, which the caller pairs with queueing)."""
+        if not outcomes:
+            return
+        wrong = sorted({o.state for o in outcomes} - RECORDED_OUTCOMES)
+        if wrong:
+            raise IllegalTransition(f"a claim is not recorded as {', '.join(wrong)}")
+        stmt = (
+            update(deliveries)
+            .where(
+                deliveries.c.id == bindparam("b_id"), deliveries.c.state == DeliveryState.SENDING
+            )
+            .values(
+                state=bindparam("b_state"),
+                provider_id=bindparam("b_provider"),
+                error_code=bindparam("b_code"),
+                error_reason=bindparam("b_reason"),
+                skip_reason=bindparam("b_skip"),
+                sent_at=bindparam("b_sent"),
+                updated_at=now,
+            )
+        )
+        params = [
+            {
+                "b_id": o.delivery_id,
+                "b_state": o.state,
+                "b_provider": o.provider_id,
+                "b_code": o.error_code,
+                "b_reason": o.error_reason,
+                "b_skip": o.skip_reason,
+                "b_sent": now if o.state == DeliveryState.SENT else None,
+            }
+            for o in outcomes
+        ]
+        with self.db.begin() as conn:
+            conn.execute(stmt, params)
+
+    def back_to_pending(self, returns: Sequence[PendingAgain], now: datetime) -> int:
+        """Return deliveries to pending in one transaction; how many moved.
+
+        A claim never used is undone as if never taken; a claim that will be tried
+        again gets its new time and error, and keeps its attempt only if the message
+        was offered to the provider (a transient error; not a window not yet open);
+        an unknown the provider never got is due again.
+        Only campaigns.sending.pending.back_to_pending calls this: it queues them too.
+        """
+        from_claims = [r for r in returns if r.source == DeliveryState.SENDING]
+        unused = [r.delivery_id for r in from_claims if r.due is None]
+        later = [r for r in from_claims if r.due is not None]
+        unknown = [r for r in returns if r.source == DeliveryState.UNKNOWN]
+        if len(unused) + len(later) + len(unknown) != len(returns):
+            raise IllegalTransition("only a claim or an unknown delivery goes back to pending")
+        moved = 0
+        with self.db.begin() as conn:
+            if unused:
+                moved += conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(unused), deliveries.c.state == DeliveryState.SENDING)
+                    .values(
+                        state=DeliveryState.PENDING,
+                        claimed_at=None,
+                        attempts=deliveries.c.attempts - 1,
+                        updated_at=now,
+                    )
+                ).rowcount
+            if later:
+                moved += conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id == bindparam("b_id"),
+                        deliveries.c.state == DeliveryState.SENDING,
+                    )
+                    .values(
+                        state=DeliveryState.PENDING,
+                        next_attempt_at=bindparam("b_next"),
+                        error_code=bindparam("b_code"),
+                        error_reason=bindparam("b_reason"),
+                        attempts=deliveries.c.attempts - bindparam("b_untried"),
+                        provider_id=None,
+                        skip_reason=None,
+                        sent_at=None,
+                        updated_at=now,
+                    ),
+                    [
+                        {
+                            "b_id": r.delivery_id,
+                            "b_next": r.due,
+                            "b_code": r.error_code,
+                            "b_reason": r.error_reason,
+                            "b_untried": 0 if r.tried else 1,
+                        }
+                        for r in later
+                    ],
+                ).rowcount
+            if unknown:
+                moved += conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id == bindparam("b_id"),
+                        deliveries.c.state == DeliveryState.UNKNOWN,
+                    )
+                    .values(
+                        state=DeliveryState.PENDING,
+                        next_attempt_at=bindparam("b_next"),
+                        updated_at=now,
+                    ),
+                    [{"b_id": r.delivery_id, "b_next": r.due or now} for r in unknown],
+                ).rowcount
+        return moved
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the deliveries table.
+
+        Right after a fan-out the planner knows nothing of the new rows and answers
+        the claim's ``id IN (...)`` from the (state, next_attempt_at) index, reading
+        every due delivery per claim (500 ms against 13 ms on PostgreSQL)."""
+        with self.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE deliveries")
+
+    def touch_claims(self, ids: Sequence[int], now: datetime) -> int:
+        """Renew claims still being worked on; returns how many are still ours."""
+        if not ids:
+            return 0
+        with self.db.begin() as conn:
+            return conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == DeliveryState.SENDING)
+                .values(claimed_at=now)
+            ).rowcount
+
+    def stale_claims(self, older_than: datetime, limit: int = 1000) -> list[Claimed]:
+        """Claims whose outcome was never recorded: the worker died mid-send."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(*_CLAIMED)
+                .where(
+                    deliveries.c.state == DeliveryState.SENDING,
+                    deliveries.c.claimed_at < older_than,
+                )
+                .order_by(deliveries.c.id)
+                .limit(limit)
+            ).all()
+        return [_claimed(r) for r in rows]
+
+    def mark_unknown(self, ids: Sequence[int], now: datetime) -> int:
+        with self.db.begin() as conn:
+            return conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == DeliveryState.SENDING)
+                .values(state=DeliveryState.UNKNOWN, updated_at=now)
+            ).rowcount
+
+    def unknown(self, limit: int = 500) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.state == DeliveryState.UNKNOWN)
+                    .order_by(deliveries.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    def unknown_was_sent(self, delivery_id: int, provider_id: str, now: datetime) -> None:
+        """The provider has the message whose answer was lost: it was sent."""
+        with self.db.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.state == DeliveryState.UNKNOWN)
+                .values(
+                    state=DeliveryState.SENT, provider_id=provider_id, sent_at=now, updated_at=now
+                )
+            )
+
+    def cancel_pending(self, run_id: int, now: datetime) -> int:
+        with self.db.begin() as conn:
+            return conn.execute(
+                update(deliveries)
+                .where(deliveries.c.run_id == run_id, deliveries.c.state == DeliveryState.PENDING)
+                .values(
+                    state=DeliveryState.SKIPPED, skip_reason=SkipReason.CANCELLED, updated_at=now
+                )
+            ).rowcount
+
+    def sent_since(
+        self, patient_ids: Sequence[int], since: datetime, exclude_run: int
+    ) -> dict[int, list[tuple[int, str, datetime]]]:
+        """(run_id, channel, sent_at) of every message handed over to these patients
+        since ``since``, other runs only: the facts the frequency caps count."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(
+                    deliveries.c.patient_id,
+                    deliveries.c.run_id,
+                    deliveries.c.channel,
+                    deliveries.c.sent_at,
+                ).where(
+                    deliveries.c.patient_id.in_(list(patient_ids)),
+                    deliveries.c.sent_at >= since,
+                    deliveries.c.run_id != exclude_run,
+                )
+            ).all()
+        out: dict[int, list[tuple[int, str, datetime]]] = {}
+        for pid, rid, ch, at in rows:
+            out.setdefault(int(pid), []).append((int(rid), ch, at))
+        return out
+
+    def find_by_provider_id(self, provider_id: str) -> int | None:
+        with self.db.connect() as conn:
+            return conn.execute(
+                select(deliveries.c.id).where(deliveries.c.provider_id == provider_id)
+            ).scalar_one_or_none()
+
+    def set_status(self, delivery_id: int, state: str, code: str | None, now: datetime) -> None:
+        """What the provider's status callback says of a sent message (last word wins)."""
+        settled = DeliveryState(state)
+        sources = [s for s in DeliveryState if s.can_become(settled)]
+        with self.db.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.state.in_(sources))
+                .values(state=settled, error_code=code, updated_at=now)
+            )
+
+    def counts(self, run_id: int) -> list[tuple[str, str, str | None, int]]:
+        """(channel, state, skip_reason, n) for every group in the run."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(
+                    deliveries.c.channel,
+                    deliveries.c.state,
+                    deliveries.c.skip_reason,
+                    func.count(),
+                )
+                .where(deliveries.c.run_id == run_id)
+                .group_by(deliveries.c.channel, deliveries.c.state, deliveries.c.skip_reason)
+            ).all()
+        return [(c, s, r, int(n)) for c, s, r, n in rows]

@@ -1,0 +1,214 @@
+"""Named SQL for what staff read in the console (``svc.reports``), and the few events
+they record there: staff account events and reviews of flagged texts.
+
+These reads span table families (runs with their campaign's name, inbound texts with
+their patient's), so they live together here rather than in one table's repository.
+They return plain dicts and tuples: the web never sees SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Date, cast, func, or_, select, update
+
+from campaigns.store.audit import audit
+from campaigns.store.db import Database
+from campaigns.store.tables import (
+    audit_events,
+    campaign_runs,
+    campaigns,
+    deliveries,
+    inbound_messages,
+    patients,
+)
+
+# Deliveries in these states have an outcome; pending and sending do not yet.
+OUTCOMES = ("sent", "delivered", "undelivered", "failed", "skipped", "unknown")
+
+_SUMMARY = (
+    patients.c.id,
+    patients.c.external_id,
+    patients.c.first_name,
+    patients.c.last_name,
+    patients.c.state,
+    patients.c.sms_opt_in,
+    patients.c.email_opt_in,
+)
+
+
+class ReportRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # runs and their outcomes ---------------------------------------------------------
+
+    def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest runs of every campaign, newest first, with the campaign's name."""
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(campaign_runs, campaigns.c.name.label("campaign"))
+                    .join(campaigns, campaigns.c.id == campaign_runs.c.campaign_id)
+                    .order_by(campaign_runs.c.id.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    def messages_per_day(self, first_day: date) -> list[tuple[date, str, int]]:
+        """(UTC day, state, n) of deliveries with an outcome, by the day they last changed,
+        from midnight UTC at the start of ``first_day`` on."""
+        since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+        day = (
+            cast(deliveries.c.updated_at, Date)
+            if self.db.backend != "sqlite"
+            else func.date(deliveries.c.updated_at)
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(day.label("day"), deliveries.c.state, func.count())
+                .where(deliveries.c.updated_at >= since, deliveries.c.state.in_(OUTCOMES))
+                .group_by(day, deliveries.c.state)
+                .order_by(day)
+            ).all()
+        # SQLite's date() answers text, PostgreSQL a date.
+        return [
+            (d if isinstance(d, date) else date.fromisoformat(d), s, int(n)) for d, s, n in rows
+        ]
+
+    # patients --------------------------------------------------------------------------
+
+    def search_patients(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Patients whose external_id is ``query`` or whose last name starts with it."""
+        text = query.strip()
+        if not text:
+            return []
+        last_name = func.lower(patients.c.last_name)
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(*_SUMMARY)
+                    .where(
+                        or_(
+                            patients.c.external_id == text,
+                            last_name.startswith(text.lower(), autoescape=True),
+                        )
+                    )
+                    .order_by(patients.c.last_name, patients.c.first_name, patients.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    def patient(self, patient_id: int) -> dict[str, Any] | None:
+        """One patient's record as staff see it (contacts, tags, visits, cached consent)."""
+        with self.db.connect() as conn:
+            row = (
+                conn.execute(
+                    select(
+                        *_SUMMARY,
+                        patients.c.email,
+                        patients.c.phone,
+                        patients.c.timezone,
+                        patients.c.tags,
+                        patients.c.last_visit,
+                        patients.c.next_appointment,
+                        patients.c.preferred_channel,
+                        patients.c.created_at,
+                        patients.c.updated_at,
+                    ).where(patients.c.id == patient_id)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        found = dict(row)
+        found["tags"] = [t for t in str(found["tags"] or "").split(";") if t]
+        return found
+
+    # the audit log and staff events ----------------------------------------------------
+
+    def audit_page(
+        self,
+        *,
+        before_id: int | None = None,
+        limit: int = 50,
+        actor: str | None = None,
+        action_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One page of the audit log, newest first; page on with ``before_id`` (keyset)."""
+        cond: list[Any] = []
+        if before_id is not None:
+            cond.append(audit_events.c.id < before_id)
+        if actor:
+            cond.append(audit_events.c.actor == actor)
+        if action_prefix:
+            cond.append(audit_events.c.action.startswith(action_prefix, autoescape=True))
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(audit_events)
+                    .where(*cond)
+                    .order_by(audit_events.c.id.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    def record_staff_event(self, actor: str, action: str, username: str) -> None:
+        """Audit a staff account event (sign-in, sign-out, token, new user) on its own."""
+        with self.db.begin() as conn:
+            audit(conn, actor, action, "staff", username)
+
+    # flagged inbound texts -------------------------------------------------------------
+
+    def flagged_inbound(
+        self, *, include_reviewed: bool = False, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Inbound texts flagged for a person to read, newest first, with the patient's ids."""
+        cond: list[Any] = [inbound_messages.c.flagged.is_(True)]
+        if not include_reviewed:
+            cond.append(inbound_messages.c.reviewed_by.is_(None))
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(
+                        inbound_messages,
+                        patients.c.external_id,
+                        patients.c.first_name,
+                        patients.c.last_name,
+                    )
+                    .outerjoin(patients, patients.c.id == inbound_messages.c.patient_id)
+                    .where(*cond)
+                    .order_by(inbound_messages.c.received_at.desc(), inbound_messages.c.id.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    def mark_reviewed(self, message_id: int, *, actor: str) -> bool:
+        """Record that ``actor`` read a flagged inbound text; False if there is none to mark."""
+        with self.db.begin() as conn:
+            changed = conn.execute(
+                update(inbound_messages)
+                .where(
+                    inbound_messages.c.id == message_id,
+                    inbound_messages.c.flagged.is_(True),
+                    inbound_messages.c.reviewed_by.is_(None),
+                )
+                .values(reviewed_by=actor)
+            ).rowcount
+            if changed:
+                audit(conn, actor, "inbound.reviewed", "inbound_message", message_id)
+            return bool(changed)

@@ -1,0 +1,168 @@
+"""Campaigns: the list, the YAML editor with its live preview, one campaign's page and
+its controls (approve and schedule, run now, pause, resume, cancel)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from campaigns.content import catalogue, compliance
+from campaigns.content.definitions import CampaignDefinition
+from campaigns.content.preview import preview_channels
+from campaigns.errors import InputError, NotFound, Problem
+from campaigns.services import Services
+from campaigns.web.context import services
+from campaigns.web.security import require_role
+from campaigns.web.views.common import control, definition_from_yaml, definition_yaml
+from campaigns.web.views.console import actor, attempt, bp, fragment, problems
+
+NEW_CAMPAIGN_YAML = """\
+name: my-campaign
+description: ""
+channels: [sms, email]
+channel_policy: all_consented
+templates: cold-and-flu-season
+audience:
+  tags_any: [active]
+  tags_none: [do-not-market]
+schedule:
+  once: {once}
+  send_time: "10:00"
+"""
+
+
+@bp.get("/campaigns")
+@require_role("viewer")
+def campaigns() -> ResponseReturnValue:
+    return render_template("console/campaigns.html", campaigns=services().campaigns.all())
+
+
+@bp.get("/campaigns/new")
+@require_role("marketer")
+def campaign_new() -> ResponseReturnValue:
+    once = (services().now() + timedelta(days=30)).date().isoformat()
+    return render_template("console/campaign_form.html", text=NEW_CAMPAIGN_YAML.format(once=once))
+
+
+@bp.get("/campaigns/<name>/edit")
+@require_role("marketer")
+def campaign_edit(name: str) -> ResponseReturnValue:
+    row, _ = catalogue.load_campaign(services(), name)
+    return render_template(
+        "console/campaign_form.html", text=definition_yaml(row["definition"]), campaign=row
+    )
+
+
+def acknowledged_phrases(definition: CampaignDefinition) -> set[str]:
+    """The lint phrases staff accepted in the definition, lower-cased as the lint compares."""
+    return {a.phrase.lower() for a in definition.compliance.acknowledged}
+
+
+@bp.post("/campaigns")
+@require_role("marketer")
+def campaign_save() -> ResponseReturnValue:
+    text = request.form.get("definition", "")
+    try:
+        definition = definition_from_yaml(text, "definition")
+        applied = catalogue.save_definition(
+            services(), definition, actor=actor(), source="definition"
+        )
+    except InputError as exc:
+        page = render_template(
+            "console/campaign_form.html", text=text, refused=exc.message, problems=problems(exc)
+        )
+        return page, 422
+    flash(f"Saved campaign {applied.name}.", "ok")
+    for finding in applied.unacknowledged:
+        flash(
+            f"Needs an acknowledgement before it can be scheduled: {finding['phrase']!r} "
+            f"in {finding['template']} ({finding['message']})",
+            "warning",
+        )
+    return redirect(url_for("console.campaign", name=applied.name))
+
+
+@bp.get("/campaigns/<name>")
+@require_role("viewer")
+def campaign(name: str) -> ResponseReturnValue:
+    shown = catalogue.campaign_summary(services(), name, audience=True)
+    return render_template(
+        "console/campaign.html",
+        campaign=shown.row,
+        definition=shown.definition,
+        text=definition_yaml(shown.row["definition"]),
+        next_sends=shown.next_sends,
+        audience=shown.audience,
+        runs=shown.runs,
+        acknowledged=acknowledged_phrases(shown.definition),
+    )
+
+
+@bp.post("/campaigns/preview")
+@require_role("viewer")
+def campaign_preview() -> ResponseReturnValue:
+    """The messages one patient would get from the definition in the form, unsaved."""
+    svc = services()
+    external_id = request.form.get("patient", "").strip()
+    template = "console/_preview.html" if fragment() else "console/preview_page.html"
+    try:
+        definition = definition_from_yaml(request.form.get("definition", ""), "definition")
+        findings = catalogue.lint_definition(svc, definition)
+        channels = _render_for(svc, definition, external_id) if external_id else {}
+    except (InputError, NotFound) as exc:
+        found = problems(exc) if isinstance(exc, InputError) else [Problem("patient", str(exc))]
+        return render_template(template, problems=found)
+    return render_template(
+        template,
+        channels=channels,
+        findings=findings,
+        acknowledged=acknowledged_phrases(definition),
+        rules=len(compliance.load_rules().rules),
+        patient=external_id,
+    )
+
+
+def _render_for(
+    svc: Services, definition: CampaignDefinition, external_id: str
+) -> dict[str, dict[str, Any]]:
+    recipient = svc.patients.find(external_id)
+    if recipient is None:
+        raise NotFound("no patient with that external_id")
+    return preview_channels(svc, definition, recipient)
+
+
+@bp.post("/campaigns/<name>/<any(schedule, run, pause, resume, cancel):action>")
+@require_role("marketer")
+def campaign_action(name: str, action: str) -> ResponseReturnValue:
+    svc, who = services(), actor()
+    row, _ = catalogue.load_campaign(svc, name)  # 404 before anything is enqueued
+    back = redirect(url_for("console.campaign", name=name))
+    if action == "cancel" and request.form.get("confirm") != "yes":
+        flash("Tick the box to confirm the cancellation.", "error")
+        return back
+    if action == "run":
+        if row["status"] != "scheduled":
+            flash("Approve and schedule the campaign before running it.", "error")
+            return back
+        done, run_id = attempt("Run now", lambda: control().run_now(svc, name, actor=who))
+        if run_id is not None:
+            flash(f"Run {run_id} started.", "ok")
+            return redirect(url_for("console.run", run_id=run_id))
+        if done:
+            flash("This occurrence already has a run.", "info")
+        return back
+    calls: dict[str, Callable[[], object]] = {
+        "schedule": lambda: control().schedule(svc, name, actor=who),
+        "pause": lambda: control().pause(svc, name, actor=who),
+        "resume": lambda: control().resume(svc, name, actor=who),
+        "cancel": lambda: control().cancel(svc, name, actor=who),
+    }
+    done, answer = attempt(action.capitalize(), calls[action])
+    if done:
+        said = f": {answer}" if isinstance(answer, str) else ""
+        flash(f"{action.capitalize()} done{said}.", "ok")
+    return back

@@ -1,0 +1,224 @@
+"""The OpenAPI 3.1 document served at /api/openapi.json, generated from schemas.py.
+
+Each operation names the models its route validates its body with and builds its
+reply through, so the document's schemas are the API's own; ``OPERATIONS`` is the
+one list of what /api serves (a test checks every route is in it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from campaigns.content.definitions import CampaignDefinition
+from campaigns.web.views import schemas as s
+
+Body = type[BaseModel] | dict[str, Any]  # a model, or a schema for a body no model reads
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_RUN = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_CSV: dict[str, Any] = {"type": "string", "description": "a patient CSV, header row first"}
+_UPLOAD: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {"file": {"type": "string", "contentMediaType": "text/csv"}},
+}
+_DOCUMENT: dict[str, Any] = {
+    "type": "object",
+    "description": "this OpenAPI 3.1 document",
+    "required": ["openapi", "info", "paths"],
+}
+_REFUSALS = {
+    400: "The body is not what this route reads",
+    401: "No valid bearer token",
+    403: "The token's role may not do this",
+    404: "No such campaign or run",
+    409: "The campaign is not in a state that allows this",
+    415: "The body's Content-Type is not one this route reads",
+    422: "What was wrong, and where",
+    429: "Too many failed sign-ins for this username; see Retry-After",
+    503: "Redis (the broker) could not be reached; nothing was done",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: Literal["get", "post"]
+    path: str  # under /api
+    summary: str
+    role: str | None  # the least role; None for the one open route
+    reply: type[BaseModel] | None  # None: this document
+    ok: int = 200
+    body: Mapping[str, Body] = field(default_factory=dict)  # media type -> what reads it
+    parameters: tuple[dict[str, Any], ...] = ()
+    refusals: tuple[int, ...] = ()
+
+
+def _query(model: type[BaseModel]) -> tuple[dict[str, Any], ...]:
+    schema = model.model_json_schema()
+    return tuple(
+        {
+            "name": name,
+            "in": "query",
+            "required": name in schema.get("required", ()),
+            "description": prop.pop("description", ""),
+            "schema": prop,
+        }
+        for name, prop in schema["properties"].items()
+    )
+
+
+_CONTROL = (404, 422, 503)
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "post",
+        "/token",
+        "Trade a username and password for a bearer token (an hour)",
+        None,
+        s.TokenReply,
+        body={
+            "application/json": s.TokenRequest,
+            "application/x-www-form-urlencoded": s.TokenRequest,
+        },
+        refusals=(400, 401, 429),
+    ),
+    Operation("get", "/campaigns", "List campaigns", "viewer", s.CampaignList),
+    Operation(
+        "post",
+        "/campaigns",
+        "Create or update a campaign from its YAML (or the same fields as JSON)",
+        "marketer",
+        s.AppliedCampaign,
+        body={"application/yaml": CampaignDefinition, "application/json": CampaignDefinition},
+        refusals=(415, 422),
+    ),
+    Operation(
+        "get",
+        "/campaigns/{name}",
+        "Show a campaign: definition, lint findings, next sends, runs",
+        "viewer",
+        s.CampaignDetail,
+        parameters=(_NAME,),
+        refusals=(404,),
+    ),
+    Operation(
+        "post",
+        "/campaigns/{name}/schedule",
+        "Approve and schedule",
+        "marketer",
+        s.ScheduledCampaign,
+        parameters=(_NAME,),
+        refusals=_CONTROL,
+    ),
+    Operation(
+        "post",
+        "/campaigns/{name}/run",
+        "Run now: start this occurrence's run",
+        "marketer",
+        s.RunStarted,
+        ok=202,
+        parameters=(_NAME,),
+        refusals=(*_CONTROL, 409),
+    ),
+    Operation(
+        "get",
+        "/runs/{run_id}",
+        "A run's status and counts",
+        "viewer",
+        s.RunStatus,
+        parameters=(_RUN,),
+        refusals=(404,),
+    ),
+    *(
+        Operation(
+            "post",
+            f"/runs/{{run_id}}/{action}",
+            f"{action.capitalize()} a run",
+            "marketer",
+            s.RunStatus,
+            parameters=(_RUN,),
+            refusals=_CONTROL,
+        )
+        for action in ("pause", "resume", "cancel")
+    ),
+    Operation(
+        "post",
+        "/patients/import",
+        "Import a patient CSV",
+        "marketer",
+        s.ImportReply,
+        body={"text/csv": _CSV, "multipart/form-data": _UPLOAD},
+        parameters=_query(s.ImportOptions),
+        refusals=(415, 422),
+    ),
+    Operation("get", "/openapi.json", "This document", "viewer", None),
+)
+
+
+def build(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
+    """The OpenAPI document of ``operations``, their models under components/schemas."""
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(s.ErrorReply, "serialization")]
+    for op in operations:
+        if op.reply is not None:
+            wanted.append((op.reply, "serialization"))
+        wanted += [(b, "validation") for b in op.body.values() if isinstance(b, type)]
+    refs, top = models_json_schema(
+        list(dict.fromkeys(wanted)), ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        reply = _DOCUMENT if op.reply is None else refs[(op.reply, "serialization")]
+        responses: dict[str, Any] = {
+            str(op.ok): {"description": "OK", "content": {"application/json": {"schema": reply}}}
+        }
+        refused = (401, 403, *op.refusals) if op.role else op.refusals
+        for status in sorted(set(refused)):
+            responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+        spec: dict[str, Any] = {
+            "operationId": _operation_id(op),
+            "summary": op.summary,
+            "description": f"Needs role {op.role} or above." if op.role else "Open to anyone.",
+            "responses": responses,
+        }
+        if op.role is None:
+            spec["security"] = []
+        if op.parameters:
+            spec["parameters"] = list(op.parameters)
+        if op.body:
+            content = {
+                media: {"schema": refs[(b, "validation")] if isinstance(b, type) else b}
+                for media, b in op.body.items()
+            }
+            spec["requestBody"] = {"required": True, "content": content}
+        paths.setdefault(op.path, {})[op.method] = spec
+    error = refs[(s.ErrorReply, "serialization")]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Meridian API", "version": "1"},
+        "servers": [{"url": "/api"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": top.get("$defs", {}),
+            "responses": {
+                str(status): {
+                    "description": text,
+                    "content": {"application/json": {"schema": error}},
+                }
+                for status, text in _REFUSALS.items()
+            },
+        },
+    }
+
+
+def _operation_id(op: Operation) -> str:
+    words = [w.strip("{}") for w in op.path.replace(".", "/").split("/") if w]
+    return "_".join([op.method, *words])
+
+
+OPENAPI = build()

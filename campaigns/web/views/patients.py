@@ -1,0 +1,76 @@
+"""Patients: search by external id or last name, import a CSV, one patient's record."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.utils import secure_filename
+
+from campaigns.errors import InputError, NotFound
+from campaigns.people.patients import import_patients
+from campaigns.web.context import services
+from campaigns.web.security import require_role
+from campaigns.web.views.common import saved_upload
+from campaigns.web.views.console import actor, bp, fragment, problems
+
+
+@bp.get("/patients")
+@require_role("viewer")
+def patients() -> ResponseReturnValue:
+    return render_template("console/patients.html", count=services().patients.count())
+
+
+@bp.post("/patients/search")
+@require_role("viewer")
+def patient_search() -> ResponseReturnValue:
+    query = request.form.get("q", "")
+    found = services().reports.search_patients(query)
+    if fragment():
+        return render_template("console/_patient_rows.html", found=found, query=query)
+    count = services().patients.count()
+    return render_template("console/patients.html", count=count, found=found, query=query)
+
+
+@bp.post("/patients/import")
+@require_role("marketer")
+def patient_import() -> ResponseReturnValue:
+    svc = services()
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("Choose a CSV file to import.", "error")
+        return redirect(url_for("console.patients"))
+    name = secure_filename(upload.filename) or "patients.csv"
+    dry_run = request.form.get("dry_run") == "on"
+    skip_invalid = request.form.get("skip_invalid") == "on"
+    with saved_upload(upload.stream, name) as path:
+        try:
+            report = import_patients(
+                path,
+                svc.patients,
+                region=svc.settings.default_region,
+                dry_run=dry_run,
+                skip_invalid=skip_invalid,
+                actor=actor(),
+            )
+        except InputError as exc:
+            page = render_template(
+                "console/patients.html",
+                count=svc.patients.count(),
+                refused=exc.message.replace(str(path), name),
+                problems=problems(exc),
+            )
+            return page, 422
+    return render_template(
+        "console/patients.html", count=svc.patients.count(), report=report, filename=name
+    )
+
+
+@bp.get("/patients/<int:patient_id>")
+@require_role("viewer")
+def patient(patient_id: int) -> ResponseReturnValue:
+    svc = services()
+    found = svc.reports.patient(patient_id)
+    if found is None:
+        raise NotFound(f"no patient with id {patient_id}")
+    history = svc.consent.history(patient_id)
+    return render_template("console/patient.html", patient=found, history=history)

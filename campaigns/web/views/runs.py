@@ -1,0 +1,47 @@
+"""A run's page: live counts (polled by htmx until the run is final), pause, resume, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from campaigns.domain.states import FINAL_RUN_STATES
+from campaigns.sending import runs
+from campaigns.web.context import services
+from campaigns.web.security import require_role
+from campaigns.web.views.console import actor, attempt, bp
+
+
+@bp.get("/runs/<int:run_id>")
+@require_role("viewer")
+def run(run_id: int) -> ResponseReturnValue:
+    status = runs.run_status(services(), run_id)
+    return render_template("console/run.html", status=status, final=FINAL_RUN_STATES)
+
+
+@bp.get("/runs/<int:run_id>/progress")
+@require_role("viewer")
+def run_progress(run_id: int) -> ResponseReturnValue:
+    status = runs.run_status(services(), run_id)
+    return render_template("console/_run_progress.html", status=status, final=FINAL_RUN_STATES)
+
+
+@bp.post("/runs/<int:run_id>/<any(pause, resume, cancel):action>")
+@require_role("marketer")
+def run_action(run_id: int, action: str) -> ResponseReturnValue:
+    svc, who = services(), actor()
+    runs.run_status(svc, run_id)  # 404 for a run that does not exist
+    if action == "cancel" and request.form.get("confirm") != "yes":
+        flash("Tick the box to confirm the cancellation.", "error")
+        return redirect(url_for("console.run", run_id=run_id))
+    calls: dict[str, Callable[[], object]] = {
+        "pause": lambda: runs.pause_run(svc, run_id, actor=who),
+        "resume": lambda: runs.resume_run(svc, run_id, actor=who),
+        "cancel": lambda: runs.cancel_run(svc, run_id, actor=who),
+    }
+    done, _ = attempt(action.capitalize(), calls[action])
+    if done:
+        flash(f"Run {run_id} is {runs.run_status(svc, run_id)['status']}.", "ok")
+    return redirect(url_for("console.run", run_id=run_id))

@@ -1,0 +1,143 @@
+"""The JSON API's bodies as pydantic models: requests are validated with them, replies
+are built through them, and the OpenAPI document (openapi.py) is generated from them.
+
+A campaign is sent and shown as ``CampaignDefinition`` itself, and findings as the
+compliance lint's ``Finding``: one definition of each, shared with the CLI and console.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from campaigns.content.compliance import Finding
+from campaigns.content.definitions import CampaignDefinition, ScheduleSpec
+from campaigns.domain.models import Channel
+
+_YES = frozenset({"1", "true", "yes", "on"})
+
+# The instants the store hands over, sent as Python's isoformat() wrote them before.
+Instant = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+IsoText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+# A form or JSON field read the way the token endpoint always read it: missing is "".
+Text = Annotated[str, BeforeValidator(lambda v: str(v or ""))]
+# A query flag: on for 1, true, yes or on (any case); anything else is off.
+Flag = Annotated[bool, BeforeValidator(lambda v: str(v).lower() in _YES)]
+Role = Literal["viewer", "marketer", "admin"]
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(_Reply):
+    """One thing wrong with the request, and where: a field, a row and column, a line."""
+
+    where: str
+    reason: str
+
+
+class ErrorReply(_Reply):
+    error: str
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class TokenRequest(BaseModel):
+    """A JSON object or a form; an unknown name and a wrong password both answer 401."""
+
+    username: Text = ""
+    password: Text = ""
+
+
+class TokenReply(_Reply):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme's name
+    expires_in: int = Field(description="seconds")
+    role: Role
+
+
+class CampaignSummary(_Reply):
+    id: int
+    name: str
+    status: str = Field(description="draft, scheduled, paused or cancelled")
+    channels: list[Channel]
+    schedule: ScheduleSpec
+    updated_at: Instant
+
+
+class CampaignList(_Reply):
+    campaigns: list[CampaignSummary]
+
+
+class RunOfCampaign(_Reply):
+    id: int
+    occurrence: str
+    status: str
+
+
+class CampaignDetail(CampaignSummary):
+    definition: CampaignDefinition
+    findings: list[Finding]
+    next_sends: list[Instant]
+    runs: list[RunOfCampaign]
+
+
+class AppliedCampaign(_Reply):
+    id: int
+    name: str
+    findings: list[Finding]
+    unacknowledged: list[Finding] = Field(
+        description="health-claim findings to acknowledge before the campaign can be scheduled"
+    )
+
+
+class ScheduledCampaign(_Reply):
+    name: str
+    status: Literal["scheduled"] = "scheduled"
+
+
+class RunStarted(_Reply):
+    run_id: int
+
+
+class RunStatus(_Reply):
+    run_id: int
+    campaign: str
+    occurrence: str
+    trigger: str
+    status: str
+    started_at: IsoText
+    finished_at: IsoText | None
+    total: int
+    by_state: dict[str, int]
+    skipped_by_reason: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+
+
+class ImportOptions(BaseModel):
+    """The query of POST /patients/import."""
+
+    dry_run: Flag = Field(default=False, description="check and count; write nothing")
+    skip_invalid: Flag = Field(default=False, description="import the good rows, list the bad")
+
+
+class SkippedRow(_Reply):
+    row: int
+    problems: list[Problem]
+
+
+class ImportReply(_Reply):
+    file: str
+    rows: int = Field(description="non-blank data rows")
+    valid: int
+    inserted: int
+    updated: int
+    skipped: list[SkippedRow]
+    dry_run: bool
+
+
+def dump(reply: BaseModel) -> dict[str, Any]:
+    """A reply as the JSON it is sent as."""
+    return reply.model_dump(mode="json")

@@ -1,0 +1,251 @@
+"""The way back to pending, the pump and one clock, on the in-memory due queue and
+dispatcher (campaigns.sending.stubs): no Redis, no worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from campaigns.content.catalogue import apply_campaign
+from campaigns.domain.models import Batch, ConsentFact, PatientRecord, PendingAgain
+from campaigns.domain.states import DeliveryState, RunState
+from campaigns.errors import TransientError
+from campaigns.sending import batches, delivery, runs, sweeper
+from campaigns.sending.pending import back_to_pending
+from campaigns.sending.stubs import MemoryDispatcher, MemoryDueQueue
+from campaigns.services import Services
+from campaigns.store.tables import campaign_runs, deliveries
+from tests.conftest import ROOT, make_settings
+from tests.support.workers import shift_into_window
+
+CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
+EIGHT_HOURS = 8 * 3600.0
+
+
+def _services(tmp_path: Path, database_url: str, shift_s: float, **overrides: Any) -> Services:
+    settings = make_settings(
+        tmp_path,
+        database_url=database_url,
+        clock_shift_s=shift_s,
+        sms_rate=0,
+        email_rate=0,
+        **overrides,
+    )
+    svc = Services(settings, MemoryDispatcher(), due=MemoryDueQueue())
+    svc.db.upgrade()
+    return svc
+
+
+@pytest.fixture
+def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    """Services on a clock inside every US patient's hours, with in-memory stubs."""
+    services = _services(tmp_path, database_url, shift_into_window())
+    yield services
+    services.close()
+
+
+def _due(svc: Services) -> MemoryDueQueue:
+    assert isinstance(svc.due, MemoryDueQueue)
+    return svc.due
+
+
+def _dispatcher(svc: Services) -> MemoryDispatcher:
+    assert isinstance(svc.dispatcher, MemoryDispatcher)
+    return svc.dispatcher
+
+
+def _running_run(svc: Services, n: int = 3) -> tuple[int, list[int]]:
+    """A running run of the shipped campaign with ``n`` SMS deliveries due a minute ago."""
+    now = svc.now()
+    records = [
+        PatientRecord(
+            f"P{i:03d}",
+            "Ana",
+            "Li",
+            None,
+            f"+1617555{i:04d}",
+            "America/New_York",
+            "MA",
+            ("active",),
+            None,
+            None,
+            "sms",
+            (ConsentFact("sms", True, now - timedelta(days=1), "test"),),
+        )
+        for i in range(n)
+    ]
+    svc.patients.import_batches([records], dry_run=False, actor="test")
+    campaign_id = apply_campaign(svc, CAMPAIGN, actor="test").campaign_id
+    run_id = svc.runs.create(campaign_id, "now:1", "manual", RunState.RUNNING, now, actor="test")
+    assert run_id is not None
+    audience = svc.patients.stream_audience({}, now.date())
+    patients = [r.patient_id for chunk in audience for r in chunk]
+    due = now - timedelta(minutes=1)
+    rows = [
+        {"patient_id": p, "channel": "sms", "state": DeliveryState.PENDING, "due_at": due}
+        for p in patients
+    ]
+    svc.deliveries.add(run_id, rows, now)
+    ids = [i for chunk in svc.deliveries.stream_due_pending(run_id) for i, _, _ in chunk]
+    return run_id, ids
+
+
+def _rows(svc: Services, ids: list[int]) -> dict[int, dict[str, Any]]:
+    with svc.db.connect() as conn:
+        rows = conn.execute(select(deliveries).where(deliveries.c.id.in_(ids))).mappings()
+        return {int(r["id"]): dict(r) for r in rows}
+
+
+def _queued(svc: Services) -> dict[int, datetime]:
+    """Each queued delivery id, with the due time of its batch."""
+    return {i: due for due, batch in _due(svc).waiting for i in batch.delivery_ids}
+
+
+class _Busy:
+    """A provider that answers 429 to everything."""
+
+    channel = "sms"
+
+    def send(self, message: object) -> object:
+        raise TransientError("provider busy (429)", "429")
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+def test_a_transient_error_puts_the_delivery_back_to_pending_and_queues_its_retry(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, ids = _running_run(svc, 2)
+    monkeypatch.setattr(svc, "transport", lambda channel: _Busy())
+    before = svc.now()
+
+    result = delivery.send_batch(svc, Batch(run_id, ids))
+
+    assert result.counts == {"pending": 2}
+    rows = _rows(svc, ids)
+    assert {r["state"] for r in rows.values()} == {"pending"}
+    assert {r["attempts"] for r in rows.values()} == {1}
+    assert {r["error_code"] for r in rows.values()} == {"429"}
+    queued = _queued(svc)
+    assert set(queued) == set(ids)
+    for i in ids:
+        assert queued[i] >= rows[i]["next_attempt_at"] > before
+    assert svc.runs.status(run_id) == RunState.RUNNING
+
+
+def test_a_claim_never_used_goes_back_as_if_never_taken_and_is_queued_at_once(
+    svc: Services,
+) -> None:
+    run_id, ids = _running_run(svc, 2)
+    assert len(svc.deliveries.claim(ids, svc.now())) == 2
+
+    moved = back_to_pending(svc, run_id, [PendingAgain(i, None) for i in ids])
+
+    assert moved == 2
+    rows = _rows(svc, ids)
+    assert {(r["state"], r["attempts"], r["claimed_at"]) for r in rows.values()} == {
+        ("pending", 0, None)
+    }
+    assert set(_queued(svc)) == set(ids)
+    # The pump hands the batch to the workers now: nothing waits for a sweep.
+    assert batches.pump(svc) == 1
+    assert _dispatcher(svc).sends == [Batch(run_id, sorted(ids))]
+
+
+def test_an_unknown_delivery_the_provider_never_got_is_pending_again_and_queued(
+    svc: Services,
+) -> None:
+    _, ids = _running_run(svc, 1)
+    svc.deliveries.claim(ids, svc.now())
+    svc.deliveries.mark_unknown(ids, svc.now())
+
+    assert sweeper.reconcile_unknown(svc) == 1  # the outbox has no record of it
+
+    assert _rows(svc, ids)[ids[0]]["state"] == "pending"
+    assert set(_queued(svc)) == set(ids)
+
+
+def test_a_claim_returned_after_its_run_was_cancelled_is_skipped_as_cancelled(
+    svc: Services,
+) -> None:
+    run_id, ids = _running_run(svc, 2)
+    svc.deliveries.claim(ids, svc.now())
+    assert runs.cancel_run(svc, run_id, actor="test") == 0  # both are claimed
+
+    back_to_pending(svc, run_id, [PendingAgain(i, None) for i in ids])
+
+    rows = _rows(svc, ids)
+    assert {(r["state"], r["skip_reason"]) for r in rows.values()} == {("skipped", "cancelled")}
+
+
+def test_a_send_outside_the_patients_hours_waits_for_their_window_and_is_queued_for_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    # 06:00 UTC is 01:00 or 02:00 in Boston.
+    svc = _services(tmp_path, database_url, shift_into_window() - 12 * 3600)
+    try:
+        run_id, ids = _running_run(svc, 1)
+        result = delivery.send_batch(svc, Batch(run_id, ids))
+        assert result.counts == {"pending": 1}
+        opens = _rows(svc, ids)[ids[0]]["next_attempt_at"]
+        assert opens > svc.now() + timedelta(hours=4)
+        assert _queued(svc) == {ids[0]: opens}
+        assert batches.pump(svc) == 0  # not before the window opens
+    finally:
+        svc.close()
+
+
+def test_a_run_sent_to_the_end_is_finished_and_nothing_is_left_queued(svc: Services) -> None:
+    run_id, ids = _running_run(svc, 3)
+
+    result = delivery.send_batch(svc, Batch(run_id, ids))
+
+    assert result.counts == {"sent": 3}
+    assert svc.runs.status(run_id) == RunState.FINISHED
+    assert _due(svc).waiting == []
+
+
+def _run_times(svc: Services, run_id: int) -> tuple[datetime, datetime]:
+    with svc.db.connect() as conn:
+        started, finished = conn.execute(
+            select(campaign_runs.c.started_at, campaign_runs.c.finished_at).where(
+                campaign_runs.c.id == run_id
+            )
+        ).one()
+    return started, finished
+
+
+def test_on_a_shifted_clock_a_run_cancelled_at_once_took_no_time(
+    tmp_path: Path, database_url: str
+) -> None:
+    svc = _services(tmp_path, database_url, EIGHT_HOURS)
+    try:
+        apply_campaign(svc, CAMPAIGN, actor="test")
+        run_id = runs.start_run(svc, "cold-and-flu-season", actor="test")
+        assert run_id is not None
+        runs.cancel_run(svc, run_id, actor="test")
+        started, finished = _run_times(svc, run_id)
+        assert timedelta(0) <= finished - started < timedelta(minutes=1)
+        assert abs(finished - svc.now()) < timedelta(minutes=1)
+    finally:
+        svc.close()
+
+
+def test_on_a_shifted_clock_a_run_that_finishes_ends_on_meridians_clock(
+    tmp_path: Path, database_url: str
+) -> None:
+    svc = _services(tmp_path, database_url, shift_into_window() + 24 * 3600)
+    try:
+        run_id, ids = _running_run(svc, 1)
+        delivery.send_batch(svc, Batch(run_id, ids))
+        started, finished = _run_times(svc, run_id)
+        assert svc.runs.status(run_id) == RunState.FINISHED
+        assert timedelta(0) <= finished - started < timedelta(minutes=1)
+    finally:
+        svc.close()
