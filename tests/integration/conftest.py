@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from campaigns.domain.ports import Dispatcher
-from tasks import app
+from tasks.app import dispatcher as celery_dispatcher
 from tests.support.waiting import wait_until
 from tests.support.workers import Workers, shift_into_window, worker_env
 
@@ -46,7 +46,7 @@ def settings_overrides(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
 def dispatcher(settings_overrides: dict[str, object]) -> Dispatcher:
     """Celery's, as the entry points plug it in: ``svc`` queues work for real workers
     (through the Celery app of this process, configured from the environment above)."""
-    return app.dispatcher()
+    return celery_dispatcher()
 
 
 @pytest.fixture
