@@ -15,13 +15,7 @@ import pytest
 
 from campaigns.domain.ports import Dispatcher
 from tasks.app import dispatcher as celery_dispatcher
-from tests.support.waiting import wait_until
-from tests.support.workers import Workers, shift_into_window, worker_env
-
-# wait_for is wait_until's former name, still imported by test_run_end_to_end.py.
-wait_for = wait_until
-
-__all__ = ["Workers", "shift_into_window", "wait_for", "wait_until"]
+from tests.support.workers import Workers, worker_env
 
 
 @pytest.fixture
