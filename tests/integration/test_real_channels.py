@@ -9,6 +9,7 @@ import pytest
 
 from campaigns.content.catalogue import save_definition
 from campaigns.content.definitions import load_definition
+from campaigns.domain.states import DeliveryState
 from campaigns.sending import control, runs
 from campaigns.services import Services
 from tests.support.factories import EXAMPLE_CAMPAIGN, add_example_patients, patients_in_state
@@ -80,5 +81,5 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
     assert "/unsubscribe/" in str(first["List-Unsubscribe"])
     assert status["by_state"].get("unknown", 0) == 0
     # The provider's opt-out is believed at once.
-    (failed_patient,) = patients_in_state(svc, run_id, "failed")
+    (failed_patient,) = patients_in_state(svc, run_id, DeliveryState.FAILED)
     assert svc.consent.current(failed_patient)["sms"] is False
