@@ -221,6 +221,24 @@ def delivery_states(svc: Services, delivery_ids: Iterable[int]) -> dict[int, str
     return {int(i): str(s) for i, s in rows}
 
 
+def delivery_rows(svc: Services, run_id: int) -> list[dict[str, Any]]:
+    """Every column of every delivery of ``run_id``, in id order."""
+    with svc.db.connect() as conn:
+        rows = conn.execute(
+            select(deliveries).where(deliveries.c.run_id == run_id).order_by(deliveries.c.id)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def deliveries_by_id(svc: Services, delivery_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Every column of each of ``delivery_ids``, by id."""
+    with svc.db.connect() as conn:
+        rows = conn.execute(
+            select(deliveries).where(deliveries.c.id.in_(list(delivery_ids)))
+        ).mappings()
+        return {int(r["id"]): dict(r) for r in rows}
+
+
 def patients_in_state(svc: Services, run_id: int, state: DeliveryState) -> list[int]:
     """The patients whose delivery in ``run_id`` is in ``state``."""
     with svc.db.connect() as conn:
