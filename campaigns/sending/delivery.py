@@ -226,7 +226,7 @@ class _SliceSender:
 def _window_opens(
     svc: Services, recipient: Recipient, channel: Channel, now: datetime
 ) -> datetime | None:
-    zone, state = recipient_clock(svc, recipient, channel)
+    zone, state = recipient_clock(svc, recipient, channel, now)
     if wallclock.is_allowed(now, zone, state):
         return None
     return wallclock.next_allowed(now, zone, state)

@@ -39,10 +39,12 @@ FAN_OUT_LOCK_S = 60
 
 
 def recipient_clock(
-    svc: Services, recipient: Recipient, channel: Channel
+    svc: Services, recipient: Recipient, channel: Channel, now: datetime
 ) -> tuple[ZoneInfo, str | None]:
     """The patient's zone, and the state whose window applies to this channel."""
-    zone = geography.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
+    zone = geography.patient_zone(
+        recipient.timezone, recipient.phone, svc.settings.clinic_timezone, year=now.year
+    )
     # State telemarketing windows govern calls and texts; email keeps the federal
     # decent-hours window only.
     state = geography.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
@@ -57,7 +59,7 @@ def _due_for(
     channel: Channel,
     now: datetime,
 ) -> datetime:
-    zone, state = recipient_clock(svc, recipient, channel)
+    zone, state = recipient_clock(svc, recipient, channel, now)
     occurrence: str = run["occurrence"]
     if occurrence.startswith("now:"):
         return wallclock.next_allowed(now, zone, state)

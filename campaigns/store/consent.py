@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from campaigns.domain.models import Channel, ConsentFact
+from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
 from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
@@ -23,15 +24,18 @@ from campaigns.store.tables import consents, patients
 
 
 class ConsentRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
+        self.clock = clock
 
     def record(self, patient_ids: Sequence[int], fact: ConsentFact, *, actor: str) -> int:
+        now = self.clock()
         with self.db.begin() as conn:
-            n = append_consents(conn, {pid: [fact] for pid in patient_ids}, actor)
+            n = append_consents(conn, {pid: [fact] for pid in patient_ids}, actor, now)
             for pid in patient_ids:
                 audit(
                     conn,
+                    now,
                     actor,
                     "consent.grant" if fact.granted else "consent.revoke",
                     "patient",
@@ -70,8 +74,11 @@ class ConsentRepository:
         return {"sms": row[0], "email": row[1]}
 
 
-def append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], actor: str) -> int:
-    """Append the facts not already on file and refresh the cached opt-in columns.
+def append_consents(
+    conn: Connection, facts: dict[int, Sequence[ConsentFact]], actor: str, now: datetime
+) -> int:
+    """Append the facts not already on file, recorded by ``actor`` at ``now``, and
+    refresh the cached opt-in columns.
 
     The cache follows the latest evidence by the time the patient gave it, so a
     re-import of an old "yes" never overrides a later STOP.
@@ -96,7 +103,6 @@ def append_consents(conn: Connection, facts: dict[int, Sequence[ConsentFact]], a
         .order_by(consents.c.id)
     ):
         on_file[(pid, channel)].append((bool(granted), at))
-    now = datetime.now(UTC)
     rows = []
     for pid, fs in facts.items():
         for f in fs:

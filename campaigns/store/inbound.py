@@ -70,6 +70,7 @@ class InboundRepository:
                 )
                 audit(
                     conn,
+                    received_at,
                     "patient" if patient_ids else "unknown-sender",
                     "inbound.receive",
                     "inbound_message",
