@@ -6,10 +6,12 @@ in TEST_DATABASES (default ``sqlite,postgresql``), its id ending in ``[sqlite]``
 private servers started once per session (tests.support.services): a missing one
 skips its tests locally and fails them under CI=true.
 
-``svc`` is the one way a test gets Services. A module that needs more than a
-database (Redis, a webhook secret, the workers' environment) overrides the
-``settings_overrides`` fixture; one whose database other connections, threads or
-processes must see gives ``database_url`` there (on SQLite, a file, not memory).
+``svc`` is the one way a test gets Services (but for the stub-based tests of the
+send loop, tests/sending and test_pending, on in-memory ports and a clock they set).
+A module that needs more than a database (Redis, a webhook secret, the workers'
+environment) overrides the ``settings_overrides`` fixture; one whose database other
+connections, threads or processes must see gives ``database_url`` there (on SQLite,
+a file, not memory).
 One that queues work for workers overrides ``dispatcher`` (integration: Celery's).
 One test overrides it by direct parametrization:
 ``@pytest.mark.parametrize("settings_overrides", [{"public_url": "https://..."}])``.

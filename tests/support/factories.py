@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -23,8 +22,8 @@ from campaigns.people import staff
 from campaigns.people.patients import import_patients
 from campaigns.services import Services
 from campaigns.store.tables import deliveries
+from tests.support.settings import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PATIENTS = ROOT / "examples/patients.csv"
 EXAMPLE_CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
 EXAMPLE_NAME = "cold-and-flu-season"
