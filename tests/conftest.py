@@ -1,10 +1,21 @@
-"""Shared fixtures: settings, databases and services, on every backend under test.
+"""Shared fixtures: settings, databases, Redis and services, on every backend under test.
 
 A test that asks for ``svc``, ``settings`` or ``database_url`` runs once per backend
 in TEST_DATABASES (default ``sqlite,postgresql``), its id ending in ``[sqlite]`` or
-``[postgresql]``; tests without a database run once. PostgreSQL is a private server
-started once per session (tests.support.services): a missing PostgreSQL skips its
-tests locally and fails them under CI=true.
+``[postgresql]``; tests without a database run once. PostgreSQL and redis-server are
+private servers started once per session (tests.support.services): a missing one
+skips its tests locally and fails them under CI=true.
+
+``svc`` is the one way a test gets Services (but for the stub-based tests of the
+send loop, tests/sending and test_pending, on in-memory ports and a clock they set).
+A module that needs more than a database (Redis, a webhook secret, the workers'
+environment) overrides the ``settings_overrides`` fixture; one whose database other
+connections, threads or processes must see gives ``database_url`` there (on SQLite,
+a file, not memory).
+One that queues work for workers overrides ``dispatcher`` (integration: Celery's).
+One test overrides it by direct parametrization:
+``@pytest.mark.parametrize("settings_overrides", [{"public_url": "https://..."}])``.
+Patients, campaigns, runs and deliveries come from tests.support.factories.
 """
 
 from __future__ import annotations
@@ -12,25 +23,26 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+import redis
 from psycopg import sql
 
+from campaigns.domain.ports import Dispatcher
 from campaigns.services import Services
 from campaigns.settings import Settings
 from campaigns.store.db import Database
-from tests.support.services import PostgresServer
+from tests.support.services import PostgresServer, RedisServer
+from tests.support.settings import CLINIC, ROOT, SQLITE_IN_MEMORY, make_settings
 
-ROOT = Path(__file__).resolve().parents[1]
-CLINIC = {
-    "clinic_name": "Harbor Acupuncture & Wellness",
-    "clinic_address": "120 Harbor Street, Suite 4\nBoston, MA 02110",
-    "clinic_phone": "(617) 555-0142",
-    "clinic_timezone": "America/New_York",
-}
+if TYPE_CHECKING:
+    from tests.support.twilio_server import TwilioServer
+
+__all__ = ["CLINIC", "ROOT", "backends", "make_settings"]
+
 BACKENDS = ("sqlite", "postgresql")
-SQLITE_IN_MEMORY = "sqlite://"
 _TEST_DATABASE = "meridian_unit"
 
 
@@ -50,21 +62,39 @@ def backends() -> list[str]:
     return chosen
 
 
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": SQLITE_IN_MEMORY,
-        "templates_dir": ROOT / "templates",
-        "outbox_dir": tmp_path / "outbox",
-        "env": "test",
-        **CLINIC,
-        **overrides,
-    }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's redis-server. Its users empty it before use; a test that kills or
+    restarts a server starts its own (``with RedisServer() as server``)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the session's redis-server, emptied for this test."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioServer]:
+    """A Twilio-compatible server of this test's own (tests.support.twilio_server)."""
+    from tests.support.twilio_server import TwilioServer  # the twilio package: only if used
+
+    server = TwilioServer().start()
     yield server
     server.stop()
 
@@ -134,16 +164,36 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture
-def settings(tmp_path: Path, backend: str, database_url: str) -> Settings:
-    """Settings on this test's database; on SQLite, one in memory."""
-    return make_settings(
-        tmp_path, database_url=SQLITE_IN_MEMORY if backend == "sqlite" else database_url
-    )
+def settings_overrides() -> dict[str, object]:
+    """What a module's Services need besides the defaults: override it in the module
+    (or a conftest), e.g. ``{"database_url": database_url, "redis_url": ...}``."""
+    return {}
 
 
 @pytest.fixture
-def svc(settings: Settings) -> Iterator[Services]:
-    services = Services(settings)
+def settings(
+    tmp_path: Path, backend: str, database_url: str, settings_overrides: dict[str, object]
+) -> Settings:
+    """Settings on this test's database (on SQLite, one in memory unless the overrides
+    name the file), with the module's overrides."""
+    values: dict[str, object] = {
+        "database_url": SQLITE_IN_MEMORY if backend == "sqlite" else database_url,
+        **settings_overrides,
+    }
+    return make_settings(tmp_path, **values)
+
+
+@pytest.fixture
+def dispatcher() -> Dispatcher | None:
+    """How ``svc`` hands work to the workers: none here (the integration tests' conftest
+    plugs in Celery's, as the entry points do; tests/sending runs on in-memory stubs)."""
+    return None
+
+
+@pytest.fixture
+def svc(settings: Settings, dispatcher: Dispatcher | None) -> Iterator[Services]:
+    """Services on this test's migrated, empty database; closed after the test."""
+    services = Services(settings, dispatcher)
     services.db.upgrade()
     yield services
     services.close()

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from campaigns.content.sms import count_segments
-from campaigns.domain.models import Channel, ConsentFact, Outcome, PatientRecord
+from campaigns.domain.models import Channel
 from campaigns.people import inbound
 from campaigns.people.inbound import InboundSms, handle_inbound, handle_status
 from campaigns.people.tokens import UnsubscribeClaim
 from campaigns.services import Services
-from campaigns.store.tables import audit_events, deliveries, inbound_messages
-
-PHONE = "+16175550100"
-SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+from campaigns.store.tables import audit_events, inbound_messages
+from tests.support import factories
+from tests.support.factories import PHONE, add_sent_delivery, delivery_state
 
 
 def add_patient(
@@ -30,29 +29,15 @@ def add_patient(
     sms: bool | None = True,
     email_opt_in: bool | None = None,
 ) -> int:
-    facts: list[ConsentFact] = []
-    for channel, granted in (("sms", sms), ("email", email_opt_in)):
-        if granted is not None:
-            ch: Channel = "sms" if channel == "sms" else "email"
-            facts.append(ConsentFact(ch, granted, SIGNED_UP, "web-form", "I agree to texts"))
-    record = PatientRecord(
-        external_id=external_id,
-        first_name="Robin",
-        last_name="Example",
-        email=email,
+    words: dict[Channel, bool | None] = {"sms": sms, "email": email_opt_in}
+    return factories.add_patient(
+        svc,
+        external_id,
         phone=phone,
-        timezone="America/New_York",
-        state="MA",
-        tags=("active",),
-        last_visit=None,
-        next_appointment=None,
-        preferred_channel=None,
-        consents=tuple(facts),
+        email=email,
+        consent={channel: said for channel, said in words.items() if said is not None},
+        text_shown="I agree to texts",
     )
-    svc.patients.import_batches([[record]], dry_run=False, actor="test")
-    found = svc.patients.find(external_id)
-    assert found is not None
-    return found.patient_id
 
 
 def text(body: str, sid: str = "SM0001", phone: str = PHONE) -> InboundSms:
@@ -325,43 +310,13 @@ def test_nothing_logged_names_the_phone_or_the_words(
 # status callbacks -------------------------------------------------------------------
 
 
-def sent_delivery(svc: Services, patient_id: int, provider_id: str, channel: str = "sms") -> int:
-    now = datetime.now(UTC)
-    campaign_id = svc.campaigns.save(f"c-{provider_id}", {}, [], actor="test")
-    run_id = svc.runs.create(campaign_id, "2027-10-15", "manual", "running", now, actor="test")
-    assert run_id is not None
-    due = now - timedelta(minutes=1)
-    svc.deliveries.add(
-        run_id,
-        [{"patient_id": patient_id, "channel": channel, "state": "pending", "due_at": due}],
-        now,
-    )
-    with svc.db.connect() as conn:
-        delivery_id = int(
-            conn.execute(select(deliveries.c.id).where(deliveries.c.run_id == run_id)).scalar_one()
-        )
-    assert [c.delivery_id for c in svc.deliveries.claim([delivery_id], now)] == [delivery_id]
-    svc.deliveries.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
-    return delivery_id
-
-
-def delivery(svc: Services, delivery_id: int) -> tuple[str, str | None]:
-    with svc.db.connect() as conn:
-        row = conn.execute(
-            select(deliveries.c.state, deliveries.c.error_code).where(
-                deliveries.c.id == delivery_id
-            )
-        ).one()
-    return row[0], row[1]
-
-
 def test_a_delivered_callback_marks_the_delivery_delivered(svc: Services) -> None:
-    did = sent_delivery(svc, add_patient(svc, "P1"), "SM-out-1")
+    did = add_sent_delivery(svc, add_patient(svc, "P1"), "SM-out-1")
 
     outcome = handle_status(svc, "SM-out-1", "delivered", None)
 
     assert (outcome.delivery_id, outcome.state) == (did, "delivered")
-    assert delivery(svc, did) == ("delivered", None)
+    assert delivery_state(svc, did) == ("delivered", None)
 
 
 @pytest.mark.parametrize("status", ["undelivered", "failed"])
@@ -369,43 +324,43 @@ def test_undelivered_and_failed_callbacks_mark_it_undelivered_with_the_code(
     svc: Services, status: str
 ) -> None:
     pid = add_patient(svc, "P1")
-    did = sent_delivery(svc, pid, "SM-out-1")
+    did = add_sent_delivery(svc, pid, "SM-out-1")
 
     handle_status(svc, "SM-out-1", status, "30003")
 
-    assert delivery(svc, did) == ("undelivered", "30003")
+    assert delivery_state(svc, did) == ("undelivered", "30003")
     assert sms_opt_in(svc, pid) is True
 
 
 @pytest.mark.parametrize("status", ["queued", "sending", "sent", "accepted"])
 def test_interim_statuses_are_ignored(svc: Services, status: str) -> None:
-    did = sent_delivery(svc, add_patient(svc, "P1"), "SM-out-1")
+    did = add_sent_delivery(svc, add_patient(svc, "P1"), "SM-out-1")
 
     outcome = handle_status(svc, "SM-out-1", status, None)
 
     assert outcome.delivery_id is None
-    assert delivery(svc, did) == ("sent", None)
+    assert delivery_state(svc, did) == ("sent", None)
 
 
 def test_a_callback_for_an_unknown_message_changes_nothing(svc: Services) -> None:
-    did = sent_delivery(svc, add_patient(svc, "P1"), "SM-out-1")
+    did = add_sent_delivery(svc, add_patient(svc, "P1"), "SM-out-1")
 
     outcome = handle_status(svc, "SM-somebody-else", "delivered", None)
 
     assert outcome.delivery_id is None
-    assert delivery(svc, did) == ("sent", None)
+    assert delivery_state(svc, did) == ("sent", None)
 
 
 def test_error_21610_also_records_an_sms_opt_out_once(svc: Services) -> None:
     pid = add_patient(svc, "P1")
-    did = sent_delivery(svc, pid, "SM-out-1")
+    did = add_sent_delivery(svc, pid, "SM-out-1")
 
     first = handle_status(svc, "SM-out-1", "undelivered", "21610")
     facts = len(svc.consent.history(pid))
     again = handle_status(svc, "SM-out-1", "undelivered", "21610")
 
     assert first.opted_out and not again.opted_out
-    assert delivery(svc, did) == ("undelivered", "21610")
+    assert delivery_state(svc, did) == ("undelivered", "21610")
     assert sms_opt_in(svc, pid) is False
     assert len(svc.consent.history(pid)) == facts
     last = svc.consent.history(pid)[-1]

@@ -15,8 +15,9 @@ from campaigns.errors import ConfigError
 from campaigns.people.consent import check_send
 from campaigns.sending import delivery
 from campaigns.settings import US_SERVICE_ZONES, load_settings
+from tests.support.factories import deliveries_by_id
 from tests.support.workers import shift_into_window
-from tests.test_pending import _queued, _rows, _running_run, _services
+from tests.test_pending import _queued, _running_run, _services
 
 
 def test_a_planned_send_that_reaches_a_worker_past_the_grace_is_held_not_dropped(
@@ -30,7 +31,7 @@ def test_a_planned_send_that_reaches_a_worker_past_the_grace_is_held_not_dropped
         run_id, ids = _running_run(svc, 1)
         result = delivery.send_batch(svc, Batch(run_id, ids))
         assert result.counts == {"pending": 1}
-        row = _rows(svc, ids)[ids[0]]
+        row = deliveries_by_id(svc, ids)[ids[0]]
         assert row["state"] == "pending"
         opens = row["next_attempt_at"].astimezone(ZoneInfo("America/New_York"))
         assert (opens.hour, opens.minute) == (8, 0)

@@ -27,11 +27,11 @@ from campaigns.store.tables import (
     campaign_runs,
     campaigns,
     consents,
-    deliveries,
     patients,
     staff_users,
 )
 from tests.conftest import ROOT, make_settings
+from tests.support.factories import deliveries_by_id
 from tests.support.workers import shift_into_window
 
 CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
@@ -107,12 +107,6 @@ def _running_run(svc: Services, n: int = 3) -> tuple[int, list[int]]:
     return run_id, ids
 
 
-def _rows(svc: Services, ids: list[int]) -> dict[int, dict[str, Any]]:
-    with svc.db.connect() as conn:
-        rows = conn.execute(select(deliveries).where(deliveries.c.id.in_(ids))).mappings()
-        return {int(r["id"]): dict(r) for r in rows}
-
-
 def _queued(svc: Services) -> dict[int, datetime]:
     """Each queued delivery id, with the due time of its batch."""
     return {i: due for due, batch in _due(svc).waiting for i in batch.delivery_ids}
@@ -140,7 +134,7 @@ def test_a_transient_error_puts_the_delivery_back_to_pending_and_queues_its_retr
     result = delivery.send_batch(svc, Batch(run_id, ids))
 
     assert result.counts == {"pending": 2}
-    rows = _rows(svc, ids)
+    rows = deliveries_by_id(svc, ids)
     assert {r["state"] for r in rows.values()} == {"pending"}
     assert {r["attempts"] for r in rows.values()} == {1}
     assert {r["error_code"] for r in rows.values()} == {"429"}
@@ -160,7 +154,7 @@ def test_a_claim_never_used_goes_back_as_if_never_taken_and_is_queued_at_once(
     moved = back_to_pending(svc, run_id, [PendingAgain(i, None) for i in ids])
 
     assert moved == 2
-    rows = _rows(svc, ids)
+    rows = deliveries_by_id(svc, ids)
     assert {(r["state"], r["attempts"], r["claimed_at"]) for r in rows.values()} == {
         ("pending", 0, None)
     }
@@ -179,7 +173,7 @@ def test_an_unknown_delivery_the_provider_never_got_is_pending_again_and_queued(
 
     assert sweeper.reconcile_unknown(svc) == 1  # the outbox has no record of it
 
-    assert _rows(svc, ids)[ids[0]]["state"] == "pending"
+    assert deliveries_by_id(svc, ids)[ids[0]]["state"] == "pending"
     assert set(_queued(svc)) == set(ids)
 
 
@@ -192,7 +186,7 @@ def test_a_claim_returned_after_its_run_was_cancelled_is_skipped_as_cancelled(
 
     back_to_pending(svc, run_id, [PendingAgain(i, None) for i in ids])
 
-    rows = _rows(svc, ids)
+    rows = deliveries_by_id(svc, ids)
     assert {(r["state"], r["skip_reason"]) for r in rows.values()} == {("skipped", "cancelled")}
 
 
@@ -205,7 +199,7 @@ def test_a_send_outside_the_patients_hours_waits_for_their_window_and_is_queued_
         run_id, ids = _running_run(svc, 1)
         result = delivery.send_batch(svc, Batch(run_id, ids))
         assert result.counts == {"pending": 1}
-        opens = _rows(svc, ids)[ids[0]]["next_attempt_at"]
+        opens = deliveries_by_id(svc, ids)[ids[0]]["next_attempt_at"]
         assert opens >= svc.now() + timedelta(minutes=59)
         assert _queued(svc) == {ids[0]: opens}
         assert batches.pump(svc) == 0  # not before the window opens

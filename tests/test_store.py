@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,57 +14,38 @@ import pytest
 from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from campaigns.domain.models import ConsentFact, PatientRecord
+from campaigns.domain.models import ConsentFact
 from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError
 from campaigns.services import Services
 from campaigns.store.bulk import insert_rows
 from campaigns.store.consent import append_consents
 from campaigns.store.tables import patients
-from tests.conftest import make_settings
+from tests.support.factories import SIGNED_UP, add_patient, add_patients, patient_record
+from tests.support.waiting import wait_until
 
-SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
 TODAY = date(2024, 11, 1)
 
 
-def record(external_id: str, *tags: str) -> PatientRecord:
-    return PatientRecord(
-        external_id=external_id,
-        first_name="Robin",
-        last_name="Example",
-        email=None,
-        phone="+16175550100",
-        timezone="America/New_York",
-        state="MA",
-        tags=tags,
-        last_visit=None,
-        next_appointment=None,
-        preferred_channel=None,
-        consents=(ConsentFact("sms", True, SIGNED_UP, "web-form", "I agree to texts"),),
-    )
-
-
-def patient_id(svc: Services, external_id: str) -> int:
-    found = svc.patients.find(external_id)
-    assert found is not None
-    return found.patient_id
+@pytest.fixture
+def settings_overrides(database_url: str) -> dict[str, object]:
+    """A database several connections share (on SQLite, a file): the consent test
+    writes from two threads at once."""
+    return {"database_url": database_url}
 
 
 # audiences ---------------------------------------------------------------------------
 
 
 def test_an_audience_matches_whole_tags_whatever_their_case(svc: Services) -> None:
-    svc.patients.import_batches(
+    add_patients(
+        svc,
         [
-            [
-                record("P1", "active"),
-                record("P2", "active", "do-not-market"),
-                record("P3", "inactive"),
-                record("P4", "act-ive"),
-            ]
+            patient_record("P1", tags=["active"]),
+            patient_record("P2", tags=["active", "do-not-market"]),
+            patient_record("P3", tags=["inactive"]),
+            patient_record("P4", tags=["act-ive"]),
         ],
-        dry_run=False,
-        actor="test",
     )
 
     def audience(**clauses: list[str]) -> list[str]:
@@ -82,8 +61,8 @@ def test_an_audience_matches_whole_tags_whatever_their_case(svc: Services) -> No
 
 @pytest.mark.parametrize("tag", ["act_ve", "act%", "%", "_ctive", "act-_ve"])
 def test_like_wildcards_in_an_audience_tag_match_only_themselves(svc: Services, tag: str) -> None:
-    svc.patients.import_batches(
-        [[record("P1", "active"), record("P2", "act-ive")]], dry_run=False, actor="test"
+    add_patients(
+        svc, [patient_record("P1", tags=["active"]), patient_record("P2", tags=["act-ive"])]
     )
 
     assert svc.patients.count_audience({"tags_any": [tag]}, TODAY) == 0
@@ -91,15 +70,6 @@ def test_like_wildcards_in_an_audience_tag_match_only_themselves(svc: Services, 
 
 
 # consent under concurrency -------------------------------------------------------------
-
-
-@pytest.fixture
-def shared_svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
-    """Services on a database that several connections share (SQLite: a file)."""
-    services = Services(make_settings(tmp_path, database_url=database_url))
-    services.db.upgrade()
-    yield services
-    services.close()
 
 
 @contextmanager
@@ -127,12 +97,11 @@ def wait_until_blocked(svc: Services, asked_for_write_lock: threading.Event) -> 
     lock, which it cannot get before this transaction ends.
     """
     if svc.db.backend == "sqlite":
-        if not asked_for_write_lock.wait(timeout=10):
-            pytest.fail("the second writer never asked for the write lock")
+        wait_until(asked_for_write_lock.is_set, 10, "the second writer to ask for the write lock")
         return
-    deadline = time.monotonic() + 10
     with svc.db.connect() as conn:
-        while time.monotonic() < deadline:
+
+        def someone_waits() -> bool:
             waiting = conn.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity"
@@ -140,18 +109,15 @@ def wait_until_blocked(svc: Services, asked_for_write_lock: threading.Event) -> 
                 )
             ).scalar_one()
             conn.rollback()  # a fresh snapshot of pg_stat_activity for the next poll
-            if waiting:
-                return
-            time.sleep(0.01)
-    pytest.fail("the second writer never waited for the first")
+            return bool(waiting)
+
+        wait_until(someone_waits, 10, "the second writer to wait for the first")
 
 
 def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_word(
-    shared_svc: Services,
+    svc: Services,
 ) -> None:
-    svc = shared_svc
-    svc.patients.import_batches([[record("P1")]], dry_run=False, actor="test")
-    pid = patient_id(svc, "P1")
+    pid = add_patient(svc, "P1", tags=[])
     start = ConsentFact("sms", True, SIGNED_UP + timedelta(days=1), "keyword", "START")
     stop = ConsentFact("sms", False, SIGNED_UP + timedelta(days=2), "keyword", "STOP")
 

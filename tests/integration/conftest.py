@@ -1,72 +1,46 @@
-"""Real services for the integration tests: redis-server, a database, Celery workers.
+"""The integration tests' environment: real redis-server, a database file or PostgreSQL,
+Celery workers, all configured alike.
 
-A missing service skips locally and fails under CI=true (tests.support.services).
+``svc`` (tests/conftest.py) here reads the same settings the workers get: ``env``,
+which is also set in this process's environment, because Celery's app in the test
+process configures itself from it on first use; its dispatcher is that app's.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from campaigns.services import Services
-from campaigns.settings import Settings
-from tasks.app import dispatcher
-from tests.conftest import CLINIC, ROOT, backends
-from tests.support.services import PostgresServer, RedisServer
-from tests.support.workers import Workers, shift_into_window, wait_for
-
-__all__ = ["Workers", "shift_into_window", "wait_for"]
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=backends())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meridian.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database(f"t{os.getpid()}_{time.monotonic_ns()}")
+from campaigns.domain.ports import Dispatcher
+from tasks.app import dispatcher as celery_dispatcher
+from tests.support.workers import Workers, worker_env
 
 
 @pytest.fixture
-def env(tmp_path: Path, redis_server: RedisServer, database_url: str) -> dict[str, str]:
-    redis.Redis.from_url(redis_server.url).flushall()
-    values = {
-        "MERIDIAN_DATABASE_URL": database_url,
-        "MERIDIAN_REDIS_URL": redis_server.url,
-        "MERIDIAN_TEMPLATES_DIR": str(ROOT / "templates"),
-        "MERIDIAN_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "MERIDIAN_SMS_RATE": "1000",
-        "MERIDIAN_SMS_BURST": "100",
-        "MERIDIAN_EMAIL_RATE": "1000",
-        "MERIDIAN_EMAIL_BURST": "100",
-        "MERIDIAN_CLOCK_SHIFT_S": str(int(shift_into_window())),
-        "MERIDIAN_ENV": "test",
-        **{f"MERIDIAN_{k.upper()}": v for k, v in CLINIC.items()},
-    }
-    return values
+def env(tmp_path: Path, redis_url: str, database_url: str) -> dict[str, str]:
+    """The MERIDIAN_* environment of this test's workers (a test may change it before
+    it starts them): this test's database and Redis, generous rates, the clock
+    shifted into every patient's sending hours."""
+    return worker_env(
+        database_url=database_url, redis_url=redis_url, outbox_dir=tmp_path / "outbox"
+    )
 
 
 @pytest.fixture
-def svc(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+def settings_overrides(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """``svc`` gets what the workers get, and so does this process's environment."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    services = Services(Settings(_env_file=None), dispatcher())  # type: ignore[call-arg]
-    services.db.upgrade()
-    yield services
-    services.close()
+    return {key.removeprefix("MERIDIAN_").lower(): value for key, value in env.items()}
+
+
+@pytest.fixture
+def dispatcher(settings_overrides: dict[str, object]) -> Dispatcher:
+    """Celery's, as the entry points plug it in: ``svc`` queues work for real workers
+    (through the Celery app of this process, configured from the environment above)."""
+    return celery_dispatcher()
 
 
 @pytest.fixture

@@ -8,48 +8,29 @@ from typing import Any
 
 import pytest
 
-from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.domain.states import RunState
 from campaigns.services import Services
 from campaigns.settings import Settings
+from tests.support.factories import (
+    add_campaign,
+    add_deliveries,
+    add_patients,
+    add_run,
+    patient_record,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def _seed(svc: Services, n: int) -> tuple[int, list[int]]:
-    now = datetime.now(UTC)
-    records = [
-        PatientRecord(
-            f"P{i:05d}",
-            "A",
-            "B",
-            None,
-            f"+1617555{i:04d}",
-            "America/New_York",
-            "MA",
-            ("active",),
-            None,
-            None,
-            "sms",
-            (ConsentFact("sms", True, now - timedelta(days=1), "test"),),
-        )
-        for i in range(n)
-    ]
-    svc.patients.import_batches([records], dry_run=False, actor="test")
-    cid = svc.campaigns.save("c", {}, [], actor="test")
-    run_id = svc.runs.create(cid, "now:1", "manual", RunState.RUNNING, now, actor="test")
-    assert run_id is not None
-    ids = [r.patient_id for chunk in svc.patients.stream_audience({}, now.date()) for r in chunk]
-    svc.deliveries.add(
-        run_id,
-        [
-            {"patient_id": pid, "channel": "sms", "state": "pending", "due_at": now - timedelta(1)}
-            for pid in ids
-        ],
-        now,
+    """A running run with ``n`` deliveries due; the run and the deliveries' ids."""
+    patient_ids = add_patients(
+        svc, [patient_record(f"P{i:05d}", phone=f"+1617555{i:04d}") for i in range(n)]
     )
-    pending = [i for rows in svc.deliveries.stream_due_pending(run_id) for i, _, _ in rows]
-    return run_id, pending
+    run_id = add_run(svc, add_campaign(svc), occurrence="now:1")
+    # Due by the wall clock the claimers read (svc's is shifted into sending hours).
+    due = datetime.now(UTC) - timedelta(days=1)
+    return run_id, add_deliveries(svc, run_id, patient_ids, due_at=due)
 
 
 def _claimer(url: str, ids: list[int], out: multiprocessing.Queue, start: Any) -> None:  # type: ignore[type-arg]

@@ -1,4 +1,12 @@
-"""The global GCRA limiter against a real redis-server, shared by several processes."""
+"""The global GCRA limiter against a real redis-server, shared by several processes.
+
+The limiter decides by Redis's clock (TIME), so these tests read that clock around
+what they do and assert what the limiter answered against it: a wait is exactly
+one interval less the Redis time that passed since the first grant, whatever this
+machine's load. None of them times itself; how close to the rate several workers
+get is measured by bench/ratelimit.py. Where a test is not about refilling, the
+rate is one token an hour, so nothing refills however slowly it runs.
+"""
 
 from __future__ import annotations
 
@@ -17,67 +25,143 @@ from campaigns import keys
 from campaigns.errors import ConfigError
 from campaigns.sending.ratelimit import RateLimiter
 from tests.support.services import RedisServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
+HOURLY = 1 / 3600  # tokens per second: none comes back while a test runs
+HOUR_US = 3_600_000_000
 
 
 @pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
 
 
-@dataclass(frozen=True)
-class _Grant:
-    """A grant seen by one process: it happened between ``before`` and ``after``."""
+@pytest.fixture
+def sleeps(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every time.sleep() asked for during the test, in seconds; none really sleeps.
 
-    pid: int
-    before: float
-    after: float
-
-
-@dataclass(frozen=True)
-class _Report:
-    started: float
-    stopped: float
-    grants: list[_Grant]
-
-
-def _hammer(url: str, sender: str, seconds: float, ready: Barrier, out: Queue[_Report]) -> None:
-    """Take tokens as fast as the limiter allows, stamping either side of every request.
-
-    time.monotonic() is CLOCK_MONOTONIC, one clock for every process on the machine,
-    so stamps from different processes compare.
+    A sleep lets that much time pass for the "sms" bucket at once instead: its
+    theoretical arrival time moves back by what was slept, exactly as if Redis's
+    clock had moved on. So acquire() can wait an hour in no time at all.
     """
+    asked: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        # A limiter that keeps asking for more time would loop here for ever.
+        assert len(asked) <= 10, f"time.sleep() asked for ten times: {asked}"
+        if client.exists(keys.rate_limit("sms")):
+            client.decrby(keys.rate_limit("sms"), in_us(seconds))
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return asked
+
+
+def redis_us(client: redis.Redis) -> int:
+    """Redis's clock, the one the limiter decides by, in microseconds."""
+    seconds, micros = client.time()
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+def bucket_us(client: redis.Redis, sender: str) -> int:
+    """The bucket's theoretical arrival time (GCRA's one number), in Redis microseconds."""
+    value = client.get(keys.rate_limit(sender))
+    assert value is not None, f"no bucket for {sender!r}"
+    return int(value)
+
+
+def in_us(wait: float) -> int:
+    """A wait the limiter gave (whole microseconds, as seconds) back in microseconds."""
+    return round(wait * 1_000_000)
+
+
+# several processes, one bucket -------------------------------------------------------------
+
+
+def _race(
+    url: str, attempts: int, burst: int, ready: Barrier, out: Queue[tuple[int, list[float]]]
+) -> None:
+    """Ask for a token ``attempts`` times as fast as possible; report every answer."""
     client = redis.Redis.from_url(url)
-    limiter = RateLimiter(client, sender, rate_per_s=20, burst=1)
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=burst)
     client.ping()
     ready.wait(timeout=60)
-    started = time.monotonic()
-    stop_at = started + seconds
-    grants = []
-    while (now := time.monotonic()) < stop_at:
+    answers = [limiter.try_acquire() for _ in range(attempts)]
+    out.put((os.getpid(), answers))
+    client.close()
+
+
+def test_four_processes_racing_for_one_bucket_get_exactly_its_burst_between_them(
+    redis_url: str, client: redis.Redis
+) -> None:
+    # Twice as many requests as tokens, and more tokens than one process asks for.
+    processes, attempts, burst = 4, 100, 200
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Barrier(processes + 1)
+    out: Queue[tuple[int, list[float]]] = ctx.Queue()
+    racers = [
+        ctx.Process(target=_race, args=(redis_url, attempts, burst, ready, out))
+        for _ in range(processes)
+    ]
+    for racer in racers:
+        racer.start()
+    try:
+        before = redis_us(client)
+        ready.wait(timeout=60)
+        reports = [out.get(timeout=60) for _ in racers]
+        after = redis_us(client)
+    finally:
+        for racer in racers:
+            racer.join(timeout=10)
+            if racer.is_alive():
+                racer.kill()
+    granted = [pid for pid, answers in reports for wait in answers if wait == 0.0]
+    refused = [in_us(wait) for _, answers in reports for wait in answers if wait > 0.0]
+
+    # Not one token more than the burst, however the requests interleaved, and not
+    # one fewer: a refusal took nothing, so every token went to someone.
+    assert len(granted) == burst
+    assert len(refused) == processes * attempts - burst
+    # No process could take them all: the grants came from several, out of one bucket.
+    assert len(set(granted)) >= 2
+    # Every refusal named the same moment: one interval after the first grant.
+    assert all(HOUR_US - (after - before) <= wait <= HOUR_US for wait in refused)
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """A grant seen by one process: made between ``before`` and ``after`` (Redis µs)."""
+
+    pid: int
+    before: int
+    after: int
+
+
+def _hammer(url: str, grants: int, ready: Barrier, out: Queue[list[_Grant]]) -> None:
+    """Take ``grants`` tokens as fast as the limiter allows, reading Redis's clock
+    either side of every request that was granted."""
+    client = redis.Redis.from_url(url)
+    limiter = RateLimiter(client, "sms", rate_per_s=20, burst=1)
+    client.ping()
+    ready.wait(timeout=60)
+    taken: list[_Grant] = []
+    while len(taken) < grants:
+        before = redis_us(client)
         wait = limiter.try_acquire()
-        after = time.monotonic()
         if wait == 0.0:
-            grants.append(_Grant(os.getpid(), now, after))
+            taken.append(_Grant(os.getpid(), before, redis_us(client)))
         else:
-            time.sleep(min(wait, max(stop_at - after, 0.0)))
-    out.put(_Report(started, time.monotonic(), grants))
+            time.sleep(wait)
+    out.put(taken)
     client.close()
 
 
 def _most_in_one_second(grants: list[_Grant]) -> int:
-    """The most grants certainly inside one 1-second window (both stamps within it).
+    """The most grants certainly inside one closed second of Redis time (both stamps in it).
 
     Counting only grants whose whole interval lies inside the window makes this a
     lower bound on the true count, so a result above the limit is a real breach and
@@ -85,75 +169,86 @@ def _most_in_one_second(grants: list[_Grant]) -> int:
     """
     best = 0
     for start in sorted(g.before for g in grants):
-        inside = sum(1 for g in grants if g.before >= start and g.after <= start + 1.0)
+        inside = sum(1 for g in grants if g.before >= start and g.after <= start + 1_000_000)
         best = max(best, inside)
     return best
 
 
 def test_four_processes_sharing_one_sender_stay_within_rate_and_burst_together(
-    redis_server: RedisServer,
+    redis_url: str,
 ) -> None:
-    processes, seconds = 4, 3.0
+    processes, each = 4, 15
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Barrier(processes + 1)
-    out: Queue[_Report] = ctx.Queue()
+    out: Queue[list[_Grant]] = ctx.Queue()
     workers = [
-        ctx.Process(target=_hammer, args=(redis_server.url, "sms", seconds, ready, out))
-        for _ in range(processes)
+        ctx.Process(target=_hammer, args=(redis_url, each, ready, out)) for _ in range(processes)
     ]
     for worker in workers:
         worker.start()
     try:
         ready.wait(timeout=60)
-        reports: list[_Report] = [out.get(timeout=seconds + 30) for _ in workers]
+        grants = [g for _ in workers for g in out.get(timeout=120)]
     finally:
         for worker in workers:
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
-    grants = [g for r in reports for g in r.grants]
-    span = max(r.stopped for r in reports) - min(r.started for r in reports)
 
-    overall = len(grants) / span
-    assert 15.0 <= overall <= 21.0, f"{len(grants)} grants in {span:.2f} s"
-    # 20/s with a burst of 1: grants 50 ms apart fit at most 21 in a closed second.
+    assert len(grants) == processes * each
+    # 20/s with a burst of 1: grants 50 ms apart fit at most 21 in a closed second,
     assert _most_in_one_second(grants) <= 21
+    # and all of them, end to end, took at least an interval per grant after the first.
+    span = max(g.after for g in grants) - min(g.before for g in grants)
+    assert span >= (len(grants) - 1) * 50_000
     # The processes really competed for one bucket rather than one taking every turn.
     assert len({g.pid for g in grants}) >= 2
 
 
-def test_a_fresh_bucket_grants_the_burst_at_once_then_asks_to_wait(client: redis.Redis) -> None:
-    limiter = RateLimiter(client, "sms", rate_per_s=1, burst=3)
+# one process -------------------------------------------------------------------------------
 
+
+def test_a_fresh_bucket_grants_the_burst_at_once_then_asks_to_wait(client: redis.Redis) -> None:
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=3)
+
+    before = redis_us(client)
     granted = [limiter.try_acquire() for _ in range(3)]
-    wait = limiter.try_acquire()
+    wait = in_us(limiter.try_acquire())
+    after = redis_us(client)
 
     assert granted == [0.0, 0.0, 0.0]
-    assert 0.9 < wait <= 1.0
+    # The next token is due one interval after the first grant: what is left of it.
+    assert HOUR_US - (after - before) <= wait <= HOUR_US
 
 
 def test_a_refused_request_takes_nothing_from_the_bucket(client: redis.Redis) -> None:
-    limiter = RateLimiter(client, "sms", rate_per_s=1, burst=1)
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
     assert limiter.try_acquire() == 0.0
 
     first = limiter.try_acquire()
     second = limiter.try_acquire()
 
-    # Had the refusal taken a token, the second wait would be a whole second longer.
-    assert 0.0 < second <= first <= 1.0
+    # Had the refusal taken a token, the second wait would be a whole interval longer.
+    assert 0.0 < second <= first <= 3600.0
 
 
 def test_taking_several_tokens_at_once_waits_for_all_of_them(client: redis.Redis) -> None:
-    limiter = RateLimiter(client, "email", rate_per_s=10, burst=5)
+    limiter = RateLimiter(client, "email", rate_per_s=HOURLY, burst=5)
 
+    before = redis_us(client)
     assert limiter.try_acquire(5) == 0.0
-    assert 0.05 < limiter.try_acquire(1) <= 0.1
-    assert 0.45 < limiter.try_acquire(5) <= 0.5
+    one = in_us(limiter.try_acquire(1))
+    five = in_us(limiter.try_acquire(5))
+    elapsed = redis_us(client) - before
+
+    # After the whole burst went, one token is an interval away and five are five.
+    assert HOUR_US - elapsed <= one <= HOUR_US
+    assert 5 * HOUR_US - elapsed <= five <= 5 * HOUR_US
 
 
 def test_separate_senders_do_not_share_a_bucket(client: redis.Redis) -> None:
-    sms = RateLimiter(client, "sms", rate_per_s=1, burst=1)
-    email = RateLimiter(client, "email", rate_per_s=1, burst=1)
+    sms = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
+    email = RateLimiter(client, "email", rate_per_s=HOURLY, burst=1)
     assert sms.try_acquire() == 0.0
     assert sms.try_acquire() > 0.0
 
@@ -161,11 +256,11 @@ def test_separate_senders_do_not_share_a_bucket(client: redis.Redis) -> None:
 
 
 def test_limiters_for_the_same_sender_share_one_bucket_across_clients(
-    redis_server: RedisServer, client: redis.Redis
+    redis_url: str, client: redis.Redis
 ) -> None:
-    other_client = redis.Redis.from_url(redis_server.url)
-    one = RateLimiter(client, "sms", rate_per_s=1, burst=1)
-    two = RateLimiter(other_client, "sms", rate_per_s=1, burst=1)
+    other_client = redis.Redis.from_url(redis_url)
+    one = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
+    two = RateLimiter(other_client, "sms", rate_per_s=HOURLY, burst=1)
 
     assert one.try_acquire() == 0.0
     assert two.try_acquire() > 0.0
@@ -175,39 +270,59 @@ def test_limiters_for_the_same_sender_share_one_bucket_across_clients(
 def test_the_bucket_lives_under_the_senders_key_and_expires_once_full_again(
     client: redis.Redis,
 ) -> None:
-    limiter = RateLimiter(client, "sms", rate_per_s=20, burst=2)
-    limiter.try_acquire()
-    limiter.try_acquire()
+    hourly = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=2)
+    hourly.try_acquire()
+    hourly.try_acquire()
 
-    ttl_ms = client.pttl(keys.rate_limit("sms"))
-    assert 0 < ttl_ms <= 100
-    time.sleep(0.15)
-    assert client.exists(keys.rate_limit("sms")) == 0
-    assert limiter.try_acquire() == 0.0
+    # One snapshot: the bucket, how long its key has left, and Redis's clock.
+    with client.pipeline(transaction=True) as pipe:
+        pipe.get(keys.rate_limit("sms"))
+        pipe.pttl(keys.rate_limit("sms"))
+        pipe.time()
+        full_at_us, ttl_ms, (seconds, micros) = pipe.execute()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    # The key expires when the bucket is full again (GCRA's TAT), to the millisecond.
+    assert 0 < ttl_ms <= 2 * 3_600_000
+    assert abs(now_ms + ttl_ms - int(full_at_us) / 1000) <= 2
+
+    fast = RateLimiter(client, "email", rate_per_s=20, burst=2)
+    fast.try_acquire()
+    fast.try_acquire()
+    wait_until(
+        lambda: client.exists(keys.rate_limit("email")) == 0, 10, "the full bucket's key to expire"
+    )
+    # A bucket whose key expired is full: the whole burst again.
+    assert [fast.try_acquire(), fast.try_acquire()] == [0.0, 0.0]
 
 
-def test_acquire_sleeps_until_the_next_token_is_due(client: redis.Redis) -> None:
-    limiter = RateLimiter(client, "sms", rate_per_s=5, burst=1)
+def test_acquire_sleeps_until_the_next_token_is_due(
+    client: redis.Redis, sleeps: list[float]
+) -> None:
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
     limiter.acquire()
+    assert sleeps == []  # a fresh bucket grants at once
+    due_us = bucket_us(client, "sms")  # burst 1: the next token is due at the bucket's TAT
 
-    started = time.monotonic()
+    asked_at = redis_us(client)
     limiter.acquire()
-    waited = time.monotonic() - started
+    returned_at = redis_us(client)
 
-    assert 0.18 <= waited < 1.0
+    # It slept once, for what was left until the token was due, and then took it.
+    assert len(sleeps) == 1
+    assert due_us - returned_at <= in_us(sleeps[0]) <= due_us - asked_at
+    assert bucket_us(client, "sms") >= asked_at + HOUR_US
 
 
 def test_acquire_raises_timeout_error_at_once_when_the_wait_outlasts_the_timeout(
-    client: redis.Redis,
+    client: redis.Redis, sleeps: list[float]
 ) -> None:
-    limiter = RateLimiter(client, "sms", rate_per_s=0.5, burst=1)
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
     limiter.acquire()
 
-    started = time.monotonic()
     with pytest.raises(TimeoutError, match="'sms'"):
-        limiter.acquire(timeout_s=0.5)
+        limiter.acquire(timeout_s=60)
 
-    assert time.monotonic() - started < 0.4
+    assert sleeps == []  # it did not sleep first to find out
 
 
 def test_asking_for_more_tokens_than_the_burst_is_refused(client: redis.Redis) -> None:
@@ -229,16 +344,15 @@ def test_a_limiter_needs_a_positive_rate_and_a_burst_of_at_least_one(
 
 
 def test_an_exhausted_bucket_stays_exhausted_across_a_redis_restart() -> None:
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:  # its own: the session's server is not to be restarted
         client = redis.Redis.from_url(server.url)
-        limiter = RateLimiter(client, "sms", rate_per_s=0.1, burst=1)
+        limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
+        before = redis_us(client)
         assert limiter.try_acquire() == 0.0
 
         server.restart()
 
         # The script cache is empty after a restart: the limiter must reload its script.
-        assert limiter.try_acquire() > 5.0
+        wait = in_us(limiter.try_acquire())
+        assert HOUR_US - (redis_us(client) - before) <= wait <= HOUR_US
         client.close()
-    finally:
-        server.stop()

@@ -9,23 +9,14 @@ import pytest
 
 from campaigns.content.catalogue import save_definition
 from campaigns.content.definitions import load_definition
-from campaigns.people.patients import import_patients
+from campaigns.domain.states import DeliveryState
 from campaigns.sending import control, runs
 from campaigns.services import Services
-from tests.conftest import ROOT
-from tests.integration.conftest import Workers, wait_for
+from tests.support.factories import EXAMPLE_CAMPAIGN, add_example_patients, patients_in_state
 from tests.support.twilio_server import TwilioServer
+from tests.support.waiting import wait_until
+from tests.support.workers import Workers
 from tests.transports.test_smtp_email import LoopbackController, RecordingHandler
-
-SID = "AC" + "1" * 32
-TOKEN = "integration-token"
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    server = TwilioServer(SID, TOKEN).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -48,8 +39,8 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
     env.update(
         {
             "MERIDIAN_SMS_TRANSPORT": "twilio",
-            "TWILIO_ACCOUNT_SID": SID,
-            "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
             "MERIDIAN_TWILIO_FROM": "+16175550199",
             "MERIDIAN_TWILIO_API_URL": twilio.url,
             "MERIDIAN_EMAIL_TRANSPORT": "smtp",
@@ -58,9 +49,8 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
             "MERIDIAN_SMTP_STARTTLS": "false",
         }
     )
-    workers.env.update(env)
-    campaign = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
+    campaign = EXAMPLE_CAMPAIGN
+    add_example_patients(svc)
     definition = load_definition(campaign)
     fast = definition.model_copy(
         update={"limits": definition.limits.model_copy(update={"retry_base_s": 0.5})}
@@ -72,7 +62,7 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
     workers.start()
     run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
     assert run_id is not None
-    wait_for(
+    wait_until(
         lambda: runs.run_status(svc, run_id)["status"] == "finished",
         180,
         "the run to finish",
@@ -91,20 +81,5 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
     assert "/unsubscribe/" in str(first["List-Unsubscribe"])
     assert status["by_state"].get("unknown", 0) == 0
     # The provider's opt-out is believed at once.
-    failed_patient = _failed_patient(svc, run_id)
+    (failed_patient,) = patients_in_state(svc, run_id, DeliveryState.FAILED)
     assert svc.consent.current(failed_patient)["sms"] is False
-
-
-def _failed_patient(svc: Services, run_id: int) -> int:
-    from sqlalchemy import select
-
-    from campaigns.store.tables import deliveries
-
-    with svc.db.connect() as conn:
-        return int(
-            conn.execute(
-                select(deliveries.c.patient_id).where(
-                    deliveries.c.run_id == run_id, deliveries.c.state == "failed"
-                )
-            ).scalar_one()
-        )

@@ -4,9 +4,8 @@ while two beats run."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,8 +14,8 @@ import pytest
 from campaigns import keys
 from campaigns.content.catalogue import apply_campaign, load_campaign
 from campaigns.domain.models import Channel, Outcome
+from campaigns.domain.states import DeliveryState
 from campaigns.people import inbound
-from campaigns.people.patients import import_patients
 from campaigns.sending import control, runs
 from campaigns.sending import sweeper as reconcile
 from campaigns.sending.delivery import build_message
@@ -24,10 +23,16 @@ from campaigns.sending.fanout import fan_out
 from campaigns.services import Services
 from campaigns.settings import Settings
 from campaigns.transports.outbox import read_outbox
-from tests.conftest import ROOT
-from tests.integration.conftest import Workers, wait_for
-
-CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
+from tasks.dispatcher import TICK_CAMPAIGN
+from tests.support.factories import (
+    EXAMPLE_CAMPAIGN,
+    add_example_patients,
+    add_examples,
+    claim,
+    delivery_states,
+)
+from tests.support.waiting import wait_until
+from tests.support.workers import Workers, beat_ticks, tasks_in_hand
 
 
 def _later(svc: Services, seconds: float) -> Services:
@@ -39,9 +44,8 @@ def _later(svc: Services, seconds: float) -> Services:
 
 
 def _fanned_out_run(svc: Services) -> int:
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    apply_campaign(svc, CAMPAIGN, actor="test")
-    run_id = runs.start_run(svc, "cold-and-flu-season", actor="test")
+    campaign = add_examples(svc)
+    run_id = runs.start_run(svc, campaign, actor="test")
     assert run_id is not None
     fan_out(svc, run_id)
     return run_id
@@ -57,8 +61,7 @@ def test_the_sweeper_reconciles_the_claims_of_a_dead_worker_with_the_provider(
 ) -> None:
     run_id = _fanned_out_run(svc)
     sent_id, unsent_id = _pending_ids(svc, run_id, 2)
-    claimed = {c.delivery_id: c for c in svc.deliveries.claim([sent_id, unsent_id], svc.now())}
-    assert set(claimed) == {sent_id, unsent_id}
+    claimed = {c.delivery_id: c for c in claim(svc, [sent_id, unsent_id])}
     # The worker handed the first message to the provider, then died before it
     # recorded anything; the second it never sent.
     c = claimed[sent_id]
@@ -81,30 +84,15 @@ def test_the_sweeper_reconciles_the_claims_of_a_dead_worker_with_the_provider(
     assert result["reconciled"] == 2
     rows = {r["id"]: r for r in svc.deliveries.unknown()} or {}
     assert rows == {}
-    by_id = dict(_states(svc, run_id, [sent_id, unsent_id]))
-    assert by_id == {sent_id: "sent", unsent_id: "pending"}
+    assert delivery_states(svc, [sent_id, unsent_id]) == {sent_id: "sent", unsent_id: "pending"}
     # It was marked sent from the outbox's record, not sent again.
     assert [m["delivery_id"] for m in read_outbox(svc.settings.outbox_dir)] == [sent_id]
-
-
-def _states(svc: Services, run_id: int, ids: list[int]) -> list[tuple[int, str]]:
-    from sqlalchemy import select
-
-    from campaigns.store.tables import deliveries
-
-    with svc.db.connect() as conn:
-        rows = conn.execute(
-            select(deliveries.c.id, deliveries.c.state).where(deliveries.c.id.in_(ids))
-        ).all()
-    return [(int(i), str(s)) for i, s in rows]
 
 
 def test_a_fan_out_nobody_is_doing_is_found_by_the_sweeper_and_one_in_progress_is_not(
     svc: Services,
 ) -> None:
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    apply_campaign(svc, CAMPAIGN, actor="test")
-    run_id = runs.start_run(svc, "cold-and-flu-season", actor="test")
+    run_id = runs.start_run(svc, add_examples(svc), actor="test")
     assert run_id is not None
     later = _later(svc, svc.settings.requeue_after_s + 1)
     try:
@@ -123,31 +111,41 @@ def test_a_fan_out_nobody_is_doing_is_found_by_the_sweeper_and_one_in_progress_i
 def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(
     svc: Services, env: dict[str, str], workers: Workers
 ) -> None:
-    env.update({"MERIDIAN_SMS_RATE": "60", "MERIDIAN_EMAIL_RATE": "60"})
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    apply_campaign(svc, CAMPAIGN, actor="test")
+    # The limiter holds the workers to these rates with no burst, so a second of
+    # sending is a number of messages: at most a token per channel and 60 a second each.
+    rates = {"sms": 60, "email": 60}
+    env.update({f"MERIDIAN_{c.upper()}_RATE": str(r) for c, r in rates.items()})
+    env.update({f"MERIDIAN_{c.upper()}_BURST": "1" for c in rates})
+    campaign = add_examples(svc)
     workers.start(concurrency=2)
     workers.start(beat=False, concurrency=2, queues="send")
-    run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
+    run_id = control.run_now(svc, campaign, actor="test")
     assert run_id is not None
     outbox = svc.settings.outbox_dir
 
-    wait_for(lambda: len(read_outbox(outbox)) >= 100, 60, "sending to start", workers.logs)
-    paused_at = datetime.now(ZoneInfo("UTC"))
-    assert control.pause(svc, "cold-and-flu-season", actor="test") == "1 run(s) paused"
-    time.sleep(3)
-    sent_by_then = read_outbox(outbox)
-    last = max(datetime.fromisoformat(str(m["at"])) for m in sent_by_then)
-    assert last - paused_at < timedelta(seconds=1), (last - paused_at, workers.logs())
+    wait_until(lambda: len(read_outbox(outbox)) >= 100, 60, "sending to start", workers.logs)
+    sent_before_pause = len(read_outbox(outbox))
+    assert control.pause(svc, campaign, actor="test") == "1 run(s) paused"
+    # Each slice stops at its next look at the run; once none holds a claim, none
+    # can send (a paused run gives out no claims).
+    wait_until(
+        lambda: runs.run_status(svc, run_id)["by_state"].get("sending", 0) == 0,
+        30,
+        "the slices in flight to stop",
+        workers.logs,
+    )
     status = runs.run_status(svc, run_id)
+    sent_by_then = read_outbox(outbox)
     assert status["status"] == "paused"
     assert status["by_state"].get("sending", 0) == 0  # unsent claims went back
     assert status["by_state"].get("pending", 0) > 0  # so the pause really cut it short
-    time.sleep(1)
-    assert len(read_outbox(outbox)) == len(sent_by_then)
+    # What went out after the pause is no more than a second of sending allows,
+    assert len(sent_by_then) - sent_before_pause <= sum(rates.values()) + len(rates)
+    # and every message sent is recorded: nothing was still on its way.
+    assert len(sent_by_then) == status["by_state"]["sent"]
 
-    control.resume(svc, "cold-and-flu-season", actor="test")
-    wait_for(
+    control.resume(svc, campaign, actor="test")
+    wait_until(
         lambda: runs.run_status(svc, run_id)["status"] == "finished",
         120,
         "the resumed run to finish",
@@ -160,7 +158,7 @@ def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(
 
 
 def _once_campaign(directory: Path, name: str, day: str, send_time: str, grace: float) -> Path:
-    text = CAMPAIGN.read_text(encoding="utf-8")
+    text = EXAMPLE_CAMPAIGN.read_text(encoding="utf-8")
     text = text.replace("name: cold-and-flu-season", f"name: {name}")
     text = text.replace("rrule: FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15", f"once: {day}")
     text = text.replace('send_time: "10:00"', f'send_time: "{send_time}"')
@@ -174,7 +172,7 @@ def _once_campaign(directory: Path, name: str, day: str, send_time: str, grace: 
 def test_with_two_beats_an_occurrence_within_grace_starts_once_and_a_later_one_is_missed_once(
     svc: Services, workers: Workers, tmp_path: Path, beats: int
 ) -> None:
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
+    add_example_patients(svc)
     clinic_now = svc.now().astimezone(ZoneInfo(svc.settings.clinic_timezone))
     today = clinic_now.date().isoformat()
     # Beat was down at both send times. One is an hour ago with 6 hours of grace;
@@ -194,7 +192,7 @@ def test_with_two_beats_an_occurrence_within_grace_starts_once_and_a_later_one_i
         row, _ = load_campaign(svc, name)
         return svc.runs.of_campaign(int(row["id"]))
 
-    wait_for(
+    wait_until(
         lambda: len(runs_of("late-ok")) == 1 and len(runs_of("too-late")) == 1,
         30,
         "both occurrences to be handled",
@@ -204,7 +202,16 @@ def test_with_two_beats_an_occurrence_within_grace_starts_once_and_a_later_one_i
     for name in ("late-ok", "too-late"):
         row, _ = load_campaign(svc, name)
         assert runs.tick_campaign(svc, int(row["id"])) == []
-    time.sleep(2)
+    # Give the beats two more ticks of their own, then let every campaign tick they
+    # sent be done, before counting the runs.
+    ticks = beat_ticks(svc.redis)
+    wait_until(lambda: beat_ticks(svc.redis) >= ticks + 2, 30, "two beat ticks", workers.logs)
+    wait_until(
+        lambda: tasks_in_hand(svc.redis, TICK_CAMPAIGN, keys.RUNS_QUEUE) == 0,
+        30,
+        "the campaign ticks sent to be done",
+        workers.logs,
+    )
     started, missed = runs_of("late-ok"), runs_of("too-late")
     assert [(r["occurrence"], r["trigger"]) for r in started] == [(today, "schedule")]
     assert started[0]["status"] in ("fanning_out", "running", "finished")
@@ -223,13 +230,15 @@ def test_a_delivery_report_that_beats_the_send_record_is_applied_by_the_sweeper(
 ) -> None:
     run_id = _fanned_out_run(svc)
     (delivery_id,) = _pending_ids(svc, run_id, 1)
-    assert svc.deliveries.claim([delivery_id], svc.now())
+    claim(svc, [delivery_id])
     # Twilio's callback arrives while the slice is still sending: no delivery has
     # the SID yet.
     assert inbound.handle_status(svc, "SMearly", "delivered", None).delivery_id is None
     assert reconcile.sweep(svc)["early_statuses"] == 0  # still nothing to apply it to
-    svc.deliveries.record([Outcome(delivery_id, "sent", provider_id="SMearly")], svc.now())
+    svc.deliveries.record(
+        [Outcome(delivery_id, DeliveryState.SENT, provider_id="SMearly")], svc.now()
+    )
 
     assert reconcile.sweep(svc)["early_statuses"] == 1
-    assert _states(svc, run_id, [delivery_id]) == [(delivery_id, "delivered")]
+    assert delivery_states(svc, [delivery_id]) == {delivery_id: "delivered"}
     assert svc.redis.hlen(keys.EARLY_STATUSES) == 0

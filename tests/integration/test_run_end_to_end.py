@@ -5,34 +5,26 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from campaigns.content.catalogue import apply_campaign
-from campaigns.people.patients import import_patients
 from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.transports.outbox import read_outbox
-from tests.conftest import ROOT
-from tests.integration.conftest import Workers, wait_for
-
-CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
-
-
-def load_demo_data(svc: Services) -> None:
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    apply_campaign(svc, CAMPAIGN, actor="test")
+from tests.support.factories import add_examples
+from tests.support.waiting import wait_until
+from tests.support.workers import Workers
 
 
 def test_a_run_now_reaches_every_consented_patient_exactly_once(
     svc: Services, workers: Workers, tmp_path: Path
 ) -> None:
-    load_demo_data(svc)
+    campaign = add_examples(svc)
     workers.start()
-    run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
+    run_id = control.run_now(svc, campaign, actor="test")
     assert run_id is not None
 
     def finished() -> bool:
         return runs.run_status(svc, run_id)["status"] == "finished"
 
-    wait_for(finished, 120, "the run to finish", workers.logs)
+    wait_until(finished, 120, "the run to finish", workers.logs)
     status = runs.run_status(svc, run_id)
     outbox = read_outbox(svc.settings.outbox_dir)
     sent = status["by_state"].get("sent", 0)
@@ -54,12 +46,10 @@ def test_a_run_now_reaches_every_consented_patient_exactly_once(
 
 
 def test_starting_the_same_occurrence_twice_makes_one_run(svc: Services) -> None:
-    load_demo_data(svc)
-    first = runs.start_run(
-        svc, "cold-and-flu-season", occurrence="2027-10-15", trigger="schedule", actor="test"
-    )
+    campaign = add_examples(svc)
+    first = runs.start_run(svc, campaign, occurrence="2027-10-15", trigger="schedule", actor="test")
     second = runs.start_run(
-        svc, "cold-and-flu-season", occurrence="2027-10-15", trigger="schedule", actor="beat-2"
+        svc, campaign, occurrence="2027-10-15", trigger="schedule", actor="beat-2"
     )
     assert first is not None
     assert second is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -13,20 +12,6 @@ import redis
 from tests.support.services import PostgresServer, RedisServer, free_port, require_binary
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 def _refuses_connections(port: int) -> bool:
@@ -60,26 +45,29 @@ def test_redis_server_is_configured_for_no_eviction_and_an_append_only_file(
     assert config["dir"] == str(redis_server.data_dir)
 
 
-def test_redis_data_survives_a_restart_on_the_same_port(redis_server: RedisServer) -> None:
-    port = redis_server.port
-    redis.Redis.from_url(redis_server.url).set("meridian:test:kept", "yes")
-
-    redis_server.restart()
-
-    assert redis_server.port == port
-    assert redis.Redis.from_url(redis_server.url).get("meridian:test:kept") == b"yes"
+# The tests that kill or restart a server start their own: the session's is shared.
 
 
-def test_redis_data_acknowledged_before_a_crash_survives_kill_and_restart(
-    redis_server: RedisServer,
-) -> None:
-    redis.Redis.from_url(redis_server.url).set("meridian:test:kept", "yes")
+def test_redis_data_survives_a_restart_on_the_same_port() -> None:
+    with RedisServer() as server:
+        port = server.port
+        redis.Redis.from_url(server.url).set("meridian:test:kept", "yes")
 
-    redis_server.kill()
-    assert _refuses_connections(redis_server.port)
-    redis_server.restart()
+        server.restart()
 
-    assert redis.Redis.from_url(redis_server.url).get("meridian:test:kept") == b"yes"
+        assert server.port == port
+        assert redis.Redis.from_url(server.url).get("meridian:test:kept") == b"yes"
+
+
+def test_redis_data_acknowledged_before_a_crash_survives_kill_and_restart() -> None:
+    with RedisServer() as server:
+        redis.Redis.from_url(server.url).set("meridian:test:kept", "yes")
+
+        server.kill()
+        assert _refuses_connections(server.port)
+        server.restart()
+
+        assert redis.Redis.from_url(server.url).get("meridian:test:kept") == b"yes"
 
 
 def test_redis_server_stop_ends_the_server_and_removes_its_directory() -> None:

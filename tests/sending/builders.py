@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from campaigns.content.catalogue import save_definition
 from campaigns.content.definitions import load_definition, parse_definition
 from campaigns.domain.models import Channel, ConsentFact, PatientRecord
 from campaigns.services import Services
-from campaigns.store.tables import deliveries
 from tests.conftest import ROOT
+from tests.support.factories import delivery_rows
+
+__all__ = ["add_patients", "delivery_rows", "due_times", "patient", "plan", "save_campaign"]
 
 SHIPPED = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
 SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
@@ -73,14 +73,6 @@ def save_campaign(svc: Services, **changes: Any) -> str:
     definition = parse_definition(data, "test campaign")
     save_definition(svc, definition, actor="test", source="test campaign")
     return definition.name
-
-
-def delivery_rows(svc: Services, run_id: int) -> list[dict[str, Any]]:
-    with svc.db.connect() as conn:
-        rows = conn.execute(
-            select(deliveries).where(deliveries.c.run_id == run_id).order_by(deliveries.c.id)
-        ).mappings()
-        return [dict(r) for r in rows]
 
 
 def plan(svc: Services, run_id: int, names: dict[int, str]) -> set[tuple[str, str, str, Any]]:

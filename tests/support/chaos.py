@@ -35,8 +35,9 @@ from campaigns.services import Services
 from campaigns.settings import Settings
 from tasks.app import dispatcher
 from tests.support.services import RedisServer
+from tests.support.settings import ROOT
 from tests.support.twilio_server import TwilioServer
-from tests.support.workers import ROOT, Workers, shift_into_window
+from tests.support.workers import Workers, shift_into_window
 
 SID = "AC" + "c" * 32
 TOKEN = "chaos-token"

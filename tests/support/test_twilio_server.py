@@ -35,13 +35,6 @@ class Clock:
 
 
 @pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def api(twilio: TwilioServer) -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.auth = (twilio.account_sid, twilio.auth_token)

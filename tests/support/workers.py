@@ -1,20 +1,24 @@
-"""Real ``celery -A tasks worker`` processes, for the integration tests and the benches."""
+"""Real ``celery -A tasks worker`` processes, for the integration tests and the benches,
+and what a test can see of them in Redis: the tasks they still have to do, the beat's ticks.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import holidays
+import redis
 
-ROOT = Path(__file__).resolve().parents[2]
+from campaigns import keys
+from tests.support.settings import CLINIC, ROOT
 
 
 def shift_into_window() -> float:
@@ -36,16 +40,34 @@ def _a_holiday_somewhere(day: date) -> bool:
     )
 
 
-class TimedOut(AssertionError):
-    """A condition a test or bench waited for never came (an AssertionError, so
-    pytest reports it as a failure)."""
+def worker_env(*, database_url: str, redis_url: str, outbox_dir: Path) -> dict[str, str]:
+    """The MERIDIAN_* environment of workers for a test: its database, Redis and outbox,
+    the sample clinic, rates high enough not to slow a test, and the clock shifted
+    into every patient's sending hours."""
+    return {
+        "MERIDIAN_DATABASE_URL": database_url,
+        "MERIDIAN_REDIS_URL": redis_url,
+        "MERIDIAN_TEMPLATES_DIR": str(ROOT / "templates"),
+        "MERIDIAN_OUTBOX_DIR": str(outbox_dir),
+        "MERIDIAN_SMS_RATE": "1000",
+        "MERIDIAN_SMS_BURST": "100",
+        "MERIDIAN_EMAIL_RATE": "1000",
+        "MERIDIAN_EMAIL_BURST": "100",
+        "MERIDIAN_CLOCK_SHIFT_S": str(int(shift_into_window())),
+        "MERIDIAN_ENV": "test",
+        **{f"MERIDIAN_{k.upper()}": v for k, v in CLINIC.items()},
+    }
 
 
 class Workers:
-    """Real ``celery -A tasks worker`` processes (with the embedded RedBeat beat)."""
+    """Real ``celery -A tasks worker`` processes (with the embedded RedBeat beat).
+
+    Each worker starts with the environment as it is at ``start()``: a test may change
+    ``env`` (a rate, a transport) after this object was made and before it starts one.
+    """
 
     def __init__(self, env: dict[str, str], logdir: Path) -> None:
-        self.env = {**os.environ, **env}
+        self.env = env
         self.logdir = logdir
         self.procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
@@ -78,7 +100,12 @@ class Workers:
         log = open(self.logdir / f"worker-{n}.log", "ab")  # noqa: SIM115
         self._logs.append(log)
         proc = subprocess.Popen(
-            cmd, env=self.env, stdout=log, stderr=log, cwd=ROOT, start_new_session=True
+            cmd,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+            start_new_session=True,
         )
         self.procs.append(proc)
         return proc
@@ -109,12 +136,25 @@ class Workers:
         )
 
 
-def wait_for(
-    check: Callable[[], bool], timeout: float, what: str, on_fail: Callable[[], str] = lambda: ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimedOut(f"timed out after {timeout}s waiting for {what}\n{on_fail()}")
+# kombu's Redis transport keeps a message a worker took in this hash until the task
+# acks it; Meridian's tasks ack late, so that is once the task has run.
+_UNACKED = "unacked"
+
+
+def tasks_in_hand(client: redis.Redis, task: str, queue: str) -> int:
+    """How many ``task`` messages wait in ``queue`` or are held by a worker, not yet done."""
+    waiting = client.lrange(queue, 0, -1)
+    held = [json.loads(v)[0] for v in client.hvals(_UNACKED)]
+    return sum(1 for m in [*map(json.loads, waiting), *held] if _task_of(m) == task)
+
+
+def _task_of(message: Mapping[str, object]) -> object:
+    headers = message.get("headers")
+    return headers.get("task") if isinstance(headers, Mapping) else None
+
+
+def beat_ticks(client: redis.Redis, entry: str = "pump") -> int:
+    """How many times the leading beat has fired the static entry ``entry`` (the pump,
+    every second): a clock the workers keep, for a test to wait on."""
+    meta = client.hget(keys.REDBEAT_PREFIX + entry, "meta")
+    return int(json.loads(meta).get("total_run_count", 0)) if meta else 0

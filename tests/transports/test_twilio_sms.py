@@ -27,13 +27,6 @@ CLINIC = "+15005550006"
 BODY = "Maple Clinic: flu shots are in. Book at maple.example/flu. Reply STOP to opt out."
 
 
-@pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    yield server
-    server.stop()
-
-
 def make_settings(server: TwilioServer, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "twilio_account_sid": server.account_sid,

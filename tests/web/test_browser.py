@@ -1,9 +1,10 @@
 """The console in headless Chromium (Debian's), driven by Playwright.
 
-A marketer imports the sample patients, writes the cold-and-flu campaign, previews
-it, schedules it and runs it now (through a real redis-server and Celery worker when
-redis-server is installed); a viewer sees no edit buttons and is refused on a POST.
-Screenshots of the main pages land in test-output/screenshots/ for review.
+A marketer imports the sample patients, writes the cold-and-flu campaign and
+previews it; schedules a campaign and runs it now, through a real redis-server and
+Celery worker; a viewer sees no edit buttons and is refused on a POST. Chromium or
+redis-server missing skips the tests that need it locally, and fails them under
+CI=true. Screenshots of the main pages land in test-output/screenshots/ for review.
 """
 
 from __future__ import annotations
@@ -15,15 +16,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
-from campaigns.people import staff as accounts
 from campaigns.services import Services
 from campaigns.web.app import create_app
-from tests.conftest import CLINIC, ROOT, make_settings
-from tests.support.services import RedisServer, find_binary
+from tests.support.factories import (
+    EXAMPLE_CAMPAIGN,
+    EXAMPLE_NAME,
+    EXAMPLE_PATIENTS,
+    STAFF_PASSWORD,
+    add_examples,
+    add_staff,
+)
+from tests.support.settings import ROOT
+from tests.support.workers import Workers, shift_into_window, worker_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,9 +42,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SHOTS = ROOT / "test-output/screenshots"
-PASSWORD = "correct horse battery staple"
-CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
-NAME = "cold-and-flu-season"
+NAME = EXAMPLE_NAME
 RUN_TIMEOUT_MS = 180_000
 
 
@@ -47,61 +52,23 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
-
-
 @pytest.fixture
-def redis_url() -> Iterator[str | None]:
-    """A private redis-server's URL; None locally when redis-server is not installed."""
-    if find_binary("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server: not installed; CI must provide it", pytrace=False)
-        yield None
-        return
-    server = RedisServer().start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-def env(tmp_path: Path, redis_url: str | None, database_url: str) -> dict[str, str]:
-    """What the web app's Services and a worker process share: one ledger, Redis, outbox."""
-    from tests.integration.conftest import shift_into_window
-
-    values = {
-        "MERIDIAN_DATABASE_URL": database_url,
-        "MERIDIAN_TEMPLATES_DIR": str(ROOT / "templates"),
-        "MERIDIAN_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "MERIDIAN_SMS_RATE": "1000",
-        "MERIDIAN_SMS_BURST": "100",
-        "MERIDIAN_EMAIL_RATE": "1000",
-        "MERIDIAN_EMAIL_BURST": "100",
-        "MERIDIAN_CLOCK_SHIFT_S": str(int(shift_into_window())),
-        "MERIDIAN_ENV": "test",
-        **{f"MERIDIAN_{k.upper()}": v for k, v in CLINIC.items()},
-    }
-    if redis_url is not None:
-        values["MERIDIAN_REDIS_URL"] = redis_url
-    return values
-
-
-@pytest.fixture
-def svc(tmp_path: Path, env: dict[str, str]) -> Iterator[Services]:
+def settings_overrides(database_url: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    """The app's Services: a database the server's threads and a worker share, the
+    clock in every patient's hours, and the session's Redis for a test that asks
+    for ``redis_url``."""
     overrides: dict[str, object] = {
-        key.removeprefix("MERIDIAN_").lower(): value
-        for key, value in env.items()
-        if key.removeprefix("MERIDIAN_").lower() in ("database_url", "redis_url", "clock_shift_s")
+        "database_url": database_url,
+        "clock_shift_s": int(shift_into_window()),
     }
-    services = Services(make_settings(tmp_path, **overrides))
-    services.db.upgrade()
-    accounts.add_user(services, "mara", PASSWORD, "marketer")
-    accounts.add_user(services, "vic", PASSWORD, "viewer")
-    yield services
-    services.close()
+    if "redis_url" in request.fixturenames:
+        overrides["redis_url"] = request.getfixturevalue("redis_url")
+    return overrides
+
+
+@pytest.fixture(autouse=True)
+def staff(svc: Services) -> None:
+    add_staff(svc, mara="marketer", vic="viewer")
 
 
 @contextmanager
@@ -152,7 +119,7 @@ def sign_in(browser: Browser, base_url: str, username: str) -> Page:
     page = context.new_page()
     page.goto(f"{base_url}/login")
     page.fill("#username", username)
-    page.fill("#password", PASSWORD)
+    page.fill("#password", STAFF_PASSWORD)
     page.click("button:has-text('Sign in')")
     page.wait_for_url(f"{base_url}/")
     return page
@@ -163,13 +130,8 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def test_a_marketer_imports_writes_previews_schedules_and_runs_a_campaign(
-    browser: Browser,
-    base_url: str,
-    svc: Services,
-    env: dict[str, str],
-    redis_url: str | None,
-    tmp_path: Path,
+def test_a_marketer_imports_writes_and_previews_a_campaign(
+    browser: Browser, base_url: str, svc: Services
 ) -> None:
     page = sign_in(browser, base_url, "mara")
     page.set_default_timeout(15_000)
@@ -181,7 +143,7 @@ def test_a_marketer_imports_writes_previews_schedules_and_runs_a_campaign(
     expect(page.locator(".problems")).to_contain_text("nothing was imported")
     expect(page.locator(".problems td").first).to_contain_text("row ")
     shot(page, "02-patients-import-refused")
-    page.set_input_files("#file", str(ROOT / "examples/patients.csv"))
+    page.set_input_files("#file", str(EXAMPLE_PATIENTS))
     page.click("button:has-text('Import')")
     expect(page.locator(".report")).to_contain_text("Import of patients.csv")
     assert svc.patients.count() == 1000
@@ -194,7 +156,7 @@ def test_a_marketer_imports_writes_previews_schedules_and_runs_a_campaign(
     shot(page, "04-patient-consent-history")
 
     page.goto(f"{base_url}/campaigns/new")
-    page.fill("#definition", CAMPAIGN.read_text())
+    page.fill("#definition", EXAMPLE_CAMPAIGN.read_text())
     page.fill("#patient", "P000002")
     preview = page.locator("#preview")
     expect(preview).to_contain_text("SMS to P000002")
@@ -212,10 +174,22 @@ def test_a_marketer_imports_writes_previews_schedules_and_runs_a_campaign(
     expect(page.frame_locator("iframe.email").locator("body")).to_contain_text("Hi Ingrid")
     shot(page, "06-campaign-draft")
 
-    if redis_url is None:
-        return  # scheduling and running need Redis and a worker
-    from tests.integration.conftest import Workers
 
+def test_a_marketer_schedules_and_runs_a_campaign(
+    browser: Browser, base_url: str, svc: Services, redis_url: str, tmp_path: Path
+) -> None:
+    add_examples(svc)
+    page = sign_in(browser, base_url, "mara")
+    page.set_default_timeout(15_000)
+    page.goto(f"{base_url}/campaigns/{NAME}")
+    expect(page.locator("h1")).to_contain_text("draft")
+
+    env = worker_env(
+        database_url=svc.settings.database_url,
+        redis_url=redis_url,
+        outbox_dir=svc.settings.outbox_dir,
+    )
+    env["MERIDIAN_CLOCK_SHIFT_S"] = str(int(svc.settings.clock_shift_s))  # the app's clock
     workers = Workers(env, tmp_path)
     try:
         with celery_pointed_at(redis_url):
@@ -247,11 +221,7 @@ def test_a_marketer_imports_writes_previews_schedules_and_runs_a_campaign(
 def test_a_viewer_sees_no_edit_buttons_and_is_refused_on_post(
     browser: Browser, base_url: str, svc: Services
 ) -> None:
-    from campaigns.content.catalogue import apply_campaign
-    from campaigns.people.patients import import_patients
-
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    apply_campaign(svc, CAMPAIGN, actor="test")
+    add_examples(svc)
     page = sign_in(browser, base_url, "vic")
     page.goto(f"{base_url}/campaigns/{NAME}")
     expect(page.locator("h1")).to_contain_text(NAME)
@@ -270,7 +240,7 @@ def test_a_viewer_sees_no_edit_buttons_and_is_refused_on_post(
 def test_a_marketer_sees_each_open_claim_with_the_acknowledgement_to_paste(
     browser: Browser, base_url: str, svc: Services
 ) -> None:
-    text = CAMPAIGN.read_text().partition("compliance:")[0]
+    text = EXAMPLE_CAMPAIGN.read_text().partition("compliance:")[0]
     page = sign_in(browser, base_url, "mara")
     page.goto(f"{base_url}/campaigns/new")
     page.fill("#definition", text)

@@ -8,16 +8,14 @@ from pathlib import Path
 from playwright.sync_api import Browser, expect
 
 from campaigns.services import Services
+from tests.support.factories import EXAMPLE_CAMPAIGN as CAMPAIGN
 from tests.web.test_browser import (  # noqa: F401 - fixtures
-    CAMPAIGN,
     base_url,
     browser,
-    cheap_hashing,
-    env,
-    redis_url,
+    settings_overrides,
     shot,
     sign_in,
-    svc,
+    staff,
 )
 from tests.web.test_console_send_time import load
 
@@ -25,7 +23,7 @@ from tests.web.test_console_send_time import load
 def test_staff_see_where_a_patient_might_be_and_when_the_preview_would_send(
     browser: Browser,  # noqa: F811
     base_url: str,  # noqa: F811
-    svc: Services,  # noqa: F811
+    svc: Services,
     tmp_path: Path,
 ) -> None:
     load(svc, tmp_path)

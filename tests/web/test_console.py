@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
@@ -18,10 +15,9 @@ from openapi_spec_validator import validate as validate_openapi
 from sqlalchemy import insert
 from werkzeug.test import TestResponse
 
-from campaigns.content import catalogue
+from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.errors import InputError
 from campaigns.people import staff as accounts
-from campaigns.people.patients import import_patients
 from campaigns.sending import runs
 from campaigns.services import Services
 from campaigns.store.tables import inbound_messages
@@ -31,34 +27,33 @@ from campaigns.web.views.openapi import OPENAPI
 from tasks.app import app as workers_app
 from tasks.app import create_app as celery_app
 from tasks.dispatcher import CeleryDispatcher
-from tests.conftest import ROOT, make_settings
+from tests.support.factories import (
+    EXAMPLE_CAMPAIGN,
+    EXAMPLE_NAME,
+    EXAMPLE_PATIENTS,
+    STAFF_PASSWORD,
+    add_deliveries,
+    add_examples,
+    add_staff,
+)
+from tests.support.settings import ROOT
 
-PASSWORD = "correct horse battery staple"
-CAMPAIGN = ROOT / "examples/campaigns/cold-and-flu-season.yaml"
-NAME = "cold-and-flu-season"
+NAME = EXAMPLE_NAME
 _ARG = re.compile(r"<(?:(\w+)(?:\(([^)]*)\))?:)?(\w+)>")
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Real argon2id, at the smallest cost: the tests sign in hundreds of times.
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
+@pytest.fixture
+def settings_overrides(database_url: str) -> dict[str, object]:
+    return {"database_url": database_url}  # on SQLite a file, as the app server has
 
 
 @pytest.fixture
-def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
-    services = Services(make_settings(tmp_path, database_url=database_url))
-    services.db.upgrade()
-    for username, role in (("ada", "admin"), ("mara", "marketer"), ("vic", "viewer")):
-        accounts.add_user(services, username, PASSWORD, role)
-    yield services
-    services.close()
+def staff(svc: Services) -> None:
+    add_staff(svc, ada="admin", mara="marketer", vic="viewer")
 
 
 @pytest.fixture
-def app(svc: Services) -> Flask:
+def app(svc: Services, staff: None) -> Flask:
     return create_app(svc)
 
 
@@ -74,7 +69,7 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     return found.group(1)
 
 
-def sign_in(client: FlaskClient, username: str, password: str = PASSWORD) -> None:
+def sign_in(client: FlaskClient, username: str, password: str = STAFF_PASSWORD) -> None:
     reply = client.post(
         "/login",
         data={"csrf_token": csrf_token(client), "username": username, "password": password},
@@ -83,7 +78,7 @@ def sign_in(client: FlaskClient, username: str, password: str = PASSWORD) -> Non
 
 
 def bearer(client: FlaskClient, username: str) -> dict[str, str]:
-    reply = client.post("/api/token", json={"username": username, "password": PASSWORD})
+    reply = client.post("/api/token", json={"username": username, "password": STAFF_PASSWORD})
     assert reply.status_code == 200, reply.json
     return {"Authorization": f"Bearer {reply.json['token']}"}  # type: ignore[index]
 
@@ -111,18 +106,13 @@ def guarded_routes(app: Flask) -> list[tuple[str, str, str]]:
     return found
 
 
-def load_examples(svc: Services) -> None:
-    import_patients(ROOT / "examples/patients.csv", svc.patients, region="US", actor="test")
-    catalogue.apply_campaign(svc, CAMPAIGN, actor="test")
-
-
 # who may come in -----------------------------------------------------------------------
 
 
 def test_a_stranger_is_refused_on_every_console_and_api_route(
     app: Flask, client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     routes = guarded_routes(app)
     assert len(routes) >= 25
     assert {e.split(".")[0] for e, _, _ in routes} == {"console", "api", "auth"}
@@ -154,7 +144,7 @@ def test_a_stranger_on_an_htmx_request_is_sent_to_login_as_a_whole_page(
 
 def test_login_with_a_wrong_password_fails_and_opens_no_session(client: FlaskClient) -> None:
     token = csrf_token(client)
-    for username, password in (("mara", "not the password"), ("nobody", PASSWORD)):
+    for username, password in (("mara", "not the password"), ("nobody", STAFF_PASSWORD)):
         reply = client.post(
             "/login", data={"csrf_token": token, "username": username, "password": password}
         )
@@ -167,7 +157,7 @@ def test_login_goes_back_to_the_page_asked_for_but_never_to_another_site(
     client: FlaskClient,
 ) -> None:
     token = csrf_token(client)
-    form = {"csrf_token": token, "username": "mara", "password": PASSWORD}
+    form = {"csrf_token": token, "username": "mara", "password": STAFF_PASSWORD}
     reply = client.post("/login", data={**form, "next": "/campaigns"})
     assert reply.headers["Location"] == "/campaigns"
     for evil in ("//evil.example/x", "https://evil.example/", "javascript:alert(1)"):
@@ -180,9 +170,12 @@ def test_an_idle_session_is_signed_out_after_15_minutes(client: FlaskClient) -> 
     assert client.get("/").status_code == 200
     with client.session_transaction() as session:
         session["seen"] = time.time() - 14 * 60
+    asked_at = time.time()
     assert client.get("/").status_code == 200  # still in, and the clock restarts
+    answered_at = time.time()
     with client.session_transaction() as session:
-        assert time.time() - session["seen"] < 60
+        # The idle clock restarted during that request, not at some earlier time.
+        assert int(asked_at) <= session["seen"] <= answered_at
         session["seen"] = time.time() - 15 * 60 - 1
     reply = client.get("/campaigns")
     assert reply.status_code == 302
@@ -192,7 +185,7 @@ def test_an_idle_session_is_signed_out_after_15_minutes(client: FlaskClient) -> 
 
 
 def test_a_poll_does_not_keep_an_idle_session_alive(client: FlaskClient, svc: Services) -> None:
-    load_examples(svc)
+    add_examples(svc)
     run_id = runs.start_run(svc, NAME, actor="test")
     sign_in(client, "mara")
     ten_minutes_ago = int(time.time()) - 600
@@ -232,7 +225,7 @@ def test_a_form_post_without_its_csrf_token_is_refused(
     client: FlaskClient, app: Flask, svc: Services
 ) -> None:
     sign_in(client, "mara")
-    text = CAMPAIGN.read_text()
+    text = EXAMPLE_CAMPAIGN.read_text()
     assert client.post("/campaigns", data={"definition": text}).status_code == 400
     other = app.test_client()
     stolen = csrf_token(other)  # a token from another session does not fit this one
@@ -249,14 +242,14 @@ def test_a_form_post_without_its_csrf_token_is_refused(
 
 
 def test_a_login_post_without_its_csrf_token_is_refused(client: FlaskClient) -> None:
-    reply = client.post("/login", data={"username": "mara", "password": PASSWORD})
+    reply = client.post("/login", data={"username": "mara", "password": STAFF_PASSWORD})
     assert reply.status_code == 400
 
 
 def test_a_viewer_is_refused_on_every_post_that_changes_something(
     app: Flask, client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     sign_in(client, "vic")
     token = csrf_token(client, "/")
     headers = bearer(client, "vic")
@@ -288,7 +281,7 @@ def test_only_reading_posts_are_open_to_viewers(app: Flask) -> None:
 
 
 def test_a_viewer_sees_no_buttons_that_change_anything(client: FlaskClient, svc: Services) -> None:
-    load_examples(svc)
+    add_examples(svc)
     sign_in(client, "vic")
     page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
     for label in ("Edit", "Approve and schedule", "Run now", "Cancel campaign"):
@@ -301,7 +294,7 @@ def test_a_viewer_sees_no_buttons_that_change_anything(client: FlaskClient, svc:
 def test_a_marketer_sees_the_buttons_and_run_now_only_once_approved(
     client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     sign_in(client, "mara")
     page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
     for label in ("Edit", "Approve and schedule", "Cancel campaign"):
@@ -345,22 +338,22 @@ def test_a_write_view_without_a_stated_role_stops_the_app_from_starting() -> Non
 
 
 def test_add_user_hashes_the_password_with_argon2(svc: Services) -> None:
-    accounts.add_user(svc, "new.person@example.org", PASSWORD, "viewer")
+    accounts.add_user(svc, "new.person@example.org", STAFF_PASSWORD, "viewer")
     row = svc.staff.get("new.person@example.org")
     assert row is not None
     assert row["password_hash"].startswith("$argon2id$")
-    assert PASSWORD not in row["password_hash"]
-    assert auth.authenticate(svc, "new.person@example.org", PASSWORD) == accounts.Staff(
+    assert STAFF_PASSWORD not in row["password_hash"]
+    assert auth.authenticate(svc, "new.person@example.org", STAFF_PASSWORD) == accounts.Staff(
         "new.person@example.org", "viewer"
     )
 
 
-def test_add_user_names_what_is_wrong(svc: Services) -> None:
+def test_add_user_names_what_is_wrong(svc: Services, staff: None) -> None:
     with pytest.raises(InputError) as caught:
         accounts.add_user(svc, "Bad Name", "short", "owner")
     assert [p.where for p in caught.value.problems] == ["username", "role", "password"]
     with pytest.raises(InputError, match="already exists"):
-        accounts.add_user(svc, "mara", PASSWORD, "viewer")
+        accounts.add_user(svc, "mara", STAFF_PASSWORD, "viewer")
 
 
 # pages ---------------------------------------------------------------------------------------
@@ -369,7 +362,7 @@ def test_add_user_names_what_is_wrong(svc: Services) -> None:
 def test_a_patient_csv_upload_reports_what_it_did(client: FlaskClient, svc: Services) -> None:
     sign_in(client, "mara")
     token = csrf_token(client, "/patients")
-    with (ROOT / "examples/patients.csv").open("rb") as f:
+    with EXAMPLE_PATIENTS.open("rb") as f:
         reply = client.post(
             "/patients/import",
             data={"csrf_token": token, "file": (f, "patients.csv")},
@@ -401,7 +394,7 @@ def test_a_bad_patient_csv_is_refused_row_by_row(client: FlaskClient, svc: Servi
 def test_search_finds_a_patient_and_shows_the_consent_history(
     client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     sign_in(client, "vic")
     token = csrf_token(client, "/patients")
     reply = client.post(
@@ -426,7 +419,7 @@ def test_a_campaign_saved_from_yaml_shows_its_findings_and_next_sends(
     sign_in(client, "mara")
     token = csrf_token(client, "/campaigns/new")
     reply = client.post(
-        "/campaigns", data={"csrf_token": token, "definition": CAMPAIGN.read_text()}
+        "/campaigns", data={"csrf_token": token, "definition": EXAMPLE_CAMPAIGN.read_text()}
     )
     assert reply.headers["Location"] == f"/campaigns/{NAME}"
     page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
@@ -439,7 +432,7 @@ def test_a_campaign_saved_from_yaml_shows_its_findings_and_next_sends(
 def test_a_bad_definition_is_refused_with_the_field_that_is_wrong(client: FlaskClient) -> None:
     sign_in(client, "mara")
     token = csrf_token(client, "/campaigns/new")
-    text = CAMPAIGN.read_text().replace("FREQ=YEARLY", "FREQ=YEARLYY")
+    text = EXAMPLE_CAMPAIGN.read_text().replace("FREQ=YEARLY", "FREQ=YEARLYY")
     reply = client.post("/campaigns", data={"csrf_token": token, "definition": text})
     assert reply.status_code == 422
     page = reply.get_data(as_text=True)
@@ -452,12 +445,16 @@ def test_a_bad_definition_is_refused_with_the_field_that_is_wrong(client: FlaskC
 def test_the_live_preview_renders_each_channel_with_segments_and_lint(
     client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     sign_in(client, "vic")  # a preview changes nothing, so a viewer may ask for one
     token = csrf_token(client, "/campaigns")
     reply = client.post(
         "/campaigns/preview",
-        data={"csrf_token": token, "definition": CAMPAIGN.read_text(), "patient": "P000002"},
+        data={
+            "csrf_token": token,
+            "definition": EXAMPLE_CAMPAIGN.read_text(),
+            "patient": "P000002",
+        },
         headers={"HX-Request": "true"},
     )
     page = reply.get_data(as_text=True)
@@ -469,7 +466,11 @@ def test_the_live_preview_renders_each_channel_with_segments_and_lint(
     assert "Compliance lint" in page
     missing = client.post(
         "/campaigns/preview",
-        data={"csrf_token": token, "definition": CAMPAIGN.read_text(), "patient": "P999999"},
+        data={
+            "csrf_token": token,
+            "definition": EXAMPLE_CAMPAIGN.read_text(),
+            "patient": "P999999",
+        },
         headers={"HX-Request": "true"},
     )
     assert "no patient with that external_id" in missing.get_data(as_text=True)
@@ -478,25 +479,19 @@ def test_the_live_preview_renders_each_channel_with_segments_and_lint(
 def test_the_run_page_shows_counts_and_a_marketer_can_pause_and_cancel(
     client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     run_id = runs.start_run(svc, NAME, actor="test")
     assert run_id is not None
-    now = datetime.now(UTC)
-    svc.deliveries.add(
+    add_deliveries(svc, run_id, [1], channel="sms")
+    add_deliveries(
+        svc,
         run_id,
-        [
-            {"patient_id": 1, "channel": "sms", "state": "pending", "due_at": now},
-            {
-                "patient_id": 2,
-                "channel": "email",
-                "state": "skipped",
-                "skip_reason": "no_consent",
-                "due_at": now,
-            },
-        ],
-        now,
+        [2],
+        channel="email",
+        state=DeliveryState.SKIPPED,
+        skip_reason=SkipReason.NO_CONSENT,
     )
-    svc.runs.set_status(run_id, "running", now, actor="test")
+    svc.runs.set_status(run_id, RunState.RUNNING, svc.now(), actor="test")
     sign_in(client, "mara")
     page = client.get(f"/runs/{run_id}").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in page and "no_consent" in page
@@ -516,34 +511,28 @@ def test_the_run_page_shows_counts_and_a_marketer_can_pause_and_cancel(
 def test_the_dashboard_charts_messages_per_day_by_outcome(
     client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     run_id = runs.start_run(svc, NAME, actor="test")
     assert run_id is not None
-    now = datetime.now(UTC)
-    svc.deliveries.add(
+    today = svc.now().date()
+    add_deliveries(
+        svc,
         run_id,
-        [
-            {
-                "patient_id": i,
-                "channel": "sms",
-                "state": "skipped",
-                "skip_reason": "opted_out",
-                "due_at": now,
-            }
-            for i in range(1, 4)
-        ],
-        now,
+        [1, 2, 3],
+        channel="sms",
+        state=DeliveryState.SKIPPED,
+        skip_reason=SkipReason.OPTED_OUT,
     )
     sign_in(client, "vic")
     page = client.get("/").get_data(as_text=True)
-    assert f"{now.date()}: 3 messages, 3 skipped" in page
+    assert f"{today}: 3 messages, 3 skipped" in page
     assert "Recent runs" in page and f"#{run_id}" in page
 
 
 def test_flagged_inbound_messages_can_be_marked_reviewed(
     client: FlaskClient, svc: Services
 ) -> None:
-    load_examples(svc)
+    add_examples(svc)
     with svc.db.begin() as conn:
         conn.execute(
             insert(inbound_messages).values(
@@ -581,7 +570,7 @@ def test_the_api_applies_lists_and_shows_a_campaign(client: FlaskClient, svc: Se
     headers = bearer(client, "mara")
     reply = client.post(
         "/api/campaigns",
-        data=CAMPAIGN.read_bytes(),
+        data=EXAMPLE_CAMPAIGN.read_bytes(),
         headers={**headers, "Content-Type": "application/yaml"},
     )
     assert reply.status_code == 200, reply.json
@@ -595,7 +584,7 @@ def test_the_api_applies_lists_and_shows_a_campaign(client: FlaskClient, svc: Se
 
 def test_the_api_names_the_field_of_a_bad_definition(client: FlaskClient) -> None:
     headers = bearer(client, "mara")
-    text = CAMPAIGN.read_text().replace("channels: [sms, email]", "channels: [fax]")
+    text = EXAMPLE_CAMPAIGN.read_text().replace("channels: [sms, email]", "channels: [fax]")
     reply = client.post(
         "/api/campaigns", data=text, headers={**headers, "Content-Type": "application/yaml"}
     )
@@ -607,7 +596,7 @@ def test_the_api_imports_patients_and_reports_bad_rows(client: FlaskClient, svc:
     headers = bearer(client, "mara")
     good = client.post(
         "/api/patients/import?dry_run=true",
-        data=(ROOT / "examples/patients.csv").read_bytes(),
+        data=EXAMPLE_PATIENTS.read_bytes(),
         headers={**headers, "Content-Type": "text/csv"},
     )
     assert good.status_code == 200
@@ -722,7 +711,9 @@ def test_what_the_api_answers_matches_its_documented_schema(
 
     headers = bearer(client, "mara")
     yaml_headers = {**headers, "Content-Type": "application/yaml"}
-    applied = client.post("/api/campaigns", data=CAMPAIGN.read_bytes(), headers=yaml_headers)
+    applied = client.post(
+        "/api/campaigns", data=EXAMPLE_CAMPAIGN.read_bytes(), headers=yaml_headers
+    )
     check("/campaigns", "post", applied)
     check("/campaigns", "get", client.get("/api/campaigns", headers=headers))
     check("/campaigns/{name}", "get", client.get(f"/api/campaigns/{NAME}", headers=headers))
@@ -742,15 +733,15 @@ def test_what_the_api_answers_matches_its_documented_schema(
     check(
         "/token",
         "post",
-        client.post("/api/token", data={"username": "mara", "password": PASSWORD}),
+        client.post("/api/token", data={"username": "mara", "password": STAFF_PASSWORD}),
     )
 
 
 def test_when_the_broker_does_not_answer_the_console_says_so_and_the_api_answers_503(
-    svc: Services, tmp_path: Path
+    svc: Services, staff: None
 ) -> None:
-    load_examples(svc)
-    nobody = make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0")  # refuses at once
+    add_examples(svc)
+    nobody = svc.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})  # refuses
     svc.dispatcher = CeleryDispatcher(celery_app(nobody))
     try:
         client = create_app(svc).test_client()

@@ -11,14 +11,14 @@ from flask.testing import FlaskClient
 from campaigns.content import catalogue
 from campaigns.people.patients import import_patients
 from campaigns.services import Services
+from tests.support.factories import EXAMPLE_CAMPAIGN as CAMPAIGN
 from tests.web.test_console import (  # noqa: F401 - fixtures
-    CAMPAIGN,
     app,
-    cheap_hashing,
     client,
     csrf_token,
+    settings_overrides,
     sign_in,
-    svc,
+    staff,
 )
 
 HEADER = (
@@ -28,7 +28,7 @@ HEADER = (
 )
 
 
-def load(svc: Services, tmp_path: Path) -> None:  # noqa: F811
+def load(svc: Services, tmp_path: Path) -> None:
     path = tmp_path / "patients.csv"
     rows = [
         ("CA212", "", "CA", "+12125550142"),
@@ -68,7 +68,7 @@ def _patient_page(client: FlaskClient, svc: Services, external_id: str) -> str: 
 
 def test_the_patient_page_shows_every_candidate_and_the_evidence(
     client: FlaskClient,  # noqa: F811
-    svc: Services,  # noqa: F811
+    svc: Services,
     tmp_path: Path,
 ) -> None:
     load(svc, tmp_path)
@@ -89,7 +89,7 @@ def test_the_patient_page_shows_every_candidate_and_the_evidence(
 
 def test_the_preview_shows_when_each_channel_goes_and_which_rule_decided(
     client: FlaskClient,  # noqa: F811
-    svc: Services,  # noqa: F811
+    svc: Services,
     tmp_path: Path,
 ) -> None:
     load(svc, tmp_path)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,34 +11,21 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
-from campaigns.domain.models import CHANNELS, ConsentFact, Outcome, PatientRecord
 from campaigns.services import Services
-from campaigns.settings import Settings
-from campaigns.store.tables import audit_events, deliveries, inbound_messages
+from campaigns.store.tables import audit_events, inbound_messages
 from campaigns.web.app import create_app
-from tests.conftest import make_settings
+from tests.support.factories import PHONE, add_patient, add_sent_delivery, delivery_state
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://clinic.example"
-PHONE = "+16175550100"
 EMAIL = "robin@example.org"
-SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
 CLINIC_NAME = "Harbor Acupuncture &amp; Wellness"  # as it appears in HTML and TwiML
 
 
 @pytest.fixture
-def svc(tmp_path: Path, settings: Settings) -> Iterator[Services]:
-    services = Services(
-        make_settings(
-            tmp_path,
-            database_url=settings.database_url,
-            twilio_auth_token=AUTH_TOKEN,
-            public_url=PUBLIC_URL,
-        )
-    )
-    services.db.upgrade()
-    yield services
-    services.close()
+def settings_overrides() -> dict[str, object]:
+    """Twilio's webhooks are signed with the auth token over the public URL."""
+    return {"twilio_auth_token": AUTH_TOKEN, "public_url": PUBLIC_URL}
 
 
 @pytest.fixture
@@ -59,28 +43,7 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def patient(svc: Services) -> int:
     """A patient who consented to texts and emails."""
-    facts = tuple(
-        ConsentFact(channel, True, SIGNED_UP, "web-form", "I agree to reminders")
-        for channel in CHANNELS
-    )
-    record = PatientRecord(
-        external_id="P1",
-        first_name="Robin",
-        last_name="Example",
-        email=EMAIL,
-        phone=PHONE,
-        timezone="America/New_York",
-        state="MA",
-        tags=("active",),
-        last_visit=None,
-        next_appointment=None,
-        preferred_channel=None,
-        consents=facts,
-    )
-    svc.patients.import_batches([[record]], dry_run=False, actor="test")
-    found = svc.patients.find("P1")
-    assert found is not None
-    return found.patient_id
+    return add_patient(svc, "P1", email=EMAIL, consent={"sms": True, "email": True})
 
 
 def signature(path: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
@@ -185,18 +148,10 @@ def test_a_signature_over_other_words_is_refused(
     assert sms_opt_in(svc, patient) is True
 
 
-def test_inbound_posts_are_refused_when_no_auth_token_is_configured(
-    tmp_path: Path, settings: Settings
-) -> None:
-    bare = Services(
-        make_settings(tmp_path, database_url=settings.database_url, public_url=PUBLIC_URL)
-    )
-    bare.db.upgrade()
-    try:
-        response = inbound(create_app(bare).test_client(), "STOP")
-        assert response.status_code == 403
-    finally:
-        bare.close()
+@pytest.mark.parametrize("settings_overrides", [{"public_url": PUBLIC_URL}])  # no auth token
+def test_inbound_posts_are_refused_when_no_auth_token_is_configured(client: FlaskClient) -> None:
+    response = inbound(client, "STOP")
+    assert response.status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -332,44 +287,10 @@ def test_a_signed_post_without_a_message_sid_is_a_bad_request(
 # POST /twilio/status ----------------------------------------------------------------
 
 
-def sent_sms(svc: Services, patient_id: int, provider_id: str) -> int:
-    now = datetime.now(UTC)
-    campaign_id = svc.campaigns.save("cold-and-flu", {}, [], actor="test")
-    run_id = svc.runs.create(campaign_id, "2027-10-15", "manual", "running", now, actor="test")
-    assert run_id is not None
-    svc.deliveries.add(
-        run_id,
-        [
-            {
-                "patient_id": patient_id,
-                "channel": "sms",
-                "state": "pending",
-                "due_at": now - timedelta(minutes=1),
-            }
-        ],
-        now,
-    )
-    with svc.db.connect() as conn:
-        delivery_id = int(conn.execute(select(deliveries.c.id)).scalar_one())
-    svc.deliveries.claim([delivery_id], now)
-    svc.deliveries.record([Outcome(delivery_id, "sent", provider_id=provider_id)], now)
-    return delivery_id
-
-
-def delivery_state(svc: Services, delivery_id: int) -> tuple[str, str | None]:
-    with svc.db.connect() as conn:
-        row = conn.execute(
-            select(deliveries.c.state, deliveries.c.error_code).where(
-                deliveries.c.id == delivery_id
-            )
-        ).one()
-    return row[0], row[1]
-
-
 def test_a_delivered_callback_updates_the_delivery(
     client: FlaskClient, svc: Services, patient: int
 ) -> None:
-    did = sent_sms(svc, patient, "SMout0001")
+    did = add_sent_delivery(svc, patient, "SMout0001")
 
     response = status(client, "SMout0001", "delivered")
 
@@ -380,7 +301,7 @@ def test_a_delivered_callback_updates_the_delivery(
 def test_an_undelivered_callback_records_the_error_code(
     client: FlaskClient, svc: Services, patient: int
 ) -> None:
-    did = sent_sms(svc, patient, "SMout0001")
+    did = add_sent_delivery(svc, patient, "SMout0001")
 
     assert status(client, "SMout0001", "undelivered", "30003").status_code == 204
 
@@ -391,7 +312,7 @@ def test_an_undelivered_callback_records_the_error_code(
 def test_a_21610_callback_also_records_an_sms_opt_out(
     client: FlaskClient, svc: Services, patient: int
 ) -> None:
-    did = sent_sms(svc, patient, "SMout0001")
+    did = add_sent_delivery(svc, patient, "SMout0001")
 
     status(client, "SMout0001", "failed", "21610")
 
@@ -400,7 +321,7 @@ def test_a_21610_callback_also_records_an_sms_opt_out(
 
 
 def test_a_sent_callback_is_ignored(client: FlaskClient, svc: Services, patient: int) -> None:
-    did = sent_sms(svc, patient, "SMout0001")
+    did = add_sent_delivery(svc, patient, "SMout0001")
 
     assert status(client, "SMout0001", "sent").status_code == 204
 
@@ -410,7 +331,7 @@ def test_a_sent_callback_is_ignored(client: FlaskClient, svc: Services, patient:
 def test_an_unsigned_status_callback_is_refused_and_changes_nothing(
     client: FlaskClient, svc: Services, patient: int
 ) -> None:
-    did = sent_sms(svc, patient, "SMout0001")
+    did = add_sent_delivery(svc, patient, "SMout0001")
 
     response = client.post(
         "/twilio/status", data={"MessageSid": "SMout0001", "MessageStatus": "delivered"}
