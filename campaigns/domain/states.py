@@ -67,6 +67,11 @@ class SkipReason(StrEnum):
     INVALID_CONTACT = "invalid_contact"
     FREQUENCY_CAP = "frequency_cap"
     CANCELLED = "cancelled"
+    # The consent on file was given for another number / address than the current one.
+    NO_CONSENT_FOR_NUMBER = "no_consent_for_number"
+    NO_CONSENT_FOR_ADDRESS = "no_consent_for_address"
+    SUPPRESSED = "suppressed"  # the number or address is on the suppression list
+    SHARED_NUMBER = "shared_number"  # another patient with this number got this occurrence
 
 
 # A run is created fanning out (or missed), runs, may pause and resume, and ends.

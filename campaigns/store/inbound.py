@@ -44,6 +44,9 @@ class InboundRepository:
         flagged: bool,
         patient_ids: list[int],
         received_at: datetime,
+        to_phone: str | None = None,
+        actions: str | None = None,
+        auto_reply: str | None = None,
     ) -> tuple[int, bool]:
         """Store one inbound message and audit it: (its id, whether this call stored it).
 
@@ -64,6 +67,9 @@ class InboundRepository:
                             kind=kind,
                             flagged=flagged,
                             received_at=received_at,
+                            to_phone=to_phone or None,
+                            actions=actions or None,
+                            auto_reply=auto_reply,
                         )
                         .returning(inbound_messages.c.id)
                     ).scalar_one()

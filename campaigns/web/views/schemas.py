@@ -136,6 +136,9 @@ class ImportReply(_Reply):
     updated: int
     skipped: list[SkippedRow]
     dry_run: bool
+    suppressed: int = Field(
+        default=0, description="patients imported opted out: number or address suppressed"
+    )
 
 
 def dump(reply: BaseModel) -> dict[str, Any]:
