@@ -46,8 +46,20 @@ def test_each_phrase_is_read_as_the_table_says(example: Example) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ["STOP please", "Please stop", "Cancel please", "STOP ALL", "Remove me", "Alto", "No más",
-     "Baja", "Parar", "not interested", "leave me alone", "no more texts"],
+    [
+        "STOP please",
+        "Please stop",
+        "Cancel please",
+        "STOP ALL",
+        "Remove me",
+        "Alto",
+        "No más",
+        "Baja",
+        "Parar",
+        "not interested",
+        "leave me alone",
+        "no more texts",
+    ],
 )
 def test_the_replies_the_issue_found_ignored_now_revoke(body: str) -> None:
     reading = read_reply(body)

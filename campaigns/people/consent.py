@@ -21,6 +21,7 @@ from campaigns.domain.states import SkipReason
 if TYPE_CHECKING:
     from campaigns.services import Services
 
+
 def skip_reason(
     recipient: Recipient, channel: Channel, *, suppressed: bool = False
 ) -> SkipReason | None:

@@ -35,7 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from campaigns.errors import ConfigError
 
-ReplyKind = Literal["stop", "revocation", "start", "help", "wrong_number", "unclear", "booking", "other"]
+ReplyKind = Literal[
+    "stop", "revocation", "start", "help", "wrong_number", "unclear", "booking", "other"
+]
 REPLY_KINDS: tuple[ReplyKind, ...] = (
     "stop",
     "revocation",

@@ -126,8 +126,7 @@ def upgrade() -> None:
         "UPDATE patients SET sms_consent_for = COALESCE(phone, '') WHERE sms_opt_in IS NOT NULL"
     )
     op.execute(
-        "UPDATE patients SET email_consent_for = COALESCE(email, '') "
-        "WHERE email_opt_in IS NOT NULL"
+        "UPDATE patients SET email_consent_for = COALESCE(email, '') WHERE email_opt_in IS NOT NULL"
     )
 
     if dialect == "sqlite":
