@@ -20,6 +20,7 @@ from campaigns.web.views import (
     campaigns,
     console,
     dashboard,
+    inbox,
     login,
     patients,
     public,
@@ -29,7 +30,7 @@ from campaigns.web.views import (
 from campaigns.web.views.common import BrokerUnreachable, RunControl
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review)
+CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox)
 
 
 def create_app(svc: Services) -> Flask:

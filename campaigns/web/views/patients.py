@@ -6,6 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
+from campaigns.domain.states import Channel
 from campaigns.errors import InputError, NotFound
 from campaigns.people.patients import import_patients
 from campaigns.web.context import services
@@ -73,4 +74,18 @@ def patient(patient_id: int) -> ResponseReturnValue:
     if found is None:
         raise NotFound(f"no patient with id {patient_id}")
     history = svc.consent.history(patient_id)
-    return render_template("console/patient.html", patient=found, history=history)
+    phone, email = found.get("phone"), found.get("email")
+    contacts: tuple[tuple[Channel, str | None], ...] = (("sms", phone), ("email", email))
+    suppressed = [
+        row
+        for channel, address in contacts
+        if address and (row := svc.suppressions.current(channel, address)) and row.suppressed
+    ]
+    return render_template(
+        "console/patient.html",
+        patient=found,
+        history=history,
+        suppressed=suppressed,
+        messages=svc.inbound.thread_messages(phone) if phone else [],
+        sent=svc.inbound.sent_to_patient(patient_id),
+    )
