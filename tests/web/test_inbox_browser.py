@@ -26,9 +26,8 @@ from campaigns.people import consent
 from campaigns.people import staff as accounts
 from campaigns.services import Services
 from campaigns.web.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 from tests.support.twilio_server import TwilioServer
-from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
