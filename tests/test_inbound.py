@@ -207,6 +207,20 @@ def test_the_help_reply_is_gsm7_and_fits_in_two_segments(svc: Services) -> None:
     assert info.segments <= 2
 
 
+def test_the_help_reply_always_names_the_clinic_a_contact_and_the_opt_out_words() -> None:
+    from campaigns.content.rendering import Clinic
+
+    without_phone = Clinic(name="Harbor Clinic", address="", phone="")
+    for reply, contact in (
+        (inbound.help_text(without_phone, fallback="desk@harbor.example"), "desk@harbor.example"),
+        (inbound.help_text(without_phone), "reply to this number"),
+        (inbound.help_text(Clinic("Harbor Clinic", "", "(617) 555-0142")), "call (617) 555-0142"),
+    ):
+        assert reply.startswith("Harbor Clinic:")
+        assert f"Help: {contact}." in reply
+        assert "Reply STOP to unsubscribe" in reply
+
+
 def test_help_from_an_unknown_number_is_answered_too(svc: Services) -> None:
     outcome = handle_inbound(svc, text("HELP", phone="+16175550111"))
 

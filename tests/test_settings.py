@@ -46,3 +46,15 @@ def test_production_needs_a_real_secret_key(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MERIDIAN_ENV", "production")
     with pytest.raises(ConfigError, match="MERIDIAN_SECRET_KEY"):
         load_settings(_env_file=None)
+
+
+def test_production_needs_the_clinics_phone_for_the_help_reply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MERIDIAN_ENV", "production")
+    monkeypatch.setenv("MERIDIAN_SECRET_KEY", "a-real-secret-0123456789")
+    monkeypatch.setenv("MERIDIAN_CLINIC_ADDRESS", "120 Harbor Street, Boston, MA 02110")
+    with pytest.raises(ConfigError, match="MERIDIAN_CLINIC_PHONE: required in production"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("MERIDIAN_CLINIC_PHONE", "(617) 555-0142")
+    assert load_settings(_env_file=None).clinic_phone == "(617) 555-0142"
