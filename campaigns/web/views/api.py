@@ -10,7 +10,7 @@ document at /api/openapi.json is generated from. Errors answer
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -230,21 +230,40 @@ def patients_import() -> ResponseReturnValue:
 # the inbox ----------------------------------------------------------------------------
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _asked(model: type[M], data: object) -> M:
+    """The request read through ``model``; InputError (422) naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        found = [
+            Problem(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()
+        ]
+        raise InputError("the request is not what this route reads", found) from exc
+
+
 def _body() -> dict[str, Any]:
     body: Any = request.get_json(silent=True) if request.is_json else request.form.to_dict()
     return body if isinstance(body, dict) else {}
+
+
+def _patients(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("id", "external_id", "first_name", "last_name", "sms_opt_in")
+    return [{k: p[k] for k in keep} for p in found]
 
 
 @bp.get("/inbox")
 @require_role("viewer")
 def inbox_threads() -> ResponseReturnValue:
     svc = services()
-    query = s.InboxQuery.model_validate(request.args.to_dict())
+    query = _asked(s.InboxQuery, request.args.to_dict())
     threads = [
         {
             "message_id": t["last_id"],
             "from_phone": t["from_phone"],
-            "patients": t["patients"],
+            "patients": _patients(t["patients"]),
             "last_body": t["last"].get("body") or "",
             "last_kind": t["last"].get("kind") or "other",
             "last_actions": t["last"].get("actions"),
@@ -284,7 +303,7 @@ def inbox_thread(message_id: int) -> ResponseReturnValue:
     reply = {
         "message_id": message_id,
         "from_phone": phone,
-        "patients": svc.inbound.thread_patients(phone),
+        "patients": _patients(svc.inbound.thread_patients(phone)),
         "suppressed": (
             {"reason": current.reason, "at": current.at, "actor": current.actor}
             if current is not None and current.suppressed
@@ -298,7 +317,7 @@ def inbox_thread(message_id: int) -> ResponseReturnValue:
 @bp.post("/inbox/<int:message_id>/reply")
 @require_role("marketer")
 def inbox_reply(message_id: int) -> ResponseReturnValue:
-    asked = s.ReplyRequest.model_validate(_body())
+    asked = _asked(s.ReplyRequest, _body())
     sent = inbox.send_reply(services(), message_id, asked.body, actor=_actor())
     reply = s.ReplySent(reply_id=sent.reply_id, state="sent" if sent.state == "sent" else "failed")
     if sent.error:
@@ -316,7 +335,7 @@ def inbox_done(message_id: int) -> ResponseReturnValue:
 @require_role("marketer")
 def consent_restore(patient_id: int) -> ResponseReturnValue:
     svc = services()
-    asked = s.RestoreRequest.model_validate(_body())
+    asked = _asked(s.RestoreRequest, _body())
     inbox.restore_consent(svc, patient_id, asked.channel, reason=asked.reason, actor=_actor())
     now = svc.consent.current(patient_id)
     reply = {"patient_id": patient_id, "sms_opt_in": now["sms"], "email_opt_in": now["email"]}
