@@ -124,6 +124,16 @@ class InboundRepository:
                 ).scalar_one()
             )
 
+    def open_messages(self) -> list[dict[str, Any]]:
+        """(id, kind, received_at) of every message that needs a person."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(
+                    inbound_messages.c.id, inbound_messages.c.kind, inbound_messages.c.received_at
+                ).where(_OPEN)
+            ).mappings()
+            return [dict(r) for r in rows]
+
     def threads(self, view: InboxView = "review", limit: int = 200) -> list[dict[str, Any]]:
         """One row per sending number: open threads first, then the latest.
 
