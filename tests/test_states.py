@@ -43,6 +43,10 @@ def test_the_states_are_the_strings_the_ledger_has_always_stored() -> None:
         "invalid_contact",
         "frequency_cap",
         "cancelled",
+        "no_consent_for_number",
+        "no_consent_for_address",
+        "suppressed",
+        "shared_number",
     }
     assert RunState.RUNNING == "running" and f"run.{RunState.PAUSED}" == "run.paused"
 
