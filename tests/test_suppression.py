@@ -190,3 +190,39 @@ def test_deleting_a_patient_keeps_its_evidence_without_who_it_was(svc: Services)
     assert len(kept) == before and all(row == (None, None) for row in kept)
     # The number stays suppressed: a patient imported with it later is still protected.
     assert listed == [(None, PHONE)]
+
+
+def test_migration_0003_ties_existing_consent_to_the_current_number(tmp_path: Path) -> None:
+    from alembic import command
+
+    from campaigns.store.db import Database, alembic_config, upgrade
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(database.engine, "0002")
+    with database.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO patients (external_id, phone, email, tags, sms_opt_in, email_opt_in,"
+                " created_at, updated_at) VALUES ('P1', :phone, NULL, ';', 1, NULL,"
+                " '2024-03-01', '2024-03-01')"
+            ),
+            {"phone": PHONE},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO consents (patient_id, channel, granted, at, source, recorded_by,"
+                " recorded_at) VALUES (1, 'sms', 1, '2024-03-01', 'import', 'import', '2024-03-01')"
+            )
+        )
+    database.upgrade()
+    with database.connect() as conn:
+        assert conn.execute(select(consents.c.address)).scalars().all() == [PHONE]
+        assert conn.execute(
+            select(patients.c.sms_consent_for, patients.c.email_consent_for)
+        ).one() == (PHONE, None)
+    config = alembic_config(str(database.engine.url))
+    with database.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    database.upgrade()
+    database.dispose()

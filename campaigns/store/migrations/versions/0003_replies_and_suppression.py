@@ -271,20 +271,19 @@ def downgrade() -> None:
             ondelete="CASCADE",
         )
         op.alter_column("consents", "patient_id", existing_type=_ID, nullable=False)
-        op.drop_column("consents", "address")
     else:
         op.execute("DELETE FROM consents WHERE patient_id IS NULL")
-        with op.batch_alter_table("consents") as batch:
-            batch.drop_column("address")
-    with op.batch_alter_table("patients") as batch:
-        batch.drop_column("email_consent_for")
-        batch.drop_column("sms_consent_for")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy of ``patients``
+    # would have to drop a table other tables refer to.
+    for table, column in (
+        ("consents", "address"),
+        ("patients", "email_consent_for"),
+        ("patients", "sms_consent_for"),
+    ):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     op.drop_index("ix_inbound_messages_from", table_name="inbound_messages")
-    with op.batch_alter_table("inbound_messages") as batch:
-        batch.drop_column("reviewed_at")
-        batch.drop_column("auto_reply")
-        batch.drop_column("actions")
-        batch.drop_column("to_phone")
+    for column in ("reviewed_at", "auto_reply", "actions", "to_phone"):
+        op.execute(f"ALTER TABLE inbound_messages DROP COLUMN {column}")
     op.drop_index("ix_staff_replies_to", table_name="staff_replies")
     op.drop_table("staff_replies")
     op.drop_index("ix_suppressions_address", table_name="suppressions")
