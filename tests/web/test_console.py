@@ -708,6 +708,7 @@ def test_the_openapi_document_is_valid_and_every_body_has_a_schema(client: Flask
         ("post", "/campaigns"),
         ("post", "/patients/import"),
         ("post", "/inbox/{message_id}/reply"),
+        ("post", "/inbox/{message_id}/suppress"),
         ("post", "/patients/{patient_id}/consent/restore"),
     }
     definition = document["paths"]["/campaigns"]["post"]["requestBody"]["content"]

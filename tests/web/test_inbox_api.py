@@ -115,3 +115,22 @@ def test_a_refused_reply_and_a_bad_restore_answer_422_naming_why(
         "email_opt_in": None,
     }
     assert client.get("/api/inbox/999", headers=marketer).status_code == 404
+
+
+def test_staff_suppress_a_number_over_the_api_with_a_reason(
+    client: FlaskClient, svc: Services
+) -> None:
+    message = handle_inbound(svc, InboundSms("SM1", OTHER, "who is this?"))
+    marketer = bearer(client, "mara")
+    url = f"/api/inbox/{message.inbound_id}/suppress"
+    assert client.post(url, headers=marketer, json={}).status_code == 422
+    assert client.post(url, headers=marketer, json={"reason": "asked us to"}).json == {
+        "added": True
+    }
+    assert client.post(url, headers=marketer, json={"reason": "again"}).json == {"added": False}
+    row = svc.suppressions.current("sms", OTHER)
+    assert row is not None and (row.reason, row.actor, row.evidence) == (
+        "staff",
+        "api:mara",
+        "asked us to",
+    )

@@ -331,6 +331,14 @@ def inbox_done(message_id: int) -> ResponseReturnValue:
     return _reply(s.DoneReply(marked=inbox.mark_done(services(), message_id, actor=_actor())))
 
 
+@bp.post("/inbox/<int:message_id>/suppress")
+@require_role("marketer")
+def inbox_suppress(message_id: int) -> ResponseReturnValue:
+    asked = _asked(s.SuppressRequest, _body())
+    added = inbox.suppress_thread(services(), message_id, actor=_actor(), reason=asked.reason)
+    return _reply(s.Suppressed(added=added))
+
+
 @bp.post("/patients/<int:patient_id>/consent/restore")
 @require_role("marketer")
 def consent_restore(patient_id: int) -> ResponseReturnValue:

@@ -198,6 +198,16 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "post",
+        "/inbox/{message_id}/suppress",
+        "Put the thread's number on the suppression list, with a reason",
+        "marketer",
+        s.Suppressed,
+        body={"application/json": s.SuppressRequest},
+        parameters=(_MESSAGE,),
+        refusals=(404, 422),
+    ),
+    Operation(
+        "post",
         "/patients/{patient_id}/consent/restore",
         "Restore a consent a reply was wrongly read as withdrawing, with a reason",
         "marketer",

@@ -220,6 +220,14 @@ class DoneReply(_Reply):
     marked: int
 
 
+class SuppressRequest(BaseModel):
+    reason: Text = ""
+
+
+class Suppressed(_Reply):
+    added: bool = Field(description="false when the number was already suppressed")
+
+
 class RestoreRequest(BaseModel):
     channel: Channel
     reason: Text = ""
