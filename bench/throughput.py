@@ -73,6 +73,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
+import yaml  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
@@ -110,6 +111,9 @@ out = Console(highlight=False, width=120)
 
 
 def campaign_yaml(name: str, cap_days: int) -> str:
+    # The shipped campaign's acknowledgements: each names one finding of the same copy.
+    shipped = yaml.safe_load((ROOT / "examples/campaigns/cold-and-flu-season.yaml").read_text())
+    compliance = yaml.safe_dump({"compliance": shipped["compliance"]}, sort_keys=False, width=1000)
     return f"""\
 name: {name}
 description: make bench; the cold-and-flu copy to every patient not tagged do-not-market
@@ -125,11 +129,7 @@ schedule:
 limits:
   max_attempts: 5
   frequency_cap_days: {cap_days}
-compliance:
-  acknowledged:
-    - phrase: flu
-      reason: "'cold and flu season' names the season; the message makes no health claim"
-"""
+{compliance}"""
 
 
 @dataclass

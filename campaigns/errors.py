@@ -45,6 +45,11 @@ class NotFound(MeridianError):
     """A named campaign, run or patient does not exist."""
 
 
+class BrokerUnavailable(MeridianError):
+    """Redis, where work waits for the workers (the broker, the due set, the schedule
+    entries), did not answer: nothing was queued; try again shortly."""
+
+
 class SendError(MeridianError):
     """A transport could not hand a message over.
 

@@ -9,14 +9,14 @@ Celery); nothing else imports the workers' side.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 
 import redis
 
 from campaigns.content.rendering import Clinic, Renderer
 from campaigns.domain.models import CHANNELS, Channel
-from campaigns.domain.ports import Dispatcher, DueQueue, Limiter
+from campaigns.domain.ports import Dispatcher, DueQueue, Limiter, utc_now
 from campaigns.domain.transport import Transport
 from campaigns.errors import ConfigError
 from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
@@ -50,15 +50,17 @@ class Services:
     ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
-        self.patients = PatientRepository(self.db)
-        self.consent = ConsentRepository(self.db)
-        self.campaigns = CampaignRepository(self.db)
+        # What a repository stamps on its own comes from this clock; runs and
+        # deliveries take ``now`` from their callers, who decide with it too.
+        self.patients = PatientRepository(self.db, self.now)
+        self.consent = ConsentRepository(self.db, self.now)
+        self.campaigns = CampaignRepository(self.db, self.now)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
-        self.staff = StaffRepository(self.db)
+        self.staff = StaffRepository(self.db, self.now)
         self.inbound = InboundRepository(self.db)
-        self.suppressions = SuppressionRepository(self.db)
-        self.reports = ReportRepository(self.db)
+        self.suppressions = SuppressionRepository(self.db, self.now)
+        self.reports = ReportRepository(self.db, self.now)
         self._dispatcher = dispatcher
         self._due = due
         self._transports: dict[Channel, Transport] = {}
@@ -87,7 +89,7 @@ class Services:
 
     def now(self) -> datetime:
         """Meridian's clock: UTC, shifted only for rehearsals (MERIDIAN_CLOCK_SHIFT_S)."""
-        return datetime.now(UTC) + self.settings.clock_shift
+        return utc_now() + self.settings.clock_shift
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -149,7 +151,7 @@ class Services:
             return AcceptTransport(channel)
         from campaigns.transports.outbox import OutboxTransport
 
-        return OutboxTransport(channel, s.outbox_dir, s.email_from)
+        return OutboxTransport(channel, s.outbox_dir, s.email_from, s.email_reply_to)
 
     def unsubscribe_url(self, patient_id: int, delivery_id: int | None) -> str:
         token = make_unsubscribe_token(

@@ -137,12 +137,14 @@ class Settings(BaseSettings):
     def check_production(self) -> None:
         if self.env == "production" and self.secret_key.get_secret_value() == _DEV_SECRET:
             raise ConfigError("MERIDIAN_SECRET_KEY: required in production")
-        if self.env == "production" and not self.clinic_phone.strip():
-            # The HELP reply must carry a contact (CTIA), and staff answer from the inbox.
-            raise ConfigError(
-                "MERIDIAN_CLINIC_PHONE: required in production (the HELP reply gives it "
-                "to patients as the clinic's contact)"
-            )
+        # CAN-SPAM wants the postal address in every email; texts and emails give the
+        # phone to book by. Without them messages go out with blanks where they belong.
+        for key, value in (
+            ("MERIDIAN_CLINIC_ADDRESS", self.clinic_address),
+            ("MERIDIAN_CLINIC_PHONE", self.clinic_phone),
+        ):
+            if self.env == "production" and not value.strip():
+                raise ConfigError(f"{key}: required in production (the clinic's own)")
         if self.env == "production" and "accept" in (self.sms_transport, self.email_transport):
             key = "SMS" if self.sms_transport == "accept" else "EMAIL"
             raise ConfigError(f"MERIDIAN_{key}_TRANSPORT: 'accept' is for benchmarks only")

@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from campaigns.cli import startup
 from campaigns.cli.main import app
-from tests.conftest import CLINIC, ROOT
+from tasks.app import app as workers_app
+from tasks.app import create_app as celery_app
+from tasks.dispatcher import CeleryDispatcher
+from tests.conftest import CLINIC, ROOT, make_settings
 
 runner = CliRunner()
 
@@ -137,3 +141,27 @@ def test_run_now_refuses_a_campaign_with_an_unacknowledged_health_claim(
         refused = runner.invoke(app, command)
         assert refused.exit_code == 2, refused.output
         assert "acknowledgement" in refused.output and "'flu'" in refused.output
+
+
+def test_a_broker_that_does_not_answer_exits_1_with_a_sentence_not_a_traceback(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nobody = celery_app(make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0"))
+    monkeypatch.setattr(startup, "dispatcher", lambda: CeleryDispatcher(nobody))
+    try:
+        applied = runner.invoke(
+            app, ["campaigns", "apply", str(ROOT / "examples/campaigns/cold-and-flu-season.yaml")]
+        )
+        assert applied.exit_code == 0, applied.output
+        for command in (
+            ["campaigns", "schedule", "cold-and-flu-season"],
+            ["campaigns", "run", "cold-and-flu-season", "--now"],
+        ):
+            failed = runner.invoke(app, command)
+            said = " ".join(failed.output.split())  # as rich wrapped it for the terminal
+            assert failed.exit_code == 1, failed.output
+            assert said.startswith("failed: could not")
+            assert "Redis (the broker) did not answer" in said
+            assert "Traceback" not in failed.output
+    finally:
+        workers_app.set_current()  # the new Celery app made itself the current one

@@ -31,19 +31,23 @@ HONOLULU = ZoneInfo("Pacific/Honolulu")
 
 
 def test_patient_zone_comes_from_the_area_code() -> None:
-    assert patient_zone(None, "+12125550123", "UTC") == NEW_YORK
-    assert patient_zone("", "+18085550123", "UTC") == HONOLULU
+    assert patient_zone(None, "+12125550123", "UTC", year=2027) == NEW_YORK
+    assert patient_zone("", "+18085550123", "UTC", year=2027) == HONOLULU
 
 
 def test_the_patients_own_zone_wins_over_the_area_code() -> None:
-    assert patient_zone("America/Chicago", "+12125550123", "UTC") == CHICAGO
+    assert patient_zone("America/Chicago", "+12125550123", "UTC", year=2027) == CHICAGO
 
 
 def test_patient_zone_falls_back_when_the_area_code_spans_zones() -> None:
     # 208 (Idaho) is Boise or Los Angeles; toll-free 800 is anywhere.
-    assert patient_zone(None, "+12085550123", "America/Denver") == ZoneInfo("America/Denver")
-    assert patient_zone(None, "+18005550123", "America/Denver") == ZoneInfo("America/Denver")
-    assert patient_zone(None, None, "America/Denver") == ZoneInfo("America/Denver")
+    assert patient_zone(None, "+12085550123", "America/Denver", year=2027) == ZoneInfo(
+        "America/Denver"
+    )
+    assert patient_zone(None, "+18005550123", "America/Denver", year=2027) == ZoneInfo(
+        "America/Denver"
+    )
+    assert patient_zone(None, None, "America/Denver", year=2027) == ZoneInfo("America/Denver")
 
 
 def test_candidate_zones_agree_only_when_their_clocks_never_differ() -> None:
@@ -55,7 +59,7 @@ def test_candidate_zones_agree_only_when_their_clocks_never_differ() -> None:
 
 def test_an_unknown_zone_name_is_an_error_not_a_guess() -> None:
     with pytest.raises(InputError, match="not an IANA time zone"):
-        patient_zone("America/Gotham", "+12125550123", "UTC")
+        patient_zone("America/Gotham", "+12125550123", "UTC", year=2027)
 
 
 def test_patient_state_comes_from_the_area_code() -> None:

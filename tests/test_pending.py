@@ -7,19 +7,30 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from campaigns.content.catalogue import apply_campaign
+from campaigns.content.catalogue import apply_campaign, schedule_campaign
 from campaigns.domain.models import Batch, ConsentFact, PatientRecord, PendingAgain
 from campaigns.domain.states import DeliveryState, RunState
 from campaigns.errors import TransientError
+from campaigns.people import consent
+from campaigns.people import staff as accounts
 from campaigns.sending import batches, delivery, runs, sweeper
 from campaigns.sending.pending import back_to_pending
 from campaigns.sending.stubs import MemoryDispatcher, MemoryDueQueue
 from campaigns.services import Services
-from campaigns.store.tables import campaign_runs, deliveries
+from campaigns.store.tables import (
+    audit_events,
+    campaign_runs,
+    campaigns,
+    consents,
+    deliveries,
+    patients,
+    staff_users,
+)
 from tests.conftest import ROOT, make_settings
 from tests.support.workers import shift_into_window
 
@@ -247,5 +258,62 @@ def test_on_a_shifted_clock_a_run_that_finishes_ends_on_meridians_clock(
         started, finished = _run_times(svc, run_id)
         assert svc.runs.status(run_id) == RunState.FINISHED
         assert timedelta(0) <= finished - started < timedelta(minutes=1)
+    finally:
+        svc.close()
+
+
+FORTY_DAYS = 40 * 24 * 3600.0
+
+
+def test_on_a_shifted_clock_every_time_the_ledger_stamps_is_meridians(
+    tmp_path: Path, database_url: str
+) -> None:
+    svc = _services(tmp_path, database_url, FORTY_DAYS)
+    try:
+        _running_run(svc, 1)  # imports a patient, applies the campaign, starts a run
+        pid = next(iter(svc.patients.recipients([1])))
+        consent.record(svc, [pid], "email", True, source="staff", actor="test", text="yes")
+        accounts.add_user(svc, "mara", "correct horse battery staple", "marketer")
+        svc.reports.record_staff_event("mara", "staff.sign_in", "mara")
+        with svc.db.connect() as conn:
+            stamped = {
+                "campaigns": conn.execute(
+                    select(campaigns.c.created_at, campaigns.c.updated_at)
+                ).one(),
+                "patients": conn.execute(
+                    select(patients.c.created_at, patients.c.updated_at)
+                ).one(),
+                "consents": conn.execute(select(consents.c.recorded_at)).scalars().all(),
+                "staff": conn.execute(select(staff_users.c.created_at)).scalars().all(),
+                "audit": conn.execute(select(audit_events.c.at)).scalars().all(),
+            }
+        now = svc.now()
+        for table, times in stamped.items():
+            assert times, table
+            for at in times:
+                assert abs(at - now) < timedelta(minutes=1), (table, at, now)
+    finally:
+        svc.close()
+
+
+def test_on_a_shifted_clock_a_new_schedule_owes_nothing_from_before_it_was_created(
+    tmp_path: Path, database_url: str
+) -> None:
+    # 18:00 UTC three days from now: today's 10:00 occurrence (New York) is open.
+    svc = _services(tmp_path, database_url, shift_into_window() + 3 * 24 * 3600)
+    try:
+        daily = tmp_path / "daily.yaml"
+        daily.write_text(
+            CAMPAIGN.read_text().replace("FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15", "FREQ=DAILY")
+        )
+        campaign_id = apply_campaign(svc, daily, actor="test").campaign_id
+        schedule_campaign(svc, campaign_id, actor="test")
+
+        started = runs.tick_campaign(svc, campaign_id)
+
+        today = svc.now().astimezone(ZoneInfo("America/New_York")).date()
+        found = [(r["occurrence"], r["status"]) for r in svc.runs.of_campaign(campaign_id)]
+        assert found == [(today.isoformat(), RunState.FANNING_OUT)]
+        assert len(started) == 1
     finally:
         svc.close()

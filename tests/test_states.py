@@ -8,10 +8,12 @@ from campaigns.domain.states import (
     ACTIVE_DELIVERY_STATES,
     FINAL_RUN_STATES,
     RECORDED_OUTCOMES,
+    CampaignState,
     DeliveryState,
     IllegalTransition,
     RunState,
     SkipReason,
+    campaign_sources,
     channel_of,
     run_sources,
 )
@@ -48,7 +50,9 @@ def test_the_states_are_the_strings_the_ledger_has_always_stored() -> None:
         "suppressed",
         "shared_number",
     }
+    assert {s.value for s in CampaignState} == {"draft", "scheduled", "paused", "cancelled"}
     assert RunState.RUNNING == "running" and f"run.{RunState.PAUSED}" == "run.paused"
+    assert f"campaign.{CampaignState.SCHEDULED}" == "campaign.scheduled"
 
 
 def test_a_finished_cancelled_or_missed_run_changes_no_more() -> None:
@@ -68,6 +72,20 @@ def test_only_a_paused_run_resumes_and_only_a_running_one_pauses() -> None:
     assert run_sources(RunState.RUNNING, [RunState.PAUSED]) == [RunState.PAUSED]
     with pytest.raises(IllegalTransition, match="finished"):
         run_sources(RunState.RUNNING, [RunState.FINISHED])
+
+
+def test_a_cancelled_campaign_changes_no_more_and_only_a_paused_one_resumes() -> None:
+    assert not any(CampaignState.CANCELLED.can_become(s) for s in CampaignState)
+    assert CampaignState.sources(CampaignState.PAUSED) == {CampaignState.SCHEDULED}
+    assert CampaignState.sources(CampaignState.CANCELLED) == {
+        CampaignState.DRAFT,
+        CampaignState.SCHEDULED,
+        CampaignState.PAUSED,
+    }
+    assert CampaignState.DRAFT.can_become(CampaignState.SCHEDULED)
+    assert not CampaignState.DRAFT.can_become(CampaignState.PAUSED)
+    with pytest.raises(IllegalTransition, match="a campaign cannot go from cancelled"):
+        campaign_sources(CampaignState.SCHEDULED, [CampaignState.CANCELLED])
 
 
 def test_a_run_is_open_while_a_delivery_may_still_be_sent() -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.domain.models import ConsentFact, PatientRecord
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError
 from campaigns.services import Services
 from campaigns.store.bulk import insert_rows
@@ -156,7 +157,7 @@ def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_
 
     with ThreadPoolExecutor(max_workers=1) as pool, write_lock_requests(svc) as asked:
         with svc.db.begin() as conn:
-            append_consents(conn, {pid: [stop]}, actor="test")
+            append_consents(conn, {pid: [stop]}, "test", svc.now())
             # The older START is written while the newer STOP is not committed yet.
             second = pool.submit(svc.consent.record, [pid], start, actor="test")
             wait_until_blocked(svc, asked)
@@ -232,3 +233,24 @@ def test_a_bulk_row_that_breaks_a_constraint_raises_integrity_error(svc: Service
             same={"created_at": SIGNED_UP, "updated_at": SIGNED_UP},
         )
     assert svc.patients.count() == 0
+
+
+# campaign status ---------------------------------------------------------------------
+
+
+def test_a_campaign_moves_only_as_the_state_machine_allows_and_only_a_move_is_audited(
+    svc: Services,
+) -> None:
+    cid = svc.campaigns.save("c", {}, [], actor="test")
+    paused = CampaignState.PAUSED
+    assert not svc.campaigns.set_status(cid, paused, actor="test")  # a draft does not pause
+    assert svc.campaigns.set_status(cid, CampaignState.SCHEDULED, actor="test")
+    assert svc.campaigns.set_status(cid, CampaignState.CANCELLED, actor="test")
+    # A resume that read "paused" before the cancel landed changes nothing.
+    assert not svc.campaigns.set_status(
+        cid, CampaignState.SCHEDULED, actor="test", only_from=[paused]
+    )
+    assert not svc.campaigns.set_status(cid, CampaignState.CANCELLED, actor="test")
+    assert svc.campaigns.get(cid)["status"] == CampaignState.CANCELLED  # type: ignore[index]
+    actions = [e["action"] for e in reversed(svc.reports.audit_page())]
+    assert actions == ["campaign.create", "campaign.scheduled", "campaign.cancelled"]

@@ -18,12 +18,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import redis
 from rich.console import Console
 
 from campaigns import keys
 from campaigns.cli.progress import follow_run, print_summary
 from campaigns.content.catalogue import apply_campaign
-from campaigns.errors import MeridianError
+from campaigns.errors import BrokerUnavailable, MeridianError
 from campaigns.people.patients import import_patients
 from campaigns.sending import control
 from campaigns.services import Services
@@ -69,7 +70,13 @@ def run_demo(console: Console) -> None:
     svc = Services(settings, dispatcher())
     # The demo's Redis is its own (make demo starts a private one): what it holds
     # belongs to the ledger just removed, so it goes too.
-    svc.redis.flushdb()
+    try:
+        svc.redis.flushdb()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise BrokerUnavailable(
+            "the demo needs a redis-server at MERIDIAN_REDIS_URL, which did not answer "
+            f"({type(exc).__name__}); `make demo` starts a private one"
+        ) from exc
     console.print(f"[bold]Meridian demo[/bold] — {settings.clinic_name}")
     console.print(
         f"demo clock: {svc.now():%A %Y-%m-%d %H:%M} UTC (shifted so every US "

@@ -71,11 +71,14 @@ _AGREE_SAMPLES = 2 * 366 * 24 * 4
 
 # Pure functions of a few strings, asked for every message: cached per process.
 @functools.lru_cache(maxsize=1 << 16)
-def patient_zone(timezone: str | None, phone_e164: str | None, fallback: str) -> ZoneInfo:
+def patient_zone(
+    timezone: str | None, phone_e164: str | None, fallback: str, *, year: int
+) -> ZoneInfo:
     """The zone a patient's messages are timed in.
 
     The patient's own zone wins; else the zone of the phone's area code, when
-    phonenumbers gives exactly one or all its candidates keep the same clock; else
+    phonenumbers gives exactly one or all its candidates keep the same clock in
+    ``year`` (Meridian's, from ``svc.now()``) and the next; else
     ``fallback`` (the clinic's). A patient zone that is not an IANA zone raises
     InputError (a bad fallback, ConfigError): guessing would risk texting someone
     at night.
@@ -83,7 +86,7 @@ def patient_zone(timezone: str | None, phone_e164: str | None, fallback: str) ->
     if timezone and timezone.strip():
         return _zone(timezone.strip(), "patient time zone", InputError)
     if phone_e164:
-        derived = _zone_from_phone(phone_e164)
+        derived = _zone_from_phone(phone_e164, year)
         if derived is not None:
             return derived
     return _zone(fallback, "fallback time zone", ConfigError)
@@ -172,7 +175,7 @@ def _parse_phone(phone_e164: str) -> phonenumbers.PhoneNumber | None:
         return None
 
 
-def _zone_from_phone(phone_e164: str) -> ZoneInfo | None:
+def _zone_from_phone(phone_e164: str, year: int) -> ZoneInfo | None:
     number = _parse_phone(phone_e164)
     if number is None:
         return None
@@ -185,7 +188,7 @@ def _zone_from_phone(phone_e164: str) -> ZoneInfo | None:
             }
         )
     )
-    if not names or (len(names) > 1 and not _zones_agree(names, datetime.now(UTC).year)):
+    if not names or (len(names) > 1 and not _zones_agree(names, year)):
         return None
     try:
         return ZoneInfo(names[0])

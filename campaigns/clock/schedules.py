@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 
 from campaigns.clock.wallclock import resolve_wall_time
+from campaigns.errors import InputError
 
 __all__ = [
     "OccurrenceVerdict",
@@ -48,7 +49,7 @@ _EARLIEST_ZONE = timezone(timedelta(hours=14), "UTC+14")
 _DAY_FREQS = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 _SUB_DAY_FREQS = ("HOURLY", "MINUTELY", "SECONDLY")
 # Parts that name a day. Without one, dateutil takes the day (and for YEARLY the
-# month) from DTSTART, which a schedule without ``starts`` does not have.
+# month) from DTSTART, which a schedule does not have.
 _DAY_PARTS = frozenset({"BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYDAY", "BYEASTER"})
 _INT_RANGES = {  # RFC 5545 section 3.3.10; dateutil accepts some values outside them
     "INTERVAL": (1, 10_000, False),
@@ -60,14 +61,12 @@ _INT_RANGES = {  # RFC 5545 section 3.3.10; dateutil accepts some values outside
     "BYSETPOS": (1, 366, True),
 }
 # dateutil looks for a date matching an impossible rule (BYMONTH=2;BYMONTHDAY=30)
-# until year 9999, which takes seconds from today for a DAILY rule. So a rule is
-# probed from at most this far before year 9999: the Gregorian calendar repeats every
-# 400 years, so a probe shifted by whole 400-year cycles sees the same weekdays and
-# leap days, and a rule with no date in the last few decades before 9999 has none.
+# until year 9999, which takes seconds from today for a DAILY rule. A rule's dates do
+# not depend on its start (parse_rrule insists), so it is probed from this far before
+# year 9999 only: a rule with no date in the last few decades before 9999 has none.
 _PROBE_YEARS = 30
-_CYCLE_YEARS = 400
-# Where the UNTIL of a rule without ``starts`` is checked from; a fixed date keeps a
-# stored schedule loadable after its UNTIL has passed.
+# Where a rule's UNTIL is checked from; a fixed date keeps a stored schedule loadable
+# after its UNTIL has passed.
 _CHECK_FROM = date(2000, 1, 1)
 _EXAMPLE = "'FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15'"
 
@@ -76,9 +75,9 @@ _EXAMPLE = "'FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15'"
 class Schedule:
     """When a campaign sends. Exactly one of ``rrule`` and ``once``.
 
-    ``starts`` (an addition to the original API) is the rule's DTSTART, read in the
-    clinic's zone. Only rules that count from it need it: COUNT, INTERVAL > 1, or a
-    YEARLY/MONTHLY/WEEKLY rule that does not name its day.
+    A rule has no start date (DTSTART): its dates must not depend on one, so rules
+    that count from a start (COUNT, INTERVAL > 1, a YEARLY/MONTHLY/WEEKLY rule that
+    does not name its day) are refused by ``parse_rrule``.
     """
 
     timezone: str
@@ -86,57 +85,49 @@ class Schedule:
     rrule: str | None = None
     once: date | None = None
     grace: timedelta = timedelta(hours=6)
-    starts: date | None = None
 
     def __post_init__(self) -> None:
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
+            raise InputError(
                 f"schedule time zone {self.timezone!r} is not an IANA time zone; expected a "
                 "name like 'America/New_York'"
             ) from None
         if self.send_time.tzinfo is not None:
-            raise ValueError("send_time is a wall-clock time in each patient's zone; no tzinfo")
+            raise InputError("send_time is a wall-clock time in each patient's zone; no tzinfo")
         if (self.rrule is None) == (self.once is None):
-            raise ValueError("a schedule needs exactly one of 'rrule' or 'once'")
+            raise InputError("a schedule needs exactly one of 'rrule' or 'once'")
         if self.grace < timedelta(0):
-            raise ValueError(f"grace must not be negative, got {self.grace}")
+            raise InputError(f"grace must not be negative, got {self.grace}")
         if self.rrule is not None:
-            parse_rrule(self.rrule, self.starts)
-        elif self.starts is not None:
-            raise ValueError("'starts' applies to an rrule; a 'once' schedule has its date")
+            try:
+                parse_rrule(self.rrule)
+            except ValueError as exc:
+                raise InputError(f"schedule rrule: {exc}") from None
 
 
-def parse_rrule(text: str, starts: date | None = None) -> None:
+def parse_rrule(text: str) -> None:
     """Check an RRULE body; raise ValueError saying what is wrong and what to write.
 
-    ``starts`` is the rule's start date when it has one (see ``Schedule.starts``).
+    (ValueError, because the campaign definition's validator calls it: pydantic
+    reports it as the field's error.)
     """
-    anchored = starts is not None
-    _, until = _validated(text, anchored)
-    last_probe_year = datetime.max.year - _PROBE_YEARS
-    if starts is None:
-        probe_from = date(last_probe_year, 1, 1)  # its dates do not depend on DTSTART
-    else:
-        cycles = (last_probe_year - starts.year) // _CYCLE_YEARS
-        probe_from = starts.replace(year=starts.year + cycles * _CYCLE_YEARS)
-    probe = _rule(text, probe_from, anchored=anchored).replace(count=None, until=None)
+    _, until = _validated(text)
+    probe_from = date(datetime.max.year - _PROBE_YEARS, 1, 1)
+    probe = _rule(text, probe_from).replace(count=None, until=None)
     if next(iter(probe), None) is None:
         raise ValueError(
             f"the RRULE {text.strip()!r} never falls on a date: check for a day that does "
             "not exist, like BYMONTH=2;BYMONTHDAY=30"
         )
     # The rule does recur, so this search ends at its first date, at most a cycle away.
-    if (
-        until is not None
-        and next(iter(_rule(text, starts or _CHECK_FROM, anchored=anchored)), None) is None
-    ):
+    if until is not None and next(iter(_rule(text, _CHECK_FROM)), None) is None:
         raise ValueError(f"UNTIL={until:%Y%m%d} is before the rule's first date")
 
 
 @functools.lru_cache(maxsize=256)
-def _validated(text: str, anchored: bool) -> tuple[str, date | None]:
+def _validated(text: str) -> tuple[str, date | None]:
     """The body in canonical form and its UNTIL date, after the checks dateutil lacks."""
     body = text.strip()
     if body.upper().startswith("RRULE:"):
@@ -178,9 +169,9 @@ def _validated(text: str, anchored: bool) -> tuple[str, date | None]:
     until = parts.get("UNTIL")
     if until is not None and not re.fullmatch(r"\d{8}", until):
         raise ValueError(f"UNTIL={until} must be a date like 20301015: occurrences are dates")
-    reason = None if anchored else _needs_start(parts)
+    reason = _needs_start(parts)
     if reason:
-        raise ValueError(f"{reason} (or give the schedule a start date)")
+        raise ValueError(reason)
     canonical = ";".join(f"{name}={value}" for name, value in parts.items())
     return canonical, (datetime.strptime(until, "%Y%m%d").date() if until else None)
 
@@ -199,9 +190,9 @@ def _needs_start(parts: dict[str, str]) -> str | None:
     return None
 
 
-def _rule(text: str, dtstart: date, *, anchored: bool) -> rrule:
+def _rule(text: str, dtstart: date) -> rrule:
     """The rule with DTSTART at midnight of ``dtstart``, so occurrences come out as dates."""
-    body, _ = _validated(text, anchored)
+    body, _ = _validated(text)
     try:
         rule = rrulestr(body, dtstart=datetime.combine(dtstart, time()))
     except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -218,20 +209,16 @@ def _iter_dates(schedule: Schedule, after: date) -> Iterator[date]:
             yield schedule.once
         return
     assert schedule.rrule is not None  # __post_init__ guarantees one of the two
-    if schedule.starts is not None:
-        rule = _rule(schedule.rrule, schedule.starts, anchored=True)
-    else:
-        # Dates of a rule without a start do not depend on DTSTART (parse_rrule
-        # insists), so start it the day after ``after`` instead of iterating history.
-        rule = _rule(schedule.rrule, after + timedelta(days=1), anchored=False)
+    # A rule's dates do not depend on DTSTART (parse_rrule insists), so start it the
+    # day after ``after`` instead of iterating history.
+    rule = _rule(schedule.rrule, after + timedelta(days=1))
     for moment in rule.xafter(datetime.combine(after, time()), inc=False):
         yield moment.date()
 
 
 def occurrence_dates(schedule: Schedule, after: date, count: int) -> list[date]:
     """The next ``count`` occurrence dates strictly after ``after`` (fewer if the rule ends)."""
-    if count < 0:
-        raise ValueError(f"count must not be negative, got {count}")
+    assert count >= 0, f"count must not be negative, got {count}"
     return list(islice(_iter_dates(schedule, after), count))
 
 
@@ -244,7 +231,7 @@ def _date_of_key(key: str) -> date:
     try:
         return date.fromisoformat(key)
     except ValueError:
-        raise ValueError(f"occurrence key {key!r} is not a date like '2027-10-15'") from None
+        raise InputError(f"occurrence key {key!r} is not a date like '2027-10-15'") from None
 
 
 def start_window(schedule: Schedule, d: date) -> tuple[datetime, datetime]:
@@ -271,8 +258,7 @@ def due_occurrences(
     owed: only occurrences whose window is open right now are returned, never a
     "missed" one, so a brand-new campaign does not report misses from before it existed.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be a timezone-aware datetime")
+    assert now.utcoffset() is not None, "now must be a timezone-aware datetime"
     if last_key is not None:
         after = _date_of_key(last_key)
     else:
@@ -294,10 +280,8 @@ def due_occurrences(
 
 def next_sends(schedule: Schedule, now: datetime, n: int = 5) -> list[datetime]:
     """The next ``n`` send times at or after ``now`` on the clinic's clock (for the console)."""
-    if n < 0:
-        raise ValueError(f"n must not be negative, got {n}")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be a timezone-aware datetime")
+    assert n >= 0, f"n must not be negative, got {n}"
+    assert now.utcoffset() is not None, "now must be a timezone-aware datetime"
     zone = ZoneInfo(schedule.timezone)
     upcoming: list[datetime] = []
     if n == 0:

@@ -93,5 +93,7 @@ def local_due(d: date, send_time: time, zone: ZoneInfo, state: str | None) -> da
 
 
 def _require_aware(instant: datetime) -> None:
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError(f"expected a timezone-aware datetime, got naive {instant.isoformat()}")
+    # A naive instant is a bug in the caller: every instant Meridian makes is in UTC.
+    assert instant.utcoffset() is not None, (
+        f"expected a timezone-aware datetime, got naive {instant.isoformat()}"
+    )

@@ -2,7 +2,10 @@
 the one summary of a campaign that the CLI, the API and the console show.
 
 Nothing is sent, scheduled or run while a health-claim finding of the compliance
-lint is unacknowledged (``compliance.acknowledged`` in the YAML).
+lint is unacknowledged (``compliance.acknowledged`` in the YAML). An acknowledgement
+names one finding (rule, template, line, phrase and the exact sentence); the lint
+runs again at every save, every schedule and every run, against the templates as
+they are then, so an acknowledgement whose sentence changed no longer counts.
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from campaigns.clock import schedules
 from campaigns.content import compliance
-from campaigns.content.definitions import CampaignDefinition, load_definition, parse_definition
+from campaigns.content.definitions import (
+    CampaignDefinition,
+    load_definition,
+    parse_stored_definition,
+)
 from campaigns.content.rendering import PARTS, build_context
 from campaigns.domain.models import Channel
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
 
 if TYPE_CHECKING:
@@ -32,6 +42,8 @@ class Applied:
     name: str
     findings: list[dict[str, Any]] = field(default_factory=list)
     unacknowledged: list[dict[str, Any]] = field(default_factory=list)
+    # Acknowledgements that name no current finding (the sentence changed, or moved).
+    unmatched: list[dict[str, Any]] = field(default_factory=list)
 
 
 def sample_context(svc: Services, channel: Channel, name: str) -> dict[str, Any]:
@@ -56,6 +68,7 @@ def lint_definition(svc: Services, definition: CampaignDefinition) -> list[dict[
             findings += compliance.lint_source(
                 channel, name, svc.renderer.source(definition.templates, part)
             )
+        findings += _empty_clinic_settings(svc, definition.templates, channel)
         message = rendered[channel]
         url = samples[channel].get("unsubscribe_url")
         texts = [("txt", message.body)] + ([("html", message.html)] if message.html else [])
@@ -71,15 +84,92 @@ def lint_definition(svc: Services, definition: CampaignDefinition) -> list[dict[
     return [f.to_dict() for f in findings]
 
 
+_CLINIC_SETTING = {"name": "MERIDIAN_CLINIC_NAME", "address": "MERIDIAN_CLINIC_ADDRESS"}
+
+
+def _empty_clinic_settings(
+    svc: Services, folder: str, channel: Channel
+) -> list[compliance.Finding]:
+    """An error for each use of a clinic setting that is empty, where it is used:
+    otherwise the message goes out with a blank ("Book a visit: . Reply STOP")."""
+    values = {"name": svc.clinic.name, "address": svc.clinic.address, "phone": svc.clinic.phone}
+    found, seen = [], set()
+    for part in PARTS[channel]:
+        for template, line, name in svc.renderer.clinic_fields(folder, part):
+            if (template, line, name) in seen:
+                continue  # a layout two parts share
+            seen.add((template, line, name))
+            if name in values and not values[name].strip():
+                key = _CLINIC_SETTING.get(name, f"MERIDIAN_CLINIC_{name.upper()}")
+                found.append(
+                    compliance.Finding(
+                        rule="clinic-setting-empty",
+                        severity="error",
+                        template=template,
+                        line=line,
+                        phrase=f"clinic.{name}",
+                        message=(
+                            f"The template uses clinic.{name}, but {key} is empty: the "
+                            f"message would go out with a blank there. Set {key}, or "
+                            f"take clinic.{name} out of the template."
+                        ),
+                        source="campaigns/settings.py (the clinic's identity, MERIDIAN_CLINIC_*)",
+                    )
+                )
+    return found
+
+
 def _unacknowledged(
     definition: CampaignDefinition, findings: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    acked = {a.phrase.lower() for a in definition.compliance.acknowledged}
+    acked = {a.key() for a in definition.compliance.acknowledged}
     return [
-        f
-        for f in findings
-        if f["severity"] == "claim" and str(f.get("phrase") or "").lower() not in acked
+        f for f in findings if f["severity"] == "claim" and compliance.finding_key(f) not in acked
     ]
+
+
+def unmatched_acknowledgements(
+    definition: CampaignDefinition, findings: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The acknowledgements that cover no finding: the text they named has changed."""
+    keys = {compliance.finding_key(f) for f in findings}
+    return [
+        a.model_dump(mode="json") for a in definition.compliance.acknowledged if a.key() not in keys
+    ]
+
+
+def mark_acknowledged(
+    definition: CampaignDefinition, findings: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The findings, each with ``acknowledged``: {reason, by} of the acknowledgement
+    that names it, or None; an unacknowledged claim also gets ``acknowledge_yaml``,
+    the entry to add under compliance.acknowledged (reason left to fill in)."""
+    by_key = {a.key(): a for a in definition.compliance.acknowledged}
+    marked = []
+    for f in findings:
+        ack = by_key.get(compliance.finding_key(f))  # type: ignore[arg-type]
+        entry = {**f, "acknowledged": {"reason": ack.reason, "by": ack.by} if ack else None}
+        if f["severity"] == "claim" and ack is None:
+            entry["acknowledge_yaml"] = acknowledgement_yaml(f)
+        marked.append(entry)
+    return marked
+
+
+def acknowledgement_yaml(finding: dict[str, Any]) -> str:
+    """A compliance.acknowledged entry naming this finding, for staff to complete."""
+    entry: dict[str, Any] = {
+        "rule": finding["rule"],
+        "template": finding["template"],
+        "line": finding["line"],
+        "phrase": finding["phrase"],
+        "sentence": finding["sentence"],
+    }
+    if int(finding.get("occurrence") or 1) > 1:
+        entry["occurrence"] = finding["occurrence"]
+    entry["reason"] = "<why this is not a health claim, or the evidence for it>"
+    entry["by"] = "<who reviewed it>"
+    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=1000)
+    return text
 
 
 def apply_campaign(svc: Services, path: Path, *, actor: str) -> Applied:
@@ -101,25 +191,47 @@ def save_definition(
             ],
         )
     campaign_id = svc.campaigns.save(definition.name, definition.to_json(), findings, actor=actor)
-    return Applied(campaign_id, definition.name, findings, _unacknowledged(definition, findings))
+    return Applied(
+        campaign_id,
+        definition.name,
+        findings,
+        _unacknowledged(definition, findings),
+        unmatched_acknowledgements(definition, findings),
+    )
 
 
 def load_campaign(svc: Services, key: str | int) -> tuple[dict[str, Any], CampaignDefinition]:
     row = svc.campaigns.get(key)
     if row is None:
         raise NotFound(f"no campaign named {key!r}")
-    return row, parse_definition(row["definition"], f"campaign {row['name']}")
+    return row, parse_stored_definition(row["definition"], f"campaign {row['name']}")
 
 
-def refuse_open_claims(row: dict[str, Any], definition: CampaignDefinition, what: str) -> None:
-    """Nothing is sent, scheduled or run now, while a health claim is unacknowledged."""
-    open_claims = _unacknowledged(definition, row["findings"])
-    if open_claims:
+def refuse_open_claims(
+    svc: Services, row: dict[str, Any], definition: CampaignDefinition, what: str
+) -> None:
+    """Nothing is sent, scheduled or run now, while a health claim is unacknowledged.
+
+    Lints the templates as they are now, not as they were when the campaign was
+    saved: an edit to a template file since then is judged before anything is sent.
+    """
+    findings = lint_definition(svc, definition)
+    errors = [f for f in findings if f["severity"] == "error"]
+    open_claims = _unacknowledged(definition, findings)
+    if errors or open_claims:
         raise InputError(
-            f"campaign {row['name']}: health-claim findings need an acknowledgement "
-            f"(compliance.acknowledged in the YAML) before it can be {what}",
+            f"campaign {row['name']}: the compliance lint refuses it "
+            f"(claims need an acknowledgement in compliance.acknowledged) before it can "
+            f"be {what}",
             [
-                Problem(f"{f['template']}:{f['line']}", f"{f['phrase']!r}: {f['message']}")
+                Problem(f"{f['template']}:{f['line'] or '-'}", f"{f['rule']}: {f['message']}")
+                for f in errors
+            ]
+            + [
+                Problem(
+                    f"{f['template']}:{f['line']}",
+                    f"{f['rule']}: {f['phrase']!r} in {f['sentence']!r}: {f['message']}",
+                )
                 for f in open_claims
             ],
         )
@@ -132,10 +244,12 @@ def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str,
     schedule entry the workers tick on.
     """
     row, definition = load_campaign(svc, key)
-    if row["status"] == "cancelled":
-        raise InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
-    refuse_open_claims(row, definition, "scheduled")
-    svc.campaigns.set_status(row["id"], "scheduled", actor=actor)
+    cancelled = InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
+    if row["status"] == CampaignState.CANCELLED:
+        raise cancelled
+    refuse_open_claims(svc, row, definition, "scheduled")
+    if not svc.campaigns.set_status(row["id"], CampaignState.SCHEDULED, actor=actor):
+        raise cancelled  # meanwhile: only a cancelled campaign may not be scheduled
     return row
 
 

@@ -11,6 +11,7 @@ number and id) and the field.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import html
 import importlib.resources
@@ -51,7 +52,14 @@ _HTML_ENTITY = re.compile(r"&(?:[a-z]+|#\d+|#x[0-9a-f]+);", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing wrong with a template, where it is, and which rule (and source) says so."""
+    """One thing wrong with a template, where it is, and which rule (and source) says so.
+
+    A claim also carries the exact sentence of the template source it sits in (markup
+    and Jinja included, whitespace runs made single spaces) and, when the same rule
+    matches the same phrase more than once in that sentence, which one it is: with
+    the rule, template, line and phrase, that is the finding's identity, which an
+    acknowledgement must name in full (see ``finding_key``).
+    """
 
     rule: str
     severity: Severity
@@ -60,6 +68,8 @@ class Finding:
     phrase: str | None
     message: str
     source: str
+    sentence: str | None = None
+    occurrence: int = 1
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -84,8 +94,25 @@ class Rule:
     def severity(self) -> Severity:
         return _SEVERITY[self.kind]
 
-    def make_finding(self, template: str, line: int | None, phrase: str | None) -> Finding:
-        return Finding(self.id, self.severity, template, line, phrase, self.message, self.source)
+    def make_finding(
+        self,
+        template: str,
+        line: int | None,
+        phrase: str | None,
+        sentence: str | None = None,
+        occurrence: int = 1,
+    ) -> Finding:
+        return Finding(
+            self.id,
+            self.severity,
+            template,
+            line,
+            phrase,
+            self.message,
+            self.source,
+            sentence,
+            occurrence,
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,28 @@ def load_rules() -> RuleBook:
     return parse_rules(resource.read_text(encoding="utf-8"), origin=_ORIGIN)
 
 
+FindingKey = tuple[str, str, int, str, str, int]
+
+
+def finding_key(finding: Finding | dict[str, object]) -> FindingKey | None:
+    """(rule, template, line, phrase, sentence, occurrence): what an acknowledgement names.
+
+    None for a finding that cannot be acknowledged (an error, or a claim stored
+    before findings carried their sentence).
+    """
+    f = finding.to_dict() if isinstance(finding, Finding) else finding
+    if f.get("severity") != "claim" or not f.get("sentence") or not f.get("line"):
+        return None
+    return (
+        str(f["rule"]),
+        str(f["template"]),
+        int(f["line"]),  # type: ignore[call-overload]
+        str(f["phrase"]),
+        str(f["sentence"]),
+        int(f.get("occurrence") or 1),  # type: ignore[call-overload]
+    )
+
+
 def lint_source(channel: Channel, template: str, source: str) -> list[Finding]:
     """Find health claims and clinical fields in a template's source, by 1-based line."""
     book = load_rules()
@@ -110,9 +159,22 @@ def lint_source(channel: Channel, template: str, source: str) -> list[Finding]:
     hits = _find_claims(book.select(channel, "claim"), uncommented, channel)
     hits += _find_clinical_fields(book.select(channel, "clinical_field"), uncommented)
     hits.sort(key=lambda hit: hit.offset)
-    return [
-        hit.rule.make_finding(template, _line_of(source, hit.offset), hit.phrase) for hit in hits
-    ]
+    bounds = _sentence_bounds(uncommented, channel) if hits else []
+    seen: dict[tuple[str, str, int], int] = {}
+    findings = []
+    for hit in hits:
+        sentence = occurrence = None
+        if hit.rule.kind == "claim":
+            start, end = _sentence_around(bounds, hit.offset, len(source))
+            sentence = " ".join(source[start:end].split())
+            key = (hit.rule.id, hit.phrase.casefold(), start)
+            occurrence = seen[key] = seen.get(key, 0) + 1
+        findings.append(
+            hit.rule.make_finding(
+                template, _line_of(source, hit.offset), hit.phrase, sentence, occurrence or 1
+            )
+        )
+    return findings
 
 
 def lint_rendered(
@@ -280,6 +342,39 @@ def _find_claims(rules: list[Rule], source: str, channel: Channel) -> list[_Hit]
         if end > start and not any(s <= start and end <= e for s, e, _ in kept):
             kept.append((start, end, rule))
     return [_Hit(start, rule, " ".join(text[start:end].split())) for start, end, rule in kept]
+
+
+_SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|br|div|td|th|tr|li|ul|ol|h[1-6]|table|title|blockquote|hr|body|head)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
+def _sentence_bounds(source: str, channel: Channel) -> list[int]:
+    """Offsets where sentences start or end: after . ! ? in the text (Jinja code and
+    markup masked), at blank lines, at both ends of block-level HTML tags, and at
+    both ends of Jinja statements ({% %}), which stand between blocks of text."""
+    code_masked = _mask_code_keeping_strings(source)
+    text = code_masked
+    if channel == "email":
+        text = _HTML_ENTITY.sub(_blank, _HTML_MARKUP.sub(_blank, code_masked))
+    bounds = {0, len(source)}
+    bounds.update(m.end() for m in _SENTENCE_END.finditer(text))
+    for pattern, where in ((_PARAGRAPH, source), (_BLOCK_TAG, code_masked)):
+        for m in pattern.finditer(where):
+            bounds.update((m.start(), m.end()))
+    for m in re.finditer(r"\{%.*?%\}", source, re.DOTALL):
+        bounds.update((m.start(), m.end()))
+    return sorted(bounds)
+
+
+def _sentence_around(bounds: list[int], offset: int, size: int) -> tuple[int, int]:
+    index = bisect.bisect_right(bounds, offset)
+    start = bounds[index - 1] if index else 0
+    end = bounds[index] if index < len(bounds) else size
+    return start, end
 
 
 def _find_clinical_fields(rules: list[Rule], source: str) -> list[_Hit]:

@@ -46,6 +46,15 @@ class ScheduleSpec(_Strict):
             parse_rrule(value)
         return value
 
+    @field_validator("send_time")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError(
+                "is a wall-clock time in each patient's zone; drop the UTC offset, e.g. '10:00'"
+            )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _valid_zone(cls, value: str | None) -> str | None:
@@ -80,10 +89,52 @@ class Limits(_Strict):
     retry_base_s: float = Field(default=30.0, gt=0)
 
 
+_OLD_FORM = (
+    "the phrase-wide form (only 'phrase', 'reason', 'by') is no longer accepted: it would "
+    "cover the phrase in any sentence, including text written after it was given. "
+    "Acknowledge each finding instead, naming it as the lint reports it: rule, template, "
+    "line, phrase, sentence (and occurrence, when the lint gives one above 1), with "
+    "reason and by. `meridian campaigns apply FILE --json` lists them under "
+    "'unacknowledged'; the console shows each one ready to paste"
+)
+
+
 class Acknowledgement(_Strict):
-    phrase: str
+    """Staff accept one claim finding: this rule, matching this phrase, in this exact
+    sentence, on this line of this template. Any change to the sentence, or a move
+    to another line, and it no longer counts."""
+
+    rule: str = Field(min_length=1)
+    template: str = Field(min_length=1)
+    line: int = Field(ge=1)
+    phrase: str = Field(min_length=1)
+    sentence: str = Field(min_length=1)
+    occurrence: int = Field(default=1, ge=1)
     reason: str = Field(min_length=10)
-    by: str | None = None
+    by: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_the_old_form(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "phrase" in data and not {"rule", "template"} & set(data):
+            raise ValueError(_OLD_FORM)
+        return data
+
+    @field_validator("reason", "by")
+    @classmethod
+    def _filled_in(cls, value: str) -> str:
+        if value.strip().startswith("<") and value.strip().endswith(">"):
+            raise ValueError("still the placeholder the console offered: say it in your words")
+        return value
+
+    @field_validator("sentence")
+    @classmethod
+    def _spaces_as_the_lint_writes_them(cls, value: str) -> str:
+        return " ".join(value.split())
+
+    def key(self) -> tuple[str, str, int, str, str, int]:
+        """The identity of the finding it names (compliance.finding_key's shape)."""
+        return (self.rule, self.template, self.line, self.phrase, self.sentence, self.occurrence)
 
 
 class Compliance(_Strict):
@@ -140,6 +191,23 @@ def parse_definition(data: Any, source: str) -> CampaignDefinition:
             for e in exc.errors()
         ]
         raise InputError(f"{source}: invalid campaign definition", problems) from exc
+
+
+def parse_stored_definition(data: Any, source: str) -> CampaignDefinition:
+    """A definition saved in the ledger. One saved before acknowledgements named a
+    finding loses its phrase-wide ones here (they cannot be mapped to a finding):
+    its claims then show as unacknowledged and nothing is scheduled or run until it
+    is applied again with per-finding acknowledgements."""
+    if isinstance(data, dict):
+        compliance = data.get("compliance")
+        if isinstance(compliance, dict) and isinstance(compliance.get("acknowledged"), list):
+            kept = [
+                a
+                for a in compliance["acknowledged"]
+                if not (isinstance(a, dict) and "phrase" in a and "rule" not in a)
+            ]
+            data = {**data, "compliance": {**compliance, "acknowledged": kept}}
+    return parse_definition(data, source)
 
 
 def load_definition(path: Path) -> CampaignDefinition:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from campaigns.content import compliance, sms
-from campaigns.content.catalogue import load_campaign
+from campaigns.content.catalogue import lint_definition, load_campaign, mark_acknowledged
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
 from campaigns.domain.models import Recipient
@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 
 def preview(svc: Services, campaign: str, external_id: str) -> dict[str, Any]:
     """The saved campaign's messages for the patient, its lint findings and rule count."""
-    row, definition = load_campaign(svc, campaign)
+    _, definition = load_campaign(svc, campaign)
     patient = svc.patients.find(external_id)
     if patient is None:
         raise NotFound(f"no patient with external_id {external_id!r}")
-    findings: list[dict[str, Any]] = list(row["findings"])
+    # Linted now, against the templates as they are: what schedule and run will judge.
+    findings = mark_acknowledged(definition, lint_definition(svc, definition))
     return {
         "campaign": definition.name,
         "patient": external_id,

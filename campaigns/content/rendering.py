@@ -22,6 +22,8 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
+    meta,
+    nodes,
     select_autoescape,
 )
 from jinja2.exceptions import SecurityError
@@ -85,6 +87,26 @@ class Renderer:
         path = self.templates_dir / folder / part
         return path.read_text(encoding="utf-8")
 
+    def clinic_fields(self, folder: str, part: str) -> list[tuple[str, int, str]]:
+        """(template, line, field) for each ``clinic.<field>`` the part uses, in itself
+        and in every template it extends, includes or imports. Call after ``check``."""
+        found: list[tuple[str, int, str]] = []
+        todo, seen = [f"{folder}/{part}"], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            assert self.env.loader is not None
+            source, _, _ = self.env.loader.get_source(self.env, name)
+            tree = self.env.parse(source, name)
+            for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+                field = _clinic_field(node)
+                if field is not None:
+                    found.append((name, node.lineno, field))
+            todo.extend(n for n in meta.find_referenced_templates(tree) if n is not None)
+        return sorted(set(found))
+
     def render(self, folder: str, channel: Channel, context: dict[str, Any]) -> Rendered:
         key = (folder, channel)
         templates = self._compiled.get(key)
@@ -139,6 +161,19 @@ class Renderer:
         if problems:
             raise InputError(f"templates/{folder}: refused", problems)
         return out
+
+
+def _clinic_field(node: nodes.Node) -> str | None:
+    """``field`` when the node reads ``clinic.field`` or ``clinic["field"]``."""
+    target = getattr(node, "node", None)
+    if not (isinstance(target, nodes.Name) and target.name == "clinic"):
+        return None
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    arg = getattr(node, "arg", None)
+    if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+        return arg.value
+    return None
 
 
 def _template_line(exc: BaseException, name: str, root: Path) -> tuple[str, str]:

@@ -98,6 +98,9 @@ class Outcome:
     error_reason: str | None = None
     skip_reason: SkipReason | None = None
     next_attempt_at: datetime | None = None
+    # False when the message was never offered to the provider (held for the
+    # patient's window): the claim's attempt is given back.
+    tried: bool = True
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class PendingAgain:
     source: DeliveryState = DeliveryState.SENDING  # or UNKNOWN, after reconciliation
     error_code: str | None = None
     error_reason: str | None = None
+    tried: bool = True  # False: held for the window, not one of max_attempts' tries
 
 
 @dataclass(frozen=True)

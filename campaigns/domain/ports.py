@@ -1,6 +1,8 @@
 """The interfaces the core needs and the edges implement.
 
-``Dispatcher`` is how the core hands work to the workers: tasks.dispatcher
+``Clock`` is Meridian's time: ``Services.now``, which the repositories are built
+with, so every time the ledger stores comes from it. ``Dispatcher`` is how the core
+hands work to the workers: tasks.dispatcher
 implements it on Celery and RedBeat, and only the entry points (the CLI, the
 worker, the web app factory) plug it into their Services. ``DueQueue`` and
 ``Limiter`` are the Redis-only parts of sending (campaigns.sending.batches,
@@ -10,14 +12,25 @@ implementations for tests and benches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from campaigns.domain.models import Batch
 
+# Meridian's clock: aware UTC, shifted only for rehearsals (MERIDIAN_CLOCK_SHIFT_S).
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The unshifted clock: the default of a repository built without Services."""
+    return datetime.now(UTC)
+
 
 class Dispatcher(Protocol):
+    """Each call raises campaigns.errors.BrokerUnavailable when the broker does not
+    answer: then nothing was queued."""
+
     def queue_fan_out(self, run_id: int) -> None:
         """Have a worker fan the run out (campaigns.sending.fanout.fan_out)."""
         ...
@@ -40,7 +53,8 @@ class Dispatcher(Protocol):
 
 
 class DueQueue(Protocol):
-    """Batches waiting for their due time (no broker ETA is ever used)."""
+    """Batches waiting for their due time (no broker ETA is ever used); BrokerUnavailable
+    when the store behind it does not answer."""
 
     def add(self, batches: Iterable[tuple[datetime, Batch]]) -> int:
         """Add (due, batch) pairs; returns how many were added."""

@@ -1,5 +1,5 @@
-"""The state machine, defined once: channels, run and delivery states, skip reasons,
-and which state may follow which.
+"""The state machine, defined once: channels, campaign, run and delivery states, skip
+reasons, and which state may follow which.
 
 The values are the strings the ledger stores, so a ``StrEnum`` member and its
 string compare equal and the database is the same as before these types.
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar
 
 from campaigns.errors import InputError, MeridianError
 
 Channel = Literal["sms", "email"]
 CHANNELS: tuple[Channel, ...] = ("sms", "email")
+S = TypeVar("S", bound=StrEnum)
 
 
 def channel_of(value: str) -> Channel:
@@ -28,6 +29,21 @@ def channel_of(value: str) -> Channel:
 
 class IllegalTransition(MeridianError):
     """A caller asked for a state change the state machine does not allow (a bug)."""
+
+
+class CampaignState(StrEnum):
+    DRAFT = "draft"  # saved, not approved: nothing starts
+    SCHEDULED = "scheduled"  # approved: occurrences start on the schedule, or by hand
+    PAUSED = "paused"  # held: no occurrence starts until resumed
+    CANCELLED = "cancelled"  # for good; apply it again under a new name
+
+    def can_become(self, other: CampaignState) -> bool:
+        return other in CAMPAIGN_TRANSITIONS[self]
+
+    @classmethod
+    def sources(cls, target: CampaignState) -> frozenset[CampaignState]:
+        """Every state a campaign may reach ``target`` from."""
+        return frozenset(s for s, nexts in CAMPAIGN_TRANSITIONS.items() if target in nexts)
 
 
 class RunState(StrEnum):
@@ -73,6 +89,18 @@ class SkipReason(StrEnum):
     SUPPRESSED = "suppressed"  # the number or address is on the suppression list
     SHARED_NUMBER = "shared_number"  # another patient with this number got this occurrence
 
+
+# A campaign is saved as a draft and approved (scheduled); it may pause and resume,
+# and be cancelled from any state but cancelled. Scheduling again is allowed (it
+# writes the schedule entry again).
+CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
+    CampaignState.DRAFT: frozenset({CampaignState.SCHEDULED, CampaignState.CANCELLED}),
+    CampaignState.SCHEDULED: frozenset(
+        {CampaignState.SCHEDULED, CampaignState.PAUSED, CampaignState.CANCELLED}
+    ),
+    CampaignState.PAUSED: frozenset({CampaignState.SCHEDULED, CampaignState.CANCELLED}),
+    CampaignState.CANCELLED: frozenset(),
+}
 
 # A run is created fanning out (or missed), runs, may pause and resume, and ends.
 RUN_TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
@@ -123,13 +151,28 @@ def run_sources(target: RunState, only_from: Collection[RunState] | None = None)
 
     IllegalTransition when ``only_from`` names a state ``target`` may not follow.
     """
-    allowed = RunState.sources(target)
+    return _sources("run", target, RunState.sources(target), only_from)
+
+
+def campaign_sources(
+    target: CampaignState, only_from: Collection[CampaignState] | None = None
+) -> list[CampaignState]:
+    """The states a campaign may move to ``target`` from, narrowed to ``only_from``.
+
+    IllegalTransition when ``only_from`` names a state ``target`` may not follow.
+    """
+    return _sources("campaign", target, CampaignState.sources(target), only_from)
+
+
+def _sources(
+    what: str, target: S, allowed: frozenset[S], only_from: Collection[S] | None
+) -> list[S]:
     if only_from is None:
         return sorted(allowed)
     illegal = sorted(set(only_from) - allowed)
     if illegal:
         raise IllegalTransition(
-            f"a run cannot go from {', '.join(illegal)} to {target}; "
+            f"a {what} cannot go from {', '.join(illegal)} to {target}; "
             f"allowed from: {', '.join(sorted(allowed)) or 'nowhere'}"
         )
     return sorted(only_from)

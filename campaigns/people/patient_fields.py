@@ -164,6 +164,8 @@ def _parse_consent(
             f"{echo(when)} is not an ISO 8601 date or date-time; expected e.g. "
             "2025-10-15 or 2025-10-15T09:30:00-04:00",
         )
+    # Real time, not Meridian's clock: the evidence was given in the real world, and
+    # a rehearsal's shifted clock must not refuse a consent given today.
     elif at > datetime.now(UTC) + _CONSENT_SKEW:
         bad(f"{column}_at", f"{echo(when)} is in the future; expected when consent was given")
     elif said is None:

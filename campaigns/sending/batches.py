@@ -4,11 +4,13 @@ No Celery ETA longer than a minute is ever used: with the Redis broker a task
 whose ETA outlives the visibility timeout is redelivered and runs twice. Future
 sends wait here instead, scored by due time, and the pump (every second) moves
 what is due onto the send queue. Losing this set loses nothing: the sweeper
-re-queues overdue pending deliveries from the ledger.
+re-queues overdue pending deliveries from the ledger. A Redis that does not answer
+is raised as campaigns.errors.BrokerUnavailable, as the dispatcher raises it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +21,7 @@ import redis
 
 from campaigns import keys
 from campaigns.domain.models import Batch
+from campaigns.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -50,20 +53,34 @@ class DueBatches:
             )
             mapping[member] = due.timestamp()
         if mapping:
-            self.client.zadd(keys.DUE_BATCHES, mapping)
+            with _unreachable("queue batches in the due set"):
+                self.client.zadd(keys.DUE_BATCHES, mapping)
         return len(mapping)
 
     def pop_due(self, now: datetime, limit: int = POP_LIMIT) -> list[Batch]:
-        raw = cast(list[bytes], self._pop(keys=[keys.DUE_BATCHES], args=[now.timestamp(), limit]))
+        with _unreachable("take due batches"):
+            raw = self._pop(keys=[keys.DUE_BATCHES], args=[now.timestamp(), limit])
         out = []
-        for member in raw:
+        for member in cast(list[bytes], raw):
             data: dict[str, Any] = json.loads(member)
             out.append(Batch(int(data["r"]), [int(i) for i in data["ids"]]))
         return out
 
     def waiting_since(self, before: datetime) -> int:
         """Batches due at or before ``before`` that no pump has moved yet."""
-        return int(self.client.zcount(keys.DUE_BATCHES, "-inf", before.timestamp()))
+        with _unreachable("count the due batches"):
+            return int(self.client.zcount(keys.DUE_BATCHES, "-inf", before.timestamp()))
+
+
+@contextlib.contextmanager
+def _unreachable(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise BrokerUnavailable(
+            f"could not {what}: Redis did not answer ({type(exc).__name__}); nothing was "
+            "queued. Check that Redis is up at MERIDIAN_REDIS_URL and try again"
+        ) from exc
 
 
 def pump(svc: Services) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from campaigns.content.catalogue import load_campaign, schedule_campaign
-from campaigns.domain.states import RunState
+from campaigns.domain.states import CampaignState, RunState
 from campaigns.sending import runs
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def rebuild_schedules(svc: Services) -> int:
     """Write the entry of every scheduled campaign again (after Redis was lost)."""
     n = 0
     for row in svc.campaigns.all():
-        if row["status"] == "scheduled":
+        if row["status"] == CampaignState.SCHEDULED:
             svc.dispatcher.put_schedule(int(row["id"]))
             n += 1
     return n
@@ -54,8 +54,10 @@ def pause(svc: Services, campaign: str, *, actor: str) -> str:
     """Stop new claims of the campaign's runs and hold its schedule."""
     row, _ = load_campaign(svc, campaign)
     campaign_id = int(row["id"])
-    if row["status"] == "scheduled":
-        svc.campaigns.set_status(campaign_id, "paused", actor=actor)
+    if row["status"] == CampaignState.SCHEDULED:
+        svc.campaigns.set_status(
+            campaign_id, CampaignState.PAUSED, actor=actor, only_from=[CampaignState.SCHEDULED]
+        )
     paused = sum(
         runs.pause_run(svc, int(r["id"]), actor=actor)
         for r in svc.runs.of_campaign(campaign_id)
@@ -69,9 +71,9 @@ def resume(svc: Services, campaign: str, *, actor: str) -> str:
     """Resume paused runs; a paused schedule becomes scheduled again."""
     row, _ = load_campaign(svc, campaign)
     campaign_id = int(row["id"])
-    scheduled = row["status"] == "paused"
-    if scheduled:
-        svc.campaigns.set_status(campaign_id, "scheduled", actor=actor)
+    scheduled = row["status"] == CampaignState.PAUSED and svc.campaigns.set_status(
+        campaign_id, CampaignState.SCHEDULED, actor=actor, only_from=[CampaignState.PAUSED]
+    )
     resumed = sum(
         runs.resume_run(svc, int(r["id"]), actor=actor)
         for r in svc.runs.of_campaign(campaign_id)
@@ -86,7 +88,7 @@ def cancel(svc: Services, campaign: str, *, actor: str) -> str:
     """Stop for good: the schedule, and every run still going (left deliveries skipped)."""
     row, _ = load_campaign(svc, campaign)
     campaign_id = int(row["id"])
-    svc.campaigns.set_status(campaign_id, "cancelled", actor=actor)
+    svc.campaigns.set_status(campaign_id, CampaignState.CANCELLED, actor=actor)
     skipped = sum(
         runs.cancel_run(svc, int(r["id"]), actor=actor)
         for r in svc.runs.of_campaign(campaign_id)

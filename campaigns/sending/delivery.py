@@ -117,7 +117,11 @@ def _returns(outcomes: Sequence[Outcome], claimed: Sequence[Claimed]) -> list[Pe
     """What of a slice goes back to pending: sends to try later, and claims never used."""
     later = [
         PendingAgain(
-            o.delivery_id, o.next_attempt_at, error_code=o.error_code, error_reason=o.error_reason
+            o.delivery_id,
+            o.next_attempt_at,
+            error_code=o.error_code,
+            error_reason=o.error_reason,
+            tried=o.tried,
         )
         for o in outcomes
         if o.state == DeliveryState.PENDING
@@ -213,7 +217,9 @@ class _SliceSender:
                 # Due outside the patient's hours (the clock moved, or a retry landed
                 # at night): wait for the next opening, never send early, never drop.
                 self.outcomes.append(
-                    Outcome(c.delivery_id, DeliveryState.PENDING, next_attempt_at=opens)
+                    Outcome(
+                        c.delivery_id, DeliveryState.PENDING, next_attempt_at=opens, tried=False
+                    )
                 )
                 continue
             message = build_message(svc, definition, c, recipient, channel)
@@ -282,7 +288,7 @@ class _ByContact:
 def _window_opens(
     svc: Services, recipient: Recipient, channel: Channel, now: datetime
 ) -> datetime | None:
-    zone, state = recipient_clock(svc, recipient, channel)
+    zone, state = recipient_clock(svc, recipient, channel, now)
     if wallclock.is_allowed(now, zone, state):
         return None
     return wallclock.next_allowed(now, zone, state)

@@ -42,10 +42,12 @@ FAN_OUT_LOCK_S = 60
 
 
 def recipient_clock(
-    svc: Services, recipient: Recipient, channel: Channel
+    svc: Services, recipient: Recipient, channel: Channel, now: datetime
 ) -> tuple[ZoneInfo, str | None]:
     """The patient's zone, and the state whose window applies to this channel."""
-    zone = geography.patient_zone(recipient.timezone, recipient.phone, svc.settings.clinic_timezone)
+    zone = geography.patient_zone(
+        recipient.timezone, recipient.phone, svc.settings.clinic_timezone, year=now.year
+    )
     # State telemarketing windows govern calls and texts; email keeps the federal
     # decent-hours window only.
     state = geography.patient_state(recipient.state, recipient.phone) if channel == "sms" else None
@@ -60,7 +62,7 @@ def _due_for(
     channel: Channel,
     now: datetime,
 ) -> datetime:
-    zone, state = recipient_clock(svc, recipient, channel)
+    zone, state = recipient_clock(svc, recipient, channel, now)
     occurrence: str = run["occurrence"]
     if occurrence.startswith("now:"):
         return wallclock.next_allowed(now, zone, state)
@@ -162,13 +164,25 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
         svc.deliveries.add(run_id, rows, svc.now())
         lock.reacquire()
         total += len(rows)
+        if svc.runs.status(run_id) != RunState.FANNING_OUT:
+            _cancelled_meanwhile(svc, run_id)
+            return total
     svc.deliveries.analyze()
-    svc.runs.set_status(
+    if not svc.runs.set_status(
         run_id, RunState.RUNNING, svc.now(), actor="system", only_from=[RunState.FANNING_OUT]
-    )
+    ):
+        _cancelled_meanwhile(svc, run_id)
+        return total
     queue_pending(svc, run_id)
     svc.runs.finish_if_done(run_id, svc.now())
     return total
+
+
+def _cancelled_meanwhile(svc: Services, run_id: int) -> None:
+    """The run was cancelled while its rows were being written: what this fan-out
+    wrote after the cancel is skipped as cancelled too, and nothing is queued."""
+    skipped = svc.deliveries.cancel_pending(run_id, svc.now())
+    log.info("run %s was cancelled during fan-out; %s more deliveries skipped", run_id, skipped)
 
 
 def stalled_fan_outs(svc: Services, older_than: datetime) -> list[int]:

@@ -22,6 +22,7 @@ import redis
 
 from campaigns.domain.models import PendingAgain
 from campaigns.domain.states import RunState
+from campaigns.errors import BrokerUnavailable
 from campaigns.sending.batches import group_batches
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def back_to_pending(svc: Services, run_id: int, returns: Sequence[PendingAgain])
     due = sorted((r.due or now, r.delivery_id) for r in returns)
     try:
         svc.due.add(group_batches([(i, d) for d, i in due], run_id, svc.settings.batch_size))
-    except redis.exceptions.RedisError as exc:
+    except (BrokerUnavailable, redis.exceptions.RedisError) as exc:
         log.warning(
             "run %s: %s deliveries back to pending, not queued (%s); the sweeper queues "
             "them once overdue",

@@ -22,6 +22,7 @@ import time
 import redis
 
 from campaigns import keys
+from campaigns.errors import ConfigError
 
 # KEYS[1] bucket; ARGV[1] emission interval (us per token); ARGV[2] burst; ARGV[3] tokens.
 # Returns 0 when the tokens were taken, else microseconds to wait (nothing taken).
@@ -56,10 +57,15 @@ class RateLimiter:
     """
 
     def __init__(self, client: redis.Redis, sender: str, rate_per_s: float, burst: int = 1) -> None:
+        # Both come from the settings (MERIDIAN_<CHANNEL>_RATE and _BURST).
         if not rate_per_s > 0:
-            raise ValueError(f"rate_per_s must be positive, got {rate_per_s!r}")
+            raise ConfigError(
+                f"rate limit of sender {sender!r}: rate_per_s must be positive, got {rate_per_s!r}"
+            )
         if burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst!r}")
+            raise ConfigError(
+                f"rate limit of sender {sender!r}: burst must be at least 1, got {burst!r}"
+            )
         self.sender = sender
         self.rate_per_s = rate_per_s
         self.burst = burst
@@ -95,4 +101,7 @@ class RateLimiter:
     def _check_tokens(self, n: int) -> None:
         # More than the burst at once would never conform: refuse instead of waiting forever.
         if not 1 <= n <= self.burst:
-            raise ValueError(f"n must be between 1 and burst={self.burst}, got {n!r}")
+            raise ConfigError(
+                f"rate limit of sender {self.sender!r}: n must be between 1 and "
+                f"burst={self.burst}, got {n!r}; ask for fewer tokens or raise the burst"
+            )

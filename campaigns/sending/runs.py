@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from campaigns.clock import schedules
 from campaigns.content.catalogue import load_campaign, refuse_open_claims
-from campaigns.domain.states import DeliveryState, RunState
+from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
 from campaigns.sending.pending import queue_pending
 
@@ -34,9 +34,9 @@ def start_run(
 ) -> int | None:
     """Insert the run of one occurrence. None when that occurrence already has a run."""
     row, definition = load_campaign(svc, key)
-    if row["status"] == "cancelled":
+    if row["status"] == CampaignState.CANCELLED:
         raise InputError(f"campaign {row['name']}: cancelled")
-    refuse_open_claims(row, definition, "run")
+    refuse_open_claims(svc, row, definition, "run")
     now = svc.now()
     occ = occurrence or f"now:{now.replace(microsecond=0).isoformat()}"
     run_id = svc.runs.create(row["id"], occ, trigger, RunState.FANNING_OUT, now, actor=actor)
@@ -55,7 +55,7 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
     (campaign, occurrence) lets exactly one caller create each occurrence's run.
     """
     row, definition = load_campaign(svc, campaign_id)
-    if row["status"] != "scheduled":
+    if row["status"] != CampaignState.SCHEDULED:
         return []
     schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
     last = svc.runs.last_occurrence(campaign_id)
@@ -63,8 +63,22 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
         last = (
             row["created_at"].astimezone(ZoneInfo(schedule.timezone)).date() - timedelta(days=1)
         ).isoformat()
+    due = schedules.due_occurrences(schedule, svc.now(), last)
+    if any(verdict == "start" for _, verdict in due):
+        try:
+            refuse_open_claims(svc, row, definition, "run")
+        except InputError as refused:
+            # Not started, not recorded: each tick asks again, and past the grace
+            # period the occurrence is recorded as missed.
+            log.warning(
+                "campaign %s: occurrence not started: %s (%d findings)",
+                campaign_id,
+                refused.message,
+                len(refused.problems),
+            )
+            return []
     started: list[int] = []
-    for day, verdict in schedules.due_occurrences(schedule, svc.now(), last):
+    for day, verdict in due:
         key = schedules.occurrence_key(day)
         status = RunState.FANNING_OUT if verdict == "start" else RunState.MISSED
         run_id = svc.runs.create(campaign_id, key, "schedule", status, svc.now(), actor="beat")

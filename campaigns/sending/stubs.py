@@ -1,10 +1,16 @@
 """In-memory stand-ins for the Redis and broker parts of sending, as dramatiq has a
 stub broker: real implementations of campaigns.domain.ports, for one process.
 
-    svc = Services(settings, dispatcher=MemoryDispatcher(), due=MemoryDueQueue())
+    svc = Services(
+        settings,
+        dispatcher=MemoryDispatcher(),
+        due=MemoryDueQueue(),
+        limiters={"sms": MemoryLimiter(), "email": MemoryLimiter()},
+    )
 
 A test then runs the send loop with no Redis and no worker: ``svc.due`` holds what
-was queued for later, ``svc.dispatcher`` what was handed to the workers.
+was queued for later, ``svc.dispatcher`` what was handed to the workers, and each
+limiter how many tokens the send loop took from it.
 """
 
 from __future__ import annotations
@@ -60,3 +66,18 @@ class MemoryDispatcher:
 
     def waiting_sends(self) -> int:
         return len(self.sends)
+
+
+@dataclass
+class MemoryLimiter:
+    """A Limiter that grants every request at once and counts the tokens it granted.
+
+    It stands for a provider with no rate limit; the send loop asks it once for
+    every message it hands over, so ``granted`` counts messages let through. (The
+    shared rate itself is the Redis limiter's: tests/integration/test_ratelimit.py.)
+    """
+
+    granted: int = 0
+
+    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+        self.granted += n

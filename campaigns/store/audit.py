@@ -1,8 +1,9 @@
-"""The audit log: who did what to which thing, written in the caller's transaction."""
+"""The audit log: who did what to which thing, and when, written in the caller's
+transaction. The time is the caller's, from Meridian's clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, insert
 
@@ -11,6 +12,7 @@ from campaigns.store.tables import audit_events
 
 def audit(
     conn: Connection,
+    at: datetime,
     actor: str,
     action: str,
     subject_type: str,
@@ -20,7 +22,7 @@ def audit(
     """Record who did what to which thing. ``detail`` holds ids and counts, never PHI."""
     conn.execute(
         insert(audit_events).values(
-            at=datetime.now(UTC),
+            at=at,
             actor=actor,
             action=action,
             subject_type=subject_type,

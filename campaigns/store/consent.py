@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from campaigns.domain.models import Channel, ConsentFact
+from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
 from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
@@ -23,15 +24,18 @@ from campaigns.store.tables import consents, patients
 
 
 class ConsentRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
+        self.clock = clock
 
     def record(self, patient_ids: Sequence[int], fact: ConsentFact, *, actor: str) -> int:
+        now = self.clock()
         with self.db.begin() as conn:
-            n = append_consents(conn, {pid: [fact] for pid in patient_ids}, actor)
+            n = append_consents(conn, {pid: [fact] for pid in patient_ids}, actor, now)
             for pid in patient_ids:
                 audit(
                     conn,
+                    now,
                     actor,
                     "consent.grant" if fact.granted else "consent.revoke",
                     "patient",
@@ -71,9 +75,13 @@ class ConsentRepository:
 
 
 def append_consents(
-    conn: Connection, facts: Mapping[int, Sequence[ConsentFact]], actor: str
+    conn: Connection,
+    facts: Mapping[int, Sequence[ConsentFact]],
+    actor: str,
+    now: datetime,
 ) -> int:
-    """Append the facts not already on file and refresh the cached opt-in columns.
+    """Append the facts not already on file, recorded by ``actor`` at ``now``, and
+    refresh the cached opt-in columns.
 
     The cache follows the latest evidence by the time the patient gave it, so a
     re-import of an old "yes" never overrides a later STOP; it also keeps the number
@@ -111,7 +119,6 @@ def append_consents(
         .order_by(consents.c.id)
     ):
         on_file[(pid, channel)].append((bool(granted), at, address))
-    now = datetime.now(UTC)
     rows = []
     for pid, fs in facts.items():
         for f in fs:

@@ -178,8 +178,9 @@ class DeliveryRepository:
         """Return deliveries to pending in one transaction; how many moved.
 
         A claim never used is undone as if never taken; a claim that will be tried
-        again (a transient error, a window not yet open) keeps its attempt and
-        gets its new time and error; an unknown the provider never got is due again.
+        again gets its new time and error, and keeps its attempt only if the message
+        was offered to the provider (a transient error; not a window not yet open);
+        an unknown the provider never got is due again.
         Only campaigns.sending.pending.back_to_pending calls this: it queues them too.
         """
         from_claims = [r for r in returns if r.source == DeliveryState.SENDING]
@@ -213,6 +214,7 @@ class DeliveryRepository:
                         next_attempt_at=bindparam("b_next"),
                         error_code=bindparam("b_code"),
                         error_reason=bindparam("b_reason"),
+                        attempts=deliveries.c.attempts - bindparam("b_untried"),
                         provider_id=None,
                         skip_reason=None,
                         sent_at=None,
@@ -224,6 +226,7 @@ class DeliveryRepository:
                             "b_next": r.due,
                             "b_code": r.error_code,
                             "b_reason": r.error_reason,
+                            "b_untried": 0 if r.tried else 1,
                         }
                         for r in later
                     ],

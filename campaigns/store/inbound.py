@@ -88,6 +88,7 @@ class InboundRepository:
                 )
                 audit(
                     conn,
+                    received_at,
                     "patient" if patient_ids else "unknown-sender",
                     "inbound.receive",
                     "inbound_message",
@@ -230,7 +231,7 @@ class InboundRepository:
                 .values(reviewed_by=actor, reviewed_at=at)
             )
             for message_id in ids:
-                audit(conn, actor, "inbound.reviewed", "inbound_message", message_id)
+                audit(conn, at, actor, "inbound.reviewed", "inbound_message", message_id)
             return len(ids)
 
     def add_reply(
@@ -265,6 +266,7 @@ class InboundRepository:
             )
             audit(
                 conn,
+                sent_at,
                 sent_by,
                 "inbound.reply",
                 "staff_reply",

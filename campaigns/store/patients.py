@@ -7,7 +7,7 @@ goes through ``store.consent.append_consents``, which keeps the opt-in cache tru
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from campaigns.domain.models import ConsentFact, PatientRecord, Recipient
+from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
 from campaigns.store.bulk import insert_rows
 from campaigns.store.consent import append_consents, consent_row, distinct_facts, latest_words
@@ -38,8 +39,9 @@ SUPPRESSION_SOURCE = "suppression-list"
 
 
 class PatientRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
+        self.clock = clock
 
     def import_batches(
         self, batches: Iterable[Sequence[PatientRecord]], *, dry_run: bool, actor: str
@@ -47,6 +49,7 @@ class PatientRepository:
         """(inserted, updated, imported opted out because the suppression list has their
         number or address)."""
         inserted = updated = suppressed = 0
+        now = self.clock()
         conn = self.db.engine.connect().execution_options(meridian_write=True)
         trans = conn.begin()
         try:
@@ -56,12 +59,13 @@ class PatientRepository:
                 # per batch once it is not, 300 s for 100,000 patients instead of 2 s.
                 conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             for batch in batches:
-                i, u, s = self._upsert(conn, batch)
+                i, u, s = self._upsert(conn, batch, now)
                 inserted += i
                 updated += u
                 suppressed += s
             audit(
                 conn,
+                now,
                 actor,
                 "patients.import",
                 "patients",
@@ -83,8 +87,9 @@ class PatientRepository:
             conn.close()
         return inserted, updated, suppressed
 
-    def _upsert(self, conn: Connection, batch: Sequence[PatientRecord]) -> tuple[int, int, int]:
-        now = datetime.now(UTC)
+    def _upsert(
+        self, conn: Connection, batch: Sequence[PatientRecord], now: datetime
+    ) -> tuple[int, int, int]:
         existing = _ids_of(conn, [r.external_id for r in batch])
         new = [r for r in batch if r.external_id not in existing]
         old = [r for r in batch if r.external_id in existing]
@@ -128,7 +133,7 @@ class PatientRepository:
                 existing[r.external_id]: r.consents for r in old if r.consents
             }
             if facts:
-                append_consents(conn, facts, actor="import")
+                append_consents(conn, facts, "import", now)
         suppressed = _opt_out_suppressed(conn, batch, now)
         return len(new), len(old), suppressed
 
@@ -237,7 +242,7 @@ def _opt_out_suppressed(conn: Connection, batch: Sequence[PatientRecord], now: d
             fact = ConsentFact(channel, False, now, SUPPRESSION_SOURCE, text, address)  # type: ignore[arg-type]
             facts.setdefault(pid, []).append(fact)
     if facts:
-        append_consents(conn, facts, actor="import")
+        append_consents(conn, facts, "import", now)
     return len(hits)
 
 

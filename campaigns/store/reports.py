@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Date, cast, func, or_, select, update
 
+from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
 from campaigns.store.tables import (
@@ -39,8 +40,9 @@ _SUMMARY = (
 
 
 class ReportRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
+        self.clock = clock
 
     # runs and their outcomes ---------------------------------------------------------
 
@@ -167,7 +169,7 @@ class ReportRepository:
     def record_staff_event(self, actor: str, action: str, username: str) -> None:
         """Audit a staff account event (sign-in, sign-out, token, new user) on its own."""
         with self.db.begin() as conn:
-            audit(conn, actor, action, "staff", username)
+            audit(conn, self.clock(), actor, action, "staff", username)
 
     # flagged inbound texts -------------------------------------------------------------
 
@@ -210,5 +212,5 @@ class ReportRepository:
                 .values(reviewed_by=actor)
             ).rowcount
             if changed:
-                audit(conn, actor, "inbound.reviewed", "inbound_message", message_id)
+                audit(conn, self.clock(), actor, "inbound.reviewed", "inbound_message", message_id)
             return bool(changed)

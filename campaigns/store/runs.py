@@ -59,6 +59,7 @@ class RunRepository:
                 )
                 audit(
                     conn,
+                    now,
                     actor,
                     f"run.{status}",
                     "run",
@@ -134,7 +135,7 @@ class RunRepository:
                 > 0
             )
             if changed:
-                audit(conn, actor, f"run.{status}", "run", run_id)
+                audit(conn, now, actor, f"run.{status}", "run", run_id)
             return changed
 
     def finish_if_done(self, run_id: int, now: datetime) -> bool:
@@ -163,7 +164,7 @@ class RunRepository:
                 .values(status=RunState.FINISHED, finished_at=now)
             ).rowcount
             if done:
-                audit(conn, "system", f"run.{RunState.FINISHED}", "run", run_id)
+                audit(conn, now, "system", f"run.{RunState.FINISHED}", "run", run_id)
             return bool(done)
 
     def status(self, run_id: int) -> RunState | None:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from campaigns.domain.ports import Clock, utc_now
 from campaigns.errors import InputError
 from campaigns.store.db import Database
 from campaigns.store.tables import staff_users
 
 
 class StaffRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
+        self.clock = clock
 
     def add(self, username: str, password_hash: str, role: str) -> int:
         """Add an active user; InputError if the username is taken."""
@@ -29,7 +30,7 @@ class StaffRepository:
                             password_hash=password_hash,
                             role=role,
                             active=True,
-                            created_at=datetime.now(UTC),
+                            created_at=self.clock(),
                         )
                         .returning(staff_users.c.id)
                     ).scalar_one()

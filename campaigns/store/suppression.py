@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from campaigns.domain.models import Channel
+from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
 from campaigns.store.tables import suppressions
@@ -41,8 +42,9 @@ class Suppression:
 
 
 class SuppressionRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
+        self.clock = clock
 
     def add(
         self,
@@ -70,6 +72,7 @@ class SuppressionRepository:
                 evidence=evidence,
                 inbound_id=inbound_id,
                 patient_id=patient_id,
+                now=self.clock(),
             )
 
     def suppressed(self, channel: Channel, addresses: Iterable[str | None]) -> set[str]:
@@ -144,7 +147,9 @@ def add_suppression(
     evidence: str | None = None,
     inbound_id: int | None = None,
     patient_id: int | None = None,
+    now: datetime,
 ) -> int:
+    """Append one row, recorded at ``now`` (Meridian's clock), and audit it."""
     row_id = int(
         conn.execute(
             insert(suppressions)
@@ -158,13 +163,14 @@ def add_suppression(
                 evidence=evidence,
                 inbound_id=inbound_id,
                 patient_id=patient_id,
-                recorded_at=datetime.now(UTC),
+                recorded_at=now,
             )
             .returning(suppressions.c.id)
         ).scalar_one()
     )
     audit(
         conn,
+        now,
         actor,
         "suppression.add" if suppressed else "suppression.lift",
         "suppression",

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError
 
 metadata = MetaData(
@@ -126,8 +127,8 @@ campaigns = Table(
     Column("id", Id, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("definition", JSON, nullable=False),
-    # draft -> scheduled <-> paused; cancelled is final
-    Column("status", String(16), nullable=False, default="draft"),
+    # a CampaignState; its moves are campaigns.domain.states.CAMPAIGN_TRANSITIONS
+    Column("status", String(16), nullable=False, default=CampaignState.DRAFT.value),
     Column("findings", JSON, nullable=False, default=list),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),

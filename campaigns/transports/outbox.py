@@ -12,30 +12,47 @@ import json
 import os
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 
 from campaigns.domain.models import Channel
 from campaigns.domain.transport import OutboundMessage, SeenMessage, SendReceipt
+from campaigns.errors import PermanentError
+from campaigns.transports.mime import build_email, message_id
 
 LOG_NAME = "outbox.jsonl"
 
 
 class OutboxTransport:
-    def __init__(self, channel: Channel, directory: Path, email_from: str = "") -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        directory: Path,
+        email_from: str = "",
+        email_reply_to: str | None = None,
+    ) -> None:
         self.channel = channel
         self.directory = directory
         self.email_from = email_from
+        self.email_reply_to = email_reply_to
         (directory / channel).mkdir(parents=True, exist_ok=True)
 
     def send(self, message: OutboundMessage) -> SendReceipt:
         provider_id = f"outbox-{message.channel}-{message.delivery_id}"
+        # When the provider got it, on the provider's (real) clock, as a real provider
+        # stamps it; the ledger's sent_at is Meridian's clock.
+        at = datetime.now(UTC)
         stem = self.directory / message.channel / f"run{message.run_id}-d{message.delivery_id}"
         if message.channel == "sms":
             stem.with_suffix(".txt").write_text(
                 f"To: {message.to}\n\n{message.body}\n", encoding="utf-8"
             )
         else:
-            stem.with_suffix(".eml").write_bytes(bytes(self._email(message)))
+            try:
+                eml = self._email(message, at).as_bytes()
+            except (ValueError, TypeError):
+                raise PermanentError("malformed message header") from None
+            stem.with_suffix(".eml").write_bytes(eml)
         record = {
             "provider_id": provider_id,
             "channel": message.channel,
@@ -45,25 +62,20 @@ class OutboxTransport:
             "subject": message.subject,
             "body": message.body,
             "html": message.html,
-            "at": datetime.now(UTC).isoformat(),
+            "at": at.isoformat(),
         }
         self._append(record)
         return SendReceipt(provider_id, "sent")
 
-    def _email(self, message: OutboundMessage) -> EmailMessage:
-        mail = EmailMessage()
-        mail["From"] = self.email_from
-        mail["To"] = message.to
-        mail["Subject"] = message.subject or ""
-        if message.unsubscribe_url:
-            mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
-            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        for name, value in message.headers.items():
-            mail[name] = value
-        mail.set_content(message.body)
-        if message.html:
-            mail.add_alternative(message.html, subtype="html")
-        return mail
+    def _email(self, message: OutboundMessage, at: datetime) -> EmailMessage:
+        # The same builder as the SMTP transport: the .eml is what SMTP would have sent.
+        return build_email(
+            message,
+            sender=self.email_from,
+            reply_to=self.email_reply_to,
+            message_id=message_id(message, parseaddr(self.email_from)[1]),
+            date=at,
+        )
 
     def _append(self, record: dict[str, object]) -> None:
         # Several worker processes append to one log: an exclusive lock keeps lines whole.

@@ -27,7 +27,7 @@ import smtplib
 import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import parseaddr
 
 from campaigns.domain.states import Channel
 from campaigns.domain.transport import OutboundMessage, SeenMessage, SendReceipt
@@ -39,6 +39,7 @@ from campaigns.errors import (
     TransientError,
 )
 from campaigns.settings import Settings
+from campaigns.transports.mime import build_email, message_id
 
 _log = logging.getLogger(__name__)
 
@@ -77,7 +78,6 @@ class SmtpEmailTransport:
         self._settings = settings
         self._host = settings.smtp_host
         self._from_address = from_address
-        self._domain = from_address.rpartition("@")[2]
         self._conn: _SMTP | None = None
 
     def send(self, message: OutboundMessage) -> SendReceipt:
@@ -192,35 +192,19 @@ class SmtpEmailTransport:
 
     def _build(self, message: OutboundMessage) -> EmailMessage:
         settings = self._settings
-        email = EmailMessage()
         try:
-            email["From"] = settings.email_from
-            email["To"] = message.to
-            if settings.email_reply_to:
-                email["Reply-To"] = settings.email_reply_to
-            email["Subject"] = message.subject or ""
-            email["Date"] = format_datetime(datetime.now(UTC))
-            email["Message-ID"] = (
-                f"<meridian.{message.run_id}.{message.delivery_id}@{self._domain}>"
+            return build_email(
+                message,
+                sender=settings.email_from,
+                reply_to=settings.email_reply_to,
+                message_id=message_id(message, self._from_address),
+                # Real time, not Meridian's (possibly shifted) clock: mail servers read
+                # it next to the relay's own Received times.
+                date=datetime.now(UTC),
             )
-            if message.unsubscribe_url:
-                # RFC 8058 one-click: the URL for mailbox providers' POST, and a
-                # mailto for clients that only know RFC 2369.
-                email["List-Unsubscribe"] = (
-                    f"<{message.unsubscribe_url}>, "
-                    f"<mailto:{self._from_address}?subject=unsubscribe>"
-                )
-                email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-            for name, value in message.headers.items():
-                del email[name]
-                email[name] = value
-            email.set_content(message.body)
-            if message.html is not None:
-                email.add_alternative(message.html, subtype="html")
         except (ValueError, TypeError):
             # A header with a line break in it, or an address the parser refuses.
             raise PermanentError("malformed message header") from None
-        return email
 
     @staticmethod
     def _log_failure(delivery_id: int, error: SendError) -> None:

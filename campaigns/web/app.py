@@ -1,20 +1,16 @@
 """The Flask app factory. ``meridian web`` serves it.
 
-The one web module that imports the workers' side (tasks, kombu): it plugs run
-control into the app, so the views never import them.
+The one web module that imports the workers' side (tasks): it plugs the Celery
+dispatcher into the services, so the views never import it.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from flask import Flask
 
 from campaigns.services import Services
 from campaigns.web import auth, security
-from campaigns.web.context import RUN_CONTROL, plug_services
+from campaigns.web.context import plug_services
 from campaigns.web.views import (
     api,
     campaigns,
@@ -27,7 +23,6 @@ from campaigns.web.views import (
     review,
     runs,
 )
-from campaigns.web.views.common import BrokerUnreachable, RunControl
 
 # The console's route groups: importing each adds its views to console.bp.
 CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox)
@@ -47,7 +42,6 @@ def create_app(svc: Services) -> Flask:
         from tasks.app import dispatcher
 
         svc.dispatcher = dispatcher()
-    app.extensions[RUN_CONTROL] = CeleryRunControl()
     auth.install(app)  # first: a stranger is sent to /login before anything else runs
     for blueprint in (public.bp, login.bp, console.bp, api.bp):
         app.register_blueprint(blueprint)
@@ -55,43 +49,3 @@ def create_app(svc: Services) -> Flask:
     # The public routes check their own proof (a Twilio signature, a signed link).
     security.install(app, csrf_exempt=(api.bp, public.bp))
     return app
-
-
-class CeleryRunControl(RunControl):
-    """campaigns.sending.control, with kombu's OperationalError (the broker did not answer) raised
-    as BrokerUnreachable: the one place the web meets kombu."""
-
-    def run_now(self, svc: Services, campaign: str, *, actor: str) -> int | None:
-        with _broker() as control:
-            run_id: int | None = control.run_now(svc, campaign, actor=actor)
-            return run_id
-
-    def schedule(self, svc: Services, campaign: str, *, actor: str) -> dict[str, Any]:
-        with _broker() as control:
-            row: dict[str, Any] = control.schedule(svc, campaign, actor=actor)
-            return row
-
-    def pause(self, svc: Services, campaign: str, *, actor: str) -> str:
-        with _broker() as control:
-            return str(control.pause(svc, campaign, actor=actor))
-
-    def resume(self, svc: Services, campaign: str, *, actor: str) -> str:
-        with _broker() as control:
-            return str(control.resume(svc, campaign, actor=actor))
-
-    def cancel(self, svc: Services, campaign: str, *, actor: str) -> str:
-        with _broker() as control:
-            return str(control.cancel(svc, campaign, actor=actor))
-
-
-@contextmanager
-def _broker() -> Iterator[Any]:
-    # Imported on first use, as before: Celery's app is built from the environment.
-    from kombu.exceptions import OperationalError
-
-    from campaigns.sending import control
-
-    try:
-        yield control
-    except OperationalError as exc:
-        raise BrokerUnreachable(f"the broker could not be reached ({type(exc).__name__})") from exc

@@ -7,7 +7,6 @@ from flask import Flask, current_app
 from campaigns.services import Services
 
 SERVICES = "meridian"
-RUN_CONTROL = "meridian.run_control"
 
 
 def plug_services(app: Flask, svc: Services) -> None:

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from campaigns import keys
+from campaigns.errors import ConfigError
 from campaigns.sending.ratelimit import RateLimiter
 from tests.support.services import RedisServer
 
@@ -212,18 +213,18 @@ def test_acquire_raises_timeout_error_at_once_when_the_wait_outlasts_the_timeout
 def test_asking_for_more_tokens_than_the_burst_is_refused(client: redis.Redis) -> None:
     limiter = RateLimiter(client, "sms", rate_per_s=10, burst=2)
 
-    with pytest.raises(ValueError, match="burst=2"):
+    with pytest.raises(ConfigError, match="burst=2"):
         limiter.try_acquire(3)
-    with pytest.raises(ValueError, match="burst=2"):
+    with pytest.raises(ConfigError, match="burst=2"):
         limiter.acquire(0)
 
 
 def test_a_limiter_needs_a_positive_rate_and_a_burst_of_at_least_one(
     client: redis.Redis,
 ) -> None:
-    with pytest.raises(ValueError, match="rate_per_s"):
+    with pytest.raises(ConfigError, match="rate_per_s"):
         RateLimiter(client, "sms", rate_per_s=0)
-    with pytest.raises(ValueError, match="burst"):
+    with pytest.raises(ConfigError, match="burst"):
         RateLimiter(client, "sms", rate_per_s=1, burst=0)
 
 

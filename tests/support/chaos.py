@@ -61,8 +61,14 @@ limits:
   frequency_cap_days: 0
 compliance:
   acknowledged:
-    - phrase: flu
+    - rule: names-influenza
+      template: cold-and-flu-season/sms.txt.j2
+      line: 1
+      phrase: flu
+      sentence: '{{ clinic.name }}: Hi {{ patient.first_name or "there" }}, cold and
+        flu season is here.'
       reason: "'cold and flu season' names the season; no health claim"
+      by: chaos-test
 """
 
 

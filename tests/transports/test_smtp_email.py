@@ -22,6 +22,14 @@ from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import OutcomeUnknown, PermanentError, TransientError
 from campaigns.settings import Settings
 from campaigns.transports.smtp_email import SmtpEmailTransport
+from tests.support.mail import (
+    LONG_UNSUBSCRIBE,
+    NON_ASCII_FROM,
+    NON_ASCII_SUBJECT,
+    assert_headers_readable_by_compat32,
+    dkim_signs_and_survives_a_compat32_relay,
+    header_block,
+)
 from tests.support.services import free_port, require_binary
 
 PATIENT = "pat.patient@example.net"
@@ -33,6 +41,7 @@ class RecordingHandler:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # the DATA exactly as the server read it
         self.envelopes: list[tuple[str, list[str]]] = []
         self.connections: list[SMTP] = []
         self.replies: dict[str, str] = {}  # command -> reply to give instead of 250
@@ -86,6 +95,8 @@ class RecordingHandler:
         if reply:
             return reply
         assert isinstance(envelope.content, bytes)
+        assert isinstance(envelope.original_content, bytes)
+        self.raw.append(envelope.original_content)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append(parsed)
@@ -219,10 +230,72 @@ def test_one_click_unsubscribe_headers_follow_rfc_8058(
     transport.send(outbound())
 
     [received] = handler.messages
-    assert received["List-Unsubscribe"] == (
-        f"<{UNSUBSCRIBE}>, <mailto:hello@clinic.example.org?subject=unsubscribe>"
-    )
+    # Only the https URL: no mailto, since nothing processes mail sent to one.
+    assert received["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_the_raw_smtp_bytes_carry_the_unsubscribe_url_unencoded_for_a_compat32_parser(
+    transport: SmtpEmailTransport, handler: RecordingHandler
+) -> None:
+    transport.send(outbound())
+
+    [raw] = handler.raw
+    head = header_block(raw)
+    assert f"\r\nList-Unsubscribe: <{UNSUBSCRIBE}>\r\n".encode() in head
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in head
+    assert b"mailto:" not in head
+    parsed = assert_headers_readable_by_compat32(raw, UNSUBSCRIBE)
+    assert parsed["Subject"] == "Flu season is coming"
+
+
+def test_a_long_unsubscribe_url_stays_on_one_line_and_intact(
+    transport: SmtpEmailTransport, handler: RecordingHandler
+) -> None:
+    transport.send(outbound(unsubscribe_url=LONG_UNSUBSCRIBE))
+
+    [raw] = handler.raw
+    assert f"\r\nList-Unsubscribe: <{LONG_UNSUBSCRIBE}>\r\n".encode() in header_block(raw)
+    assert_headers_readable_by_compat32(raw, LONG_UNSUBSCRIBE)
+
+
+def test_a_non_ascii_subject_and_display_name_are_still_rfc_2047_encoded(
+    make_transport: Callable[..., SmtpEmailTransport],
+    smtp_server: LoopbackController,
+    handler: RecordingHandler,
+) -> None:
+    transport = make_transport(smtp_server.port, email_from=NON_ASCII_FROM)
+
+    transport.send(outbound(subject=NON_ASCII_SUBJECT, unsubscribe_url=LONG_UNSUBSCRIBE))
+
+    [raw] = handler.raw
+    parsed = assert_headers_readable_by_compat32(
+        raw, LONG_UNSUBSCRIBE, subject=NON_ASCII_SUBJECT, sender=NON_ASCII_FROM
+    )
+    assert "=?utf-8?" in parsed["Subject"] and "=?utf-8?" in parsed["From"]
+    assert handler.envelopes[0][0] == "hello@clinic.example.org"
+
+
+def test_a_dkim_signature_over_the_list_headers_verifies_after_a_compat32_relay(
+    make_transport: Callable[..., SmtpEmailTransport],
+    smtp_server: LoopbackController,
+    handler: RecordingHandler,
+    tmp_path: Path,
+) -> None:
+    transport = make_transport(smtp_server.port, email_from=NON_ASCII_FROM)
+
+    transport.send(outbound(subject=NON_ASCII_SUBJECT, unsubscribe_url=LONG_UNSUBSCRIBE))
+
+    dkim_signs_and_survives_a_compat32_relay(handler.raw[0], tmp_path)
+
+
+def test_an_unsubscribe_url_with_a_line_break_is_refused_before_anything_is_sent(
+    transport: SmtpEmailTransport, handler: RecordingHandler
+) -> None:
+    with pytest.raises(PermanentError):
+        transport.send(outbound(unsubscribe_url=UNSUBSCRIBE + "\r\nBcc: someone@example.com"))
+
+    assert handler.messages == []
 
 
 def test_a_message_without_an_unsubscribe_url_has_no_list_unsubscribe_headers(

@@ -265,3 +265,22 @@ def test_a_viewer_sees_no_edit_buttons_and_is_refused_on_post(
     assert svc.campaigns.get(NAME)["status"] == "draft"  # type: ignore[index]
     page.goto(f"{base_url}/patients")
     expect(page.locator("#file")).to_have_count(0)
+
+
+def test_a_marketer_sees_each_open_claim_with_the_acknowledgement_to_paste(
+    browser: Browser, base_url: str, svc: Services
+) -> None:
+    text = CAMPAIGN.read_text().partition("compliance:")[0]
+    page = sign_in(browser, base_url, "mara")
+    page.goto(f"{base_url}/campaigns/new")
+    page.fill("#definition", text)
+    page.click("button:has-text('Save')")
+
+    expect(page.locator(".flash, .flashes").first).to_contain_text("Needs an acknowledgement")
+    rows = page.locator("table.findings tbody tr.sev-claim")
+    expect(rows).to_have_count(3)
+    first = rows.first
+    first.locator("summary:has-text('Acknowledge this finding')").click()
+    snippet = first.locator("pre").inner_text()
+    assert "rule: names-influenza" in snippet and "sentence:" in snippet
+    shot(page, "10-campaign-claims-to-acknowledge")

@@ -28,6 +28,9 @@ from campaigns.store.tables import inbound_messages
 from campaigns.web import auth, security
 from campaigns.web.app import create_app
 from campaigns.web.views.openapi import OPENAPI
+from tasks.app import app as workers_app
+from tasks.app import create_app as celery_app
+from tasks.dispatcher import CeleryDispatcher
 from tests.conftest import ROOT, make_settings
 
 PASSWORD = "correct horse battery staple"
@@ -751,3 +754,27 @@ def test_what_the_api_answers_matches_its_documented_schema(
         "post",
         client.post("/api/token", data={"username": "mara", "password": PASSWORD}),
     )
+
+
+def test_when_the_broker_does_not_answer_the_console_says_so_and_the_api_answers_503(
+    svc: Services, tmp_path: Path
+) -> None:
+    load_examples(svc)
+    nobody = make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0")  # refuses at once
+    svc.dispatcher = CeleryDispatcher(celery_app(nobody))
+    try:
+        client = create_app(svc).test_client()
+        sign_in(client, "mara")
+        token = csrf_token(client, f"/campaigns/{NAME}")
+        reply = client.post(f"/campaigns/{NAME}/schedule", data={"csrf_token": token})
+        assert reply.status_code == 302
+        page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
+        assert "Schedule: could not reach Redis; try again shortly." in page
+        answer = client.post(f"/api/campaigns/{NAME}/run", headers=bearer(client, "mara"))
+        assert answer.status_code == 503
+        assert answer.json == {
+            "error": "could not reach Redis (the broker); try again shortly",
+            "problems": [],
+        }
+    finally:
+        workers_app.set_current()  # the new Celery app made itself the current one

@@ -15,26 +15,21 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
 from campaigns.content import catalogue
 from campaigns.content.definitions import parse_definition
-from campaigns.errors import InputError, NotFound, Problem
+from campaigns.domain.states import CampaignState
+from campaigns.errors import BrokerUnavailable, InputError, NotFound, Problem
 from campaigns.people import inbox
 from campaigns.people.patients import import_patients
-from campaigns.sending import runs
+from campaigns.sending import control, runs
 from campaigns.web import auth
 from campaigns.web.context import services
 from campaigns.web.security import require_role
 from campaigns.web.views import schemas as s
-from campaigns.web.views.common import (
-    BrokerUnreachable,
-    control,
-    definition_from_yaml,
-    saved_upload,
-)
+from campaigns.web.views.common import definition_from_yaml, saved_upload
 from campaigns.web.views.openapi import OPENAPI
 
 log = logging.getLogger(__name__)
@@ -76,9 +71,8 @@ def _not_found(exc: NotFound) -> Response:
     return _error(404, str(exc))
 
 
-@bp.errorhandler(RedisError)
-@bp.errorhandler(BrokerUnreachable)
-def _broker_down(_: Exception) -> Response:
+@bp.errorhandler(BrokerUnavailable)
+def _broker_down(_: BrokerUnavailable) -> Response:
     log.exception("API request: the broker could not be reached")
     return _error(503, "could not reach Redis (the broker); try again shortly")
 
@@ -157,7 +151,7 @@ def campaign_apply() -> ResponseReturnValue:
 @bp.post("/campaigns/<name>/schedule")
 @require_role("marketer")
 def campaign_schedule(name: str) -> ResponseReturnValue:
-    row = control().schedule(services(), name, actor=_actor())
+    row = control.schedule(services(), name, actor=_actor())
     return _reply(s.ScheduledCampaign(name=row["name"]))
 
 
@@ -165,9 +159,9 @@ def campaign_schedule(name: str) -> ResponseReturnValue:
 @require_role("marketer")
 def campaign_run(name: str) -> ResponseReturnValue:
     row, _ = catalogue.load_campaign(services(), name)
-    if row["status"] != "scheduled":
+    if row["status"] != CampaignState.SCHEDULED:
         return _error(409, f"campaign {name} is {row['status']}; schedule it (approve) first")
-    run_id = control().run_now(services(), name, actor=_actor())
+    run_id = control.run_now(services(), name, actor=_actor())
     if run_id is None:
         return _error(409, f"campaign {name}: this occurrence already has a run")
     return _reply(s.RunStarted(run_id=run_id), 202)

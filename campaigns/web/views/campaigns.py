@@ -13,11 +13,13 @@ from flask.typing import ResponseReturnValue
 from campaigns.content import catalogue, compliance
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.preview import preview_channels
+from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
+from campaigns.sending import control
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
-from campaigns.web.views.common import control, definition_from_yaml, definition_yaml
+from campaigns.web.views.common import definition_from_yaml, definition_yaml
 from campaigns.web.views.console import actor, attempt, bp, fragment, problems
 
 NEW_CAMPAIGN_YAML = """\
@@ -57,11 +59,6 @@ def campaign_edit(name: str) -> ResponseReturnValue:
     )
 
 
-def acknowledged_phrases(definition: CampaignDefinition) -> set[str]:
-    """The lint phrases staff accepted in the definition, lower-cased as the lint compares."""
-    return {a.phrase.lower() for a in definition.compliance.acknowledged}
-
-
 @bp.post("/campaigns")
 @require_role("marketer")
 def campaign_save() -> ResponseReturnValue:
@@ -80,7 +77,13 @@ def campaign_save() -> ResponseReturnValue:
     for finding in applied.unacknowledged:
         flash(
             f"Needs an acknowledgement before it can be scheduled: {finding['phrase']!r} "
-            f"in {finding['template']} ({finding['message']})",
+            f"in {finding['template']}:{finding['line']} ({finding['message']})",
+            "warning",
+        )
+    for ack in applied.unmatched:
+        flash(
+            f"This acknowledgement names no finding any more (its sentence changed or "
+            f"moved) and covers nothing: {ack['phrase']!r} in {ack['template']}:{ack['line']}",
             "warning",
         )
     return redirect(url_for("console.campaign", name=applied.name))
@@ -89,7 +92,16 @@ def campaign_save() -> ResponseReturnValue:
 @bp.get("/campaigns/<name>")
 @require_role("viewer")
 def campaign(name: str) -> ResponseReturnValue:
-    shown = catalogue.campaign_summary(services(), name, audience=True)
+    svc = services()
+    shown = catalogue.campaign_summary(svc, name, audience=True)
+    # Linted now, against the templates as they are: what schedule and run will judge.
+    try:
+        findings = catalogue.mark_acknowledged(
+            shown.definition, catalogue.lint_definition(svc, shown.definition)
+        )
+        lint_problems: list[Problem] = []
+    except InputError as exc:
+        findings, lint_problems = [], problems(exc)
     return render_template(
         "console/campaign.html",
         campaign=shown.row,
@@ -98,7 +110,8 @@ def campaign(name: str) -> ResponseReturnValue:
         next_sends=shown.next_sends,
         audience=shown.audience,
         runs=shown.runs,
-        acknowledged=acknowledged_phrases(shown.definition),
+        findings=findings,
+        lint_problems=lint_problems,
     )
 
 
@@ -119,8 +132,7 @@ def campaign_preview() -> ResponseReturnValue:
     return render_template(
         template,
         channels=channels,
-        findings=findings,
-        acknowledged=acknowledged_phrases(definition),
+        findings=catalogue.mark_acknowledged(definition, findings),
         rules=len(compliance.load_rules().rules),
         patient=external_id,
     )
@@ -145,10 +157,10 @@ def campaign_action(name: str, action: str) -> ResponseReturnValue:
         flash("Tick the box to confirm the cancellation.", "error")
         return back
     if action == "run":
-        if row["status"] != "scheduled":
+        if row["status"] != CampaignState.SCHEDULED:
             flash("Approve and schedule the campaign before running it.", "error")
             return back
-        done, run_id = attempt("Run now", lambda: control().run_now(svc, name, actor=who))
+        done, run_id = attempt("Run now", lambda: control.run_now(svc, name, actor=who))
         if run_id is not None:
             flash(f"Run {run_id} started.", "ok")
             return redirect(url_for("console.run", run_id=run_id))
@@ -156,10 +168,10 @@ def campaign_action(name: str, action: str) -> ResponseReturnValue:
             flash("This occurrence already has a run.", "info")
         return back
     calls: dict[str, Callable[[], object]] = {
-        "schedule": lambda: control().schedule(svc, name, actor=who),
-        "pause": lambda: control().pause(svc, name, actor=who),
-        "resume": lambda: control().resume(svc, name, actor=who),
-        "cancel": lambda: control().cancel(svc, name, actor=who),
+        "schedule": lambda: control.schedule(svc, name, actor=who),
+        "pause": lambda: control.pause(svc, name, actor=who),
+        "resume": lambda: control.resume(svc, name, actor=who),
+        "cancel": lambda: control.cancel(svc, name, actor=who),
     }
     done, answer = attempt(action.capitalize(), calls[action])
     if done:

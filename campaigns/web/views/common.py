@@ -1,8 +1,10 @@
-"""What the console's pages and the API share: run control, campaign YAML, uploads.
+"""What the console's pages and the API share: campaign YAML and uploads.
 
-Run control (run now, schedule, pause, resume, cancel a campaign) is reached
-through ``control()`` only: views never import tasks, Celery or kombu (an
-import-linter contract), so the app factory plugs the Celery side in.
+Run control (run now, schedule, pause, resume, cancel a campaign) is
+campaigns.sending.control, called directly: it queues through ``svc.dispatcher``,
+which the app factory plugs in, so views never import tasks, Celery or kombu (an
+import-linter contract). A broker that does not answer reaches them as
+campaigns.errors.BrokerUnavailable.
 """
 
 from __future__ import annotations
@@ -12,40 +14,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import yaml
-from flask import current_app
 
 from campaigns.content.definitions import CampaignDefinition, parse_definition
-from campaigns.errors import InputError, MeridianError
-from campaigns.services import Services
-from campaigns.web.context import RUN_CONTROL
-
-
-class RunControl(Protocol):
-    """A campaign's controls; each call audits as ``actor`` and queues what it must."""
-
-    def run_now(self, svc: Services, campaign: str, *, actor: str) -> int | None: ...
-
-    def schedule(self, svc: Services, campaign: str, *, actor: str) -> dict[str, Any]: ...
-
-    def pause(self, svc: Services, campaign: str, *, actor: str) -> str: ...
-
-    def resume(self, svc: Services, campaign: str, *, actor: str) -> str: ...
-
-    def cancel(self, svc: Services, campaign: str, *, actor: str) -> str: ...
-
-
-class BrokerUnreachable(MeridianError):
-    """Redis, as Celery's broker, did not answer: nothing was queued; try again shortly."""
-
-
-def control() -> RunControl:
-    """The campaign controls the app factory plugged in: campaigns.sending.control,
-    with the broker's errors raised as BrokerUnreachable (app.CeleryRunControl)."""
-    plugged: RunControl = current_app.extensions[RUN_CONTROL]
-    return plugged
+from campaigns.errors import InputError
 
 
 def definition_yaml(definition: dict[str, Any]) -> str:

@@ -16,13 +16,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, render_template, request
 from flask.typing import ResponseReturnValue
-from redis.exceptions import RedisError
 
-from campaigns.errors import InputError, NotFound, Problem
+from campaigns.errors import BrokerUnavailable, InputError, NotFound, Problem
 from campaigns.people.staff import Staff
 from campaigns.web.auth import current_staff
 from campaigns.web.context import services
-from campaigns.web.views.common import BrokerUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ def attempt(what: str, call: Callable[[], T]) -> tuple[bool, T | None]:
         return True, call()
     except InputError as exc:
         flash(str(exc), "error")
-    except (RedisError, BrokerUnreachable):
+    except BrokerUnavailable:
         log.exception("%s: the broker could not be reached", what)
         flash(f"{what}: could not reach Redis; try again shortly.", "error")
     return False, None

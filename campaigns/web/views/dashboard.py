@@ -9,7 +9,8 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from campaigns.clock import schedules
-from campaigns.content.definitions import parse_definition
+from campaigns.content.definitions import parse_stored_definition
+from campaigns.domain.states import CampaignState
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -38,9 +39,9 @@ def upcoming_sends(svc: Services, per_campaign: int = 3) -> list[dict[str, Any]]
     """The next occurrences of every scheduled campaign, soonest first."""
     found = []
     for row in svc.campaigns.all():
-        if row["status"] != "scheduled":
+        if row["status"] != CampaignState.SCHEDULED:
             continue
-        definition = parse_definition(row["definition"], f"campaign {row['name']}")
+        definition = parse_stored_definition(row["definition"], f"campaign {row['name']}")
         schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
         for when in schedules.next_sends(schedule, svc.now(), per_campaign):
             found.append({"campaign": row["name"], "when": when})

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from campaigns.content.compliance import Finding
 from campaigns.content.definitions import CampaignDefinition, ScheduleSpec
 from campaigns.domain.models import Channel
+from campaigns.domain.states import CampaignState
 
 _YES = frozenset({"1", "true", "yes", "on"})
 
@@ -61,7 +62,7 @@ class TokenReply(_Reply):
 class CampaignSummary(_Reply):
     id: int
     name: str
-    status: str = Field(description="draft, scheduled, paused or cancelled")
+    status: CampaignState
     channels: list[Channel]
     schedule: ScheduleSpec
     updated_at: Instant
@@ -95,7 +96,7 @@ class AppliedCampaign(_Reply):
 
 class ScheduledCampaign(_Reply):
     name: str
-    status: Literal["scheduled"] = "scheduled"
+    status: Literal[CampaignState.SCHEDULED] = CampaignState.SCHEDULED
 
 
 class RunStarted(_Reply):

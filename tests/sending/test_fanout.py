@@ -1,0 +1,231 @@
+"""Fan-out on the stubs: who the shipped campaign's audience takes, which channel the
+``preferred`` policy picks, and when each delivery is due (campaigns.sending.fanout)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from campaigns.content.catalogue import campaign_summary
+from campaigns.domain.states import RunState
+from campaigns.sending import control, runs
+from tests.sending.builders import (
+    add_patients,
+    delivery_rows,
+    due_times,
+    patient,
+    plan,
+    save_campaign,
+)
+from tests.support.stubs import StubbedServices, fan_out_queued
+
+# audience dates -----------------------------------------------------------------------
+
+# 02:00 UTC on 15 October is still the 14th at the clinic (America/New_York): the
+# audience's days count from the clinic's date, not UTC's.
+LATE_EVENING = datetime(2025, 10, 15, 2, 0, tzinfo=UTC)
+CLINIC_TODAY = date(2025, 10, 14)
+RECENT = CLINIC_TODAY - timedelta(days=30)
+
+
+def test_the_shipped_audience_takes_patients_seen_within_730_days_and_not_booked_within_14(
+    svc: StubbedServices,
+) -> None:
+    svc.set_clock(LATE_EVENING)
+    names = add_patients(
+        svc,
+        patient("SEEN-730-DAYS-AGO", last_visit=CLINIC_TODAY - timedelta(days=730)),
+        patient("SEEN-731-DAYS-AGO", last_visit=CLINIC_TODAY - timedelta(days=731)),
+        patient("SEEN-TODAY", last_visit=CLINIC_TODAY),
+        patient("NEVER-SEEN", last_visit=None),
+        patient("BOOKED-TODAY", last_visit=RECENT, next_appointment=CLINIC_TODAY),
+        patient(
+            "BOOKED-IN-14-DAYS",
+            last_visit=RECENT,
+            next_appointment=CLINIC_TODAY + timedelta(days=14),
+        ),
+        patient(
+            "BOOKED-IN-15-DAYS",
+            last_visit=RECENT,
+            next_appointment=CLINIC_TODAY + timedelta(days=15),
+        ),
+        patient(
+            "BOOKED-YESTERDAY",
+            last_visit=RECENT,
+            next_appointment=CLINIC_TODAY - timedelta(days=1),
+        ),
+        patient("NOT-BOOKED", last_visit=RECENT, next_appointment=None),
+    )
+    name = save_campaign(svc)
+
+    run_id = control.run_now(svc, name, actor="test")
+    assert run_id is not None
+    fan_out_queued(svc)
+
+    reached = {p for p, _, _, _ in plan(svc, run_id, names)}
+    assert reached == {
+        "SEEN-730-DAYS-AGO",
+        "SEEN-TODAY",
+        "BOOKED-IN-15-DAYS",
+        "BOOKED-YESTERDAY",
+        "NOT-BOOKED",
+    }
+    # The count staff see before running it is the same audience.
+    assert campaign_summary(svc, name, audience=True).audience == len(reached)
+
+
+# the preferred channel policy ---------------------------------------------------------
+
+
+def test_the_preferred_policy_sends_one_channel_the_preferred_one_when_consented(
+    svc: StubbedServices,
+) -> None:
+    names = add_patients(
+        svc,
+        patient("PREFERS-EMAIL", preferred="email", sms=True, email=True),
+        patient("PREFERS-EMAIL-NO-EMAIL-CONSENT", preferred="email", sms=True, email=None),
+        patient("PREFERS-SMS-HAS-NEITHER", preferred="sms", sms=False, email=None),
+        patient("NO-PREFERENCE", preferred=None, sms=True, email=True),
+    )
+    name = save_campaign(svc, name="preferred-channel", channel_policy="preferred")
+
+    run_id = control.run_now(svc, name, actor="test")
+    assert run_id is not None
+    fan_out_queued(svc)
+
+    assert plan(svc, run_id, names) == {
+        ("PREFERS-EMAIL", "email", "pending", None),
+        # Not consented on the preferred channel: the other one, which is.
+        ("PREFERS-EMAIL-NO-EMAIL-CONSENT", "sms", "pending", None),
+        # Neither: one row, on the preferred channel, with its reason.
+        ("PREFERS-SMS-HAS-NEITHER", "sms", "skipped", "opted_out"),
+        # No preference: the campaign's first channel.
+        ("NO-PREFERENCE", "sms", "pending", None),
+    }
+
+
+def test_a_preferred_channel_the_campaign_does_not_use_yields_to_the_campaigns_own(
+    svc: StubbedServices,
+) -> None:
+    names = add_patients(
+        svc,
+        patient("PREFERS-SMS", preferred="sms", sms=True, email=True),
+        patient("PREFERS-SMS-NO-EMAIL-CONSENT", preferred="sms", sms=True, email=None),
+    )
+    name = save_campaign(svc, name="email-only", channels=["email"], channel_policy="preferred")
+
+    run_id = control.run_now(svc, name, actor="test")
+    assert run_id is not None
+    fan_out_queued(svc)
+
+    assert plan(svc, run_id, names) == {
+        ("PREFERS-SMS", "email", "pending", None),
+        ("PREFERS-SMS-NO-EMAIL-CONSENT", "email", "skipped", "no_consent"),
+    }
+
+
+# due times ----------------------------------------------------------------------------
+
+# Sunday 19 October 2025, 08:00 in Boston: before anyone's 10:00 send time.
+SUNDAY_MORNING = datetime(2025, 10, 19, 12, 0, tzinfo=UTC)
+
+
+def _everywhere(svc: StubbedServices) -> dict[int, str]:
+    return add_patients(
+        svc,
+        patient("BOSTON", email=True),
+        patient(
+            "LOS-ANGELES",
+            timezone="America/Los_Angeles",
+            state="CA",
+            phone="+13105550100",
+            email=True,
+        ),
+        patient(
+            "HOUSTON", timezone="America/Chicago", state="TX", phone="+17135550100", email=True
+        ),
+        # No zone and no state on file: both come from the Austin (512) area code,
+        # not from the clinic's zone.
+        patient("AUSTIN-BY-PHONE", timezone=None, state=None, phone="+15125550100", email=True),
+    )
+
+
+def _hour(day: int, hour: int) -> datetime:
+    return datetime(2025, 10, day, hour, 0, tzinfo=UTC)
+
+
+def test_an_occurrence_is_due_at_the_send_time_on_each_patients_clock_moved_into_their_hours(
+    svc: StubbedServices,
+) -> None:
+    svc.set_clock(SUNDAY_MORNING)
+    names = _everywhere(svc)
+    name = save_campaign(svc)  # send_time 10:00
+
+    run_id = runs.start_run(svc, name, occurrence="2025-10-19", trigger="schedule", actor="beat")
+    assert run_id is not None
+    svc.memory_dispatcher.queue_fan_out(run_id)
+    fan_out_queued(svc)
+
+    due = due_times(svc, run_id, names)
+    assert due == {
+        ("BOSTON", "sms"): _hour(19, 14),  # 10:00 EDT
+        ("BOSTON", "email"): _hour(19, 14),
+        ("LOS-ANGELES", "sms"): _hour(19, 17),  # 10:00 PDT
+        ("LOS-ANGELES", "email"): _hour(19, 17),
+        # Texas allows marketing texts from noon on Sundays; email keeps 10:00 CDT.
+        ("HOUSTON", "sms"): _hour(19, 17),
+        ("HOUSTON", "email"): _hour(19, 15),
+        ("AUSTIN-BY-PHONE", "sms"): _hour(19, 17),
+        ("AUSTIN-BY-PHONE", "email"): _hour(19, 15),
+    }
+    assert svc.runs.status(run_id) == RunState.RUNNING
+    # Each is queued for its own due time, so none is handed to a worker early.
+    pending = [r for r in delivery_rows(svc, run_id) if r["state"] == "pending"]
+    assert svc.queued() == {r["id"]: r["due_at"] for r in pending}
+
+
+def test_an_occurrence_fanned_out_after_a_patients_send_time_is_due_at_once(
+    svc: StubbedServices,
+) -> None:
+    late = _hour(19, 15) + timedelta(minutes=30)  # 11:30 in Boston, 08:30 in Los Angeles
+    svc.set_clock(late)
+    names = add_patients(
+        svc,
+        patient("BOSTON"),
+        patient("LOS-ANGELES", timezone="America/Los_Angeles", state="CA"),
+    )
+    name = save_campaign(svc)
+
+    run_id = runs.start_run(svc, name, occurrence="2025-10-19", trigger="schedule", actor="beat")
+    assert run_id is not None
+    svc.memory_dispatcher.queue_fan_out(run_id)
+    fan_out_queued(svc)
+
+    assert due_times(svc, run_id, names) == {
+        ("BOSTON", "sms"): late,
+        ("LOS-ANGELES", "sms"): _hour(19, 17),
+    }
+
+
+def test_a_run_now_is_due_at_once_where_the_patient_is_in_hours_else_when_they_open(
+    svc: StubbedServices,
+) -> None:
+    # 23:00 in Boston, 22:00 in Texas, 20:00 in Los Angeles, on Tuesday the 14th.
+    svc.set_clock(_hour(15, 3))
+    names = _everywhere(svc)
+    name = save_campaign(svc)
+
+    run_id = control.run_now(svc, name, actor="test")
+    assert run_id is not None
+    assert svc.memory_dispatcher.fan_outs == [run_id]
+    fan_out_queued(svc)
+
+    assert due_times(svc, run_id, names) == {
+        ("BOSTON", "sms"): _hour(15, 12),  # 08:00 EDT on Wednesday
+        ("BOSTON", "email"): _hour(15, 12),
+        ("LOS-ANGELES", "sms"): _hour(15, 3),  # now
+        ("LOS-ANGELES", "email"): _hour(15, 3),
+        ("HOUSTON", "sms"): _hour(15, 14),  # Texas texts from 09:00 CDT
+        ("HOUSTON", "email"): _hour(15, 13),  # 08:00 CDT
+        ("AUSTIN-BY-PHONE", "sms"): _hour(15, 14),
+        ("AUSTIN-BY-PHONE", "email"): _hour(15, 13),
+    }
