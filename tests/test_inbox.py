@@ -114,3 +114,27 @@ def test_a_consent_given_for_an_old_number_is_not_restored_for_a_new_one(svc: Se
     consent.record(svc, [pid], "sms", False, source="keyword", actor="patient", text="STOP")
     with pytest.raises(InputError, match="no sms consent on file for the patient's current number"):
         inbox.restore_consent(svc, pid, "sms", reason="asked for a visit", actor="mara")
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [("STOP", "plain opt-out word"), ("Alto", "plain opt-out word")],
+)
+def test_a_plain_opt_out_word_cannot_be_restored_by_staff(
+    svc: Services, body: str, why: str
+) -> None:
+    pid = add_patient(svc)
+    handle_inbound(svc, InboundSms("SM1", PHONE, body))
+    assert inbox.why_not_restorable(svc, pid, "sms") is not None
+    with pytest.raises(InputError, match=why):
+        inbox.restore_consent(svc, pid, "sms", reason="patient phoned us", actor="mara")
+    assert svc.consent.current(pid)["sms"] is False
+
+
+def test_a_provider_opt_out_cannot_be_restored_by_staff(svc: Services) -> None:
+    from campaigns.people import consent
+
+    pid = add_patient(svc)
+    consent.record_provider_opt_out(svc, pid, "sms", "21610")
+    with pytest.raises(InputError, match="21610"):
+        inbox.restore_consent(svc, pid, "sms", reason="patient phoned us", actor="mara")

@@ -20,7 +20,7 @@ from campaigns.domain.states import Channel
 from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import InputError, NotFound, OutcomeUnknown, PermanentError, TransientError
 from campaigns.people import consent
-from campaigns.people.replies import is_promotional
+from campaigns.people.replies import is_promotional, read_reply
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -131,35 +131,65 @@ def suppress_thread(svc: Services, message_id: int, *, actor: str, reason: str) 
     return consent.suppress(svc, "sms", phone, reason="staff", actor=actor, evidence=why)
 
 
+# Revocations that are not a reading of the patient's words: a person may not undo them.
+_NOT_READ = {
+    "provider": "the provider reported the number opted out (error 21610)",
+    "one-click": "the patient unsubscribed with the email's one-click link",
+    "unsubscribe-link": "the patient unsubscribed with the link",
+    "suppression-list": "the number or address was on the suppression list at import",
+}
+
+
+def why_not_restorable(svc: Services, patient_id: int, channel: Channel) -> str | None:
+    """Why staff may not restore this channel's consent; None when they may.
+
+    Restoring is for a reply Meridian read as an opt-out that was not one. A plain
+    opt-out word, an unsubscribe, a provider's opt-out or the suppression list are
+    not readings: only the patient's START, or a new consent with its evidence,
+    undoes them. And only a consent on file for the current number or address can be
+    restored (a new number needs a new consent).
+    """
+    recipient = svc.patients.recipients([patient_id]).get(patient_id)
+    if recipient is None:
+        raise NotFound(f"no patient with id {patient_id}")
+    contact = recipient.contact(channel)
+    if not contact:
+        return f"this patient has no {'phone' if channel == 'sms' else 'email'}"
+    if recipient.opt_in(channel) is True and recipient.consent_for(channel) == contact:
+        return f"{channel} consent is already on for this patient"
+    history = [h for h in svc.consent.history(patient_id) if h["channel"] == channel]
+    if not any(h["granted"] and h["address"] == contact for h in history):
+        return (
+            f"no {channel} consent on file for the patient's current "
+            f"{'number' if channel == 'sms' else 'address'} to restore; record a new consent "
+            "with its evidence instead"
+        )
+    revoked = [h for h in history if not h["granted"]]
+    if revoked:
+        last = revoked[-1]
+        source = str(last["source"])
+        if source in _NOT_READ:
+            return f"{_NOT_READ[source]}: only the patient (START) or a new consent undoes it"
+        if source == "keyword" and not read_reply(str(last["text_shown"] or "")).needs_review:
+            return "the patient sent a plain opt-out word: only the patient's START undoes it"
+    return None
+
+
 def restore_consent(
     svc: Services, patient_id: int, channel: Channel, *, reason: str, actor: str
 ) -> None:
     """Undo a revocation staff judge was a misreading, with their reason, audited.
 
-    Only a consent on file for the patient's current number or address can be
-    restored; a new number needs a new consent (meridian patients grant). Restoring
+    Refused with ``why_not_restorable``'s reason where that names one. Restoring
     records a grant (source ``staff-restore``, the reason as its words), which also
     lifts the number's suppression.
     """
     why = reason.strip()
     if len(why) < 5:
         raise InputError("reason: say why the revocation was a misreading (5 characters or more)")
-    recipient = svc.patients.recipients([patient_id]).get(patient_id)
-    if recipient is None:
-        raise NotFound(f"no patient with id {patient_id}")
-    contact = recipient.contact(channel)
-    if not contact:
-        raise InputError(f"this patient has no {'phone' if channel == 'sms' else 'email'}")
-    if recipient.opt_in(channel) is True and recipient.consent_for(channel) == contact:
-        raise InputError(f"{channel} consent is already on for this patient")
-    history = svc.consent.history(patient_id)
-    granted = [h for h in history if h["channel"] == channel and h["granted"]]
-    if not any(h["address"] == contact for h in granted):
-        raise InputError(
-            f"no {channel} consent on file for the patient's current "
-            f"{'number' if channel == 'sms' else 'address'} to restore; record a new consent "
-            "with its evidence instead"
-        )
+    refused = why_not_restorable(svc, patient_id, channel)
+    if refused is not None:
+        raise InputError(refused)
     consent.record(
         svc,
         [patient_id],

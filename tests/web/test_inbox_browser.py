@@ -223,5 +223,6 @@ def test_replies_are_heard_answered_and_kept_from_the_inbox(
     assert consent.skip_reason(newcomer, "sms") == "opted_out"
     page.goto(f"{base_url}/patients/{newcomer.patient_id}")
     expect(page.locator(".banner.suppressed")).to_contain_text("suppression list")
+    expect(page.locator("#restore")).to_have_count(0)  # only the patient's START undoes it
     shot(page, "26-patient-suppressed")
     assert len(twilio.accepted()) == 1  # nothing else went out

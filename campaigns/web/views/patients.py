@@ -8,6 +8,7 @@ from werkzeug.utils import secure_filename
 
 from campaigns.domain.states import Channel
 from campaigns.errors import InputError, NotFound
+from campaigns.people import inbox
 from campaigns.people.patients import import_patients
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -81,10 +82,16 @@ def patient(patient_id: int) -> ResponseReturnValue:
         for channel, address in contacts
         if address and (row := svc.suppressions.current(channel, address)) and row.suppressed
     ]
+    restorable: list[Channel] = [
+        ch
+        for ch in ("sms", "email")
+        if found[f"{ch}_opt_in"] is False and inbox.why_not_restorable(svc, patient_id, ch) is None
+    ]
     return render_template(
         "console/patient.html",
         patient=found,
         history=history,
+        restorable=restorable,
         suppressed=suppressed,
         messages=svc.inbound.thread_messages(phone) if phone else [],
         sent=svc.inbound.sent_to_patient(patient_id),
