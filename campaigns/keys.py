@@ -23,6 +23,8 @@ QUEUES = (RUNS_QUEUE, SEND_QUEUE, MAINTENANCE_QUEUE)
 # Twilio status callbacks that arrived before the send's outcome was recorded,
 # by message SID; the sweeper applies them once the SID is in the ledger.
 EARLY_STATUSES = f"{PREFIX}:status:early"
+# The id of the newest inbound message the last inbox digest counted.
+INBOX_DIGEST_LAST = f"{PREFIX}:inbox:digest:last"
 # RedBeat keeps its own keys under this prefix.
 REDBEAT_PREFIX = f"{PREFIX}:redbeat:"
 

@@ -32,6 +32,7 @@ from campaigns.store.patients import PatientRepository
 from campaigns.store.reports import ReportRepository
 from campaigns.store.runs import RunRepository
 from campaigns.store.staff import StaffRepository
+from campaigns.store.suppression import SuppressionRepository
 
 
 class Services:
@@ -58,6 +59,7 @@ class Services:
         self.deliveries = DeliveryRepository(self.db)
         self.staff = StaffRepository(self.db, self.now)
         self.inbound = InboundRepository(self.db)
+        self.suppressions = SuppressionRepository(self.db, self.now)
         self.reports = ReportRepository(self.db, self.now)
         self._dispatcher = dispatcher
         self._due = due

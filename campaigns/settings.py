@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     claim_timeout_s: float = Field(default=120.0, ge=5)
     sweep_interval_s: float = Field(default=30.0, gt=0)
     requeue_after_s: float = Field(default=60.0, ge=1)
+    # An email of how many patient replies wait in the inbox (counts and a link, no
+    # message), at most every inbox_digest_interval_s, when new ones arrived.
+    inbox_digest_to: str | None = None
+    inbox_digest_interval_s: float = Field(default=3600.0, ge=60)
     # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
     clock_shift_s: float = 0.0
 

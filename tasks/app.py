@@ -11,7 +11,7 @@ from celery import Celery, signals
 from campaigns import keys
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
-from tasks.dispatcher import PUMP, SWEEP, CeleryDispatcher
+from tasks.dispatcher import INBOX_DIGEST, PUMP, SWEEP, CeleryDispatcher
 
 _services: Services | None = None
 
@@ -75,6 +75,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": 2 * settings.sweep_interval_s},
             },
+            **(
+                {
+                    "inbox-digest": {
+                        "task": INBOX_DIGEST,
+                        "schedule": settings.inbox_digest_interval_s,
+                        "options": {"expires": settings.inbox_digest_interval_s},
+                    }
+                }
+                if settings.inbox_digest_to
+                else {}
+            ),
         },
         timezone="UTC",
         enable_utc=True,

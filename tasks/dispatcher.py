@@ -29,6 +29,7 @@ TICK_CAMPAIGN = "meridian.runs.tick_campaign"
 SEND_BATCH = "meridian.send.batch"
 PUMP = "meridian.maintenance.pump"
 SWEEP = "meridian.maintenance.sweep"
+INBOX_DIGEST = "meridian.maintenance.inbox_digest"
 
 # A scheduled campaign's entry ticks this often; each tick starts what is due.
 TICK_S = 60.0

@@ -1,12 +1,13 @@
-"""The pump (every second) and the sweeper (every half minute)."""
+"""The pump (every second), the sweeper (every half minute), the inbox digest."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from campaigns.people import digest
 from campaigns.sending import batches, sweeper
 from tasks.app import app, services
-from tasks.dispatcher import PUMP, SWEEP
+from tasks.dispatcher import INBOX_DIGEST, PUMP, SWEEP
 
 
 @app.task(name=PUMP)
@@ -18,3 +19,9 @@ def pump() -> int:
 @app.task(name=SWEEP)
 def sweep() -> dict[str, Any]:
     return sweeper.sweep(services())
+
+
+@app.task(name=INBOX_DIGEST)
+def inbox_digest() -> int:
+    """Email MERIDIAN_INBOX_DIGEST_TO when new patient replies wait for a person."""
+    return digest.send_digest(services())

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from campaigns.domain.models import Recipient
-from campaigns.people.consent import check_send, classify_inbound
+from campaigns.people.consent import check_send, skip_reason
 
 NOW = datetime(2027, 10, 15, 15, 0, tzinfo=UTC)
 
@@ -23,6 +24,8 @@ def patient(state: str = "MA", sms: bool | None = True, email: bool | None = Tru
         None,
         sms,
         email,
+        "+16175550100",
+        "a@example.com",
     )
 
 
@@ -53,38 +56,26 @@ def test_state_caps_allow_three_texts_a_day(state: str, capped: bool) -> None:
     assert (verdict == "frequency_cap") is capped
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        "STOP",
-        " stop ",
-        "Stop.",
-        "opt out",
-        "OPTOUT",
-        "unsubscribe!",
-        "Quit",
-        "END",
-        "revoke",
-        "cancel",
-        "STOPALL",
-    ],
-)
-def test_opt_out_words_are_read_in_any_case_and_punctuation(body: str) -> None:
-    assert classify_inbound(body) == "stop"
+def test_consent_given_for_another_number_or_address_is_no_consent_for_this_one() -> None:
+    moved = replace(patient(), phone="+16175550199", email="new@example.com")
+    assert skip_reason(moved, "sms") == "no_consent_for_number"
+    assert skip_reason(moved, "email") == "no_consent_for_address"
+    assert skip_reason(patient(), "sms") is None
 
 
-@pytest.mark.parametrize(
-    ("body", "kind"),
-    [
-        ("please stop texting me", "revocation"),
-        ("remove me from your list", "revocation"),
-        ("START", "start"),
-        ("yes", "start"),
-        ("HELP", "help"),
-        ("info", "help"),
-        ("see you Tuesday", "other"),
-        ("can I stop by at 3?", "other"),
-    ],
-)
-def test_free_text_is_classified(body: str, kind: str) -> None:
-    assert classify_inbound(body) == kind
+def test_a_suppressed_number_is_skipped_whatever_the_consent() -> None:
+    assert skip_reason(patient(), "sms", suppressed=True) == "suppressed"
+    assert skip_reason(patient(sms=False), "sms", suppressed=True) == "opted_out"
+
+
+def test_a_number_that_got_this_occurrence_for_another_patient_gets_nothing_more() -> None:
+    shared = [(1, "sms", NOW - timedelta(minutes=1))]
+    verdict = check_send(patient(), "sms", [], now=NOW, cap_days=0, run_id=1, shared=shared)
+    assert verdict == "shared_number"
+    assert check_send(patient(), "sms", [], now=NOW, cap_days=0, run_id=2, shared=shared) is None
+
+
+def test_the_state_cap_counts_texts_to_the_number_for_other_patients() -> None:
+    shared = [(r, "sms", NOW - timedelta(hours=r)) for r in (2, 3, 4)]
+    verdict = check_send(patient("OK"), "sms", [], now=NOW, cap_days=0, run_id=9, shared=shared)
+    assert verdict == "frequency_cap"

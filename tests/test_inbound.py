@@ -192,6 +192,20 @@ def test_the_help_reply_is_gsm7_and_fits_in_two_segments(svc: Services) -> None:
     assert info.segments <= 2
 
 
+def test_the_help_reply_always_names_the_clinic_a_contact_and_the_opt_out_words() -> None:
+    from campaigns.content.rendering import Clinic
+
+    without_phone = Clinic(name="Harbor Clinic", address="", phone="")
+    for reply, contact in (
+        (inbound.help_text(without_phone, fallback="desk@harbor.example"), "desk@harbor.example"),
+        (inbound.help_text(without_phone), "reply to this number"),
+        (inbound.help_text(Clinic("Harbor Clinic", "", "(617) 555-0142")), "call (617) 555-0142"),
+    ):
+        assert reply.startswith("Harbor Clinic:")
+        assert f"Help: {contact}." in reply
+        assert "Reply STOP to unsubscribe" in reply
+
+
 def test_help_from_an_unknown_number_is_answered_too(svc: Services) -> None:
     outcome = handle_inbound(svc, text("HELP", phone="+16175550111"))
 
@@ -199,28 +213,35 @@ def test_help_from_an_unknown_number_is_answered_too(svc: Services) -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
-    ["please stop texting me", "Remove me from your list", "Don't text me anymore thanks"],
+    ("body", "kind", "source"),
+    [
+        ("please stop texting me", "stop", "keyword"),
+        ("Remove me from your list", "stop", "keyword"),
+        ("Don't text me anymore thanks", "revocation", "free-text"),
+        ("leave me alone", "revocation", "free-text"),
+    ],
 )
 def test_free_text_that_reads_as_a_revocation_revokes_and_is_flagged(
-    svc: Services, body: str
+    svc: Services, body: str, kind: str, source: str
 ) -> None:
     pid = add_patient(svc, "P1")
 
     outcome = handle_inbound(svc, text(body))
 
     assert sms_opt_in(svc, pid) is False
-    assert outcome.kind == "revocation" and outcome.flagged
+    assert outcome.kind == kind and outcome.flagged
     assert outcome.reply is not None and "unsubscribed" in outcome.reply
     row = stored(svc)[0]
     assert (row["kind"], row["flagged"], row["patient_id"], row["body"]) == (
-        "revocation",
+        kind,
         True,
         pid,
         body,
     )
+    assert row["actions"] == "revoked suppressed confirmed flagged"
     last = svc.consent.history(pid)[-1]
-    assert (last["source"], last["text_shown"]) == ("free-text", body)
+    assert (last["source"], last["text_shown"], last["address"]) == (source, body, PHONE)
+    assert svc.suppressions.suppressed("sms", [PHONE]) == {PHONE}
 
 
 def test_a_free_text_revocation_from_an_unknown_number_is_flagged_for_staff(
@@ -232,13 +253,13 @@ def test_a_free_text_revocation_from_an_unknown_number_is_flagged_for_staff(
     assert stored(svc)[0]["flagged"] is True
 
 
-def test_ordinary_text_is_stored_unflagged_and_changes_nothing(svc: Services) -> None:
+def test_ordinary_text_is_stored_for_staff_and_changes_nothing(svc: Services) -> None:
     pid = add_patient(svc, "P1")
     facts = len(svc.consent.history(pid))
 
     outcome = handle_inbound(svc, text("see you Tuesday"))
 
-    assert outcome.kind == "other" and not outcome.flagged and outcome.reply is None
+    assert outcome.kind == "other" and outcome.flagged and outcome.reply is None
     assert sms_opt_in(svc, pid) is True
     assert len(svc.consent.history(pid)) == facts
     row = stored(svc)[0]

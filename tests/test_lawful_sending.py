@@ -42,7 +42,9 @@ def test_a_planned_send_that_reaches_a_worker_past_the_grace_is_held_not_dropped
 
 
 def _patient(state: str | None, phone: str) -> Recipient:
-    return Recipient(1, "P1", "A", "B", None, phone, "America/New_York", state, None, True, None)
+    return Recipient(
+        1, "P1", "A", "B", None, phone, "America/New_York", state, None, True, None, phone
+    )
 
 
 def test_a_ny_patient_with_a_florida_number_is_capped_at_three_texts_a_day() -> None:

@@ -783,4 +783,5 @@ def test_report_summary_and_dict_agree() -> None:
         "updated": 1,
         "skipped": [],
         "dry_run": False,
+        "suppressed": 0,
     }

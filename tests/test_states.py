@@ -46,6 +46,10 @@ def test_the_states_are_the_strings_the_ledger_has_always_stored() -> None:
         "frequency_cap",
         "cancelled",
         "no_lawful_time",
+        "no_consent_for_number",
+        "no_consent_for_address",
+        "suppressed",
+        "shared_number",
     }
     assert {s.value for s in CampaignState} == {"draft", "scheduled", "paused", "cancelled"}
     assert RunState.RUNNING == "running" and f"run.{RunState.PAUSED}" == "run.paused"

@@ -23,6 +23,8 @@ class ConsentFact:
     at: datetime  # aware
     source: str  # import, web-form, keyword, staff, provider-error, ...
     text_shown: str | None = None
+    # The number or address it was given for; None: the patient's current one.
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,16 @@ class Recipient:
     preferred_channel: Channel | None
     sms_opt_in: bool | None  # None: never consented; False: said no or revoked
     email_opt_in: bool | None
+    # The number / address the latest word was given for ("" for none); a grant
+    # for another number than the patient's current one is no consent for it.
+    sms_consent_for: str | None = None
+    email_consent_for: str | None = None
 
     def opt_in(self, channel: Channel) -> bool | None:
         return self.sms_opt_in if channel == "sms" else self.email_opt_in
+
+    def consent_for(self, channel: Channel) -> str | None:
+        return self.sms_consent_for if channel == "sms" else self.email_consent_for
 
     def contact(self, channel: Channel) -> str | None:
         return self.phone if channel == "sms" else self.email

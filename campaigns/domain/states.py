@@ -86,6 +86,11 @@ class SkipReason(StrEnum):
     # No instant lawful everywhere the patient might be within the campaign's grace
     # (a Sunday or holiday where a state forbids them; zones too far apart).
     NO_LAWFUL_TIME = "no_lawful_time"
+    # The consent on file was given for another number / address than the current one.
+    NO_CONSENT_FOR_NUMBER = "no_consent_for_number"
+    NO_CONSENT_FOR_ADDRESS = "no_consent_for_address"
+    SUPPRESSED = "suppressed"  # the number or address is on the suppression list
+    SHARED_NUMBER = "shared_number"  # another patient with this number got this occurrence
 
 
 # A campaign is saved as a draft and approved (scheduled); it may pause and resume,

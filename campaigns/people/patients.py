@@ -30,11 +30,13 @@ logger = logging.getLogger(__name__)
 class PatientStore(Protocol):
     def import_batches(
         self, batches: Iterable[Sequence[PatientRecord]], *, dry_run: bool, actor: str
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int] | tuple[int, int, int]:
         """Upsert every batch by external_id in ONE transaction (rolled back when dry_run).
 
-        Returns (inserted, updated). An exception raised while iterating ``batches``
-        must roll the transaction back.
+        Returns (inserted, updated) or (inserted, updated, suppressed): how many of the
+        patients were imported opted out because their number or address is on the
+        suppression list. An exception raised while iterating ``batches`` must roll
+        the transaction back.
         """
         ...
 
@@ -58,6 +60,7 @@ class ImportReport:
     updated: int
     skipped: list[SkippedRow]
     dry_run: bool
+    suppressed: int = 0  # imported opted out: number or address on the suppression list
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -68,6 +71,11 @@ class ImportReport:
             self.inserted, self.updated
         )
         lines = [line + (" (dry run: nothing was written)" if self.dry_run else "")]
+        if self.suppressed:
+            lines.append(
+                f"{_plural(self.suppressed, 'patient')} imported opted out: "
+                "number or address on the suppression list"
+            )
         if self.skipped:
             rows = _ranges([s.row for s in self.skipped])
             lines.append(f"skipped {_plural(len(self.skipped), 'bad row')}: {rows}")
@@ -95,11 +103,14 @@ def import_patients(
     if batch_size < 1:
         raise InputError("batch_size must be at least 1")
     scan = _Scan(path, region, batch_size, all_or_nothing=not skip_invalid)
-    inserted, updated = store.import_batches(scan.batches(), dry_run=dry_run, actor=actor)
+    inserted, updated, *more = store.import_batches(scan.batches(), dry_run=dry_run, actor=actor)
+    suppressed = more[0] if more else 0
     bad = scan.bad
     skipped = [SkippedRow(number, tuple(bad[number])) for number in sorted(bad)]
     rows = scan.rows
-    report = ImportReport(str(path), rows, rows - len(bad), inserted, updated, skipped, dry_run)
+    report = ImportReport(
+        str(path), rows, rows - len(bad), inserted, updated, skipped, dry_run, suppressed
+    )
     logger.info("patient import by %s: %s", actor, report.summary().partition("\n")[0])
     return report
 

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
-from campaigns.domain.models import Batch, Channel, Claimed, Outcome, PendingAgain, Recipient
+from campaigns.domain.models import (
+    CHANNELS,
+    Batch,
+    Channel,
+    Claimed,
+    Outcome,
+    PendingAgain,
+    Recipient,
+)
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import NotFound, OutcomeUnknown, PermanentError, TransientError
@@ -173,11 +181,11 @@ class _SliceSender:
         svc, definition, claimed = self.svc, self.definition, self.claimed
         run_id = claimed[0].run_id
         recipients = svc.patients.recipients([c.patient_id for c in claimed])
+        since = svc.now() - timedelta(days=max(definition.limits.frequency_cap_days, 1))
         history = svc.deliveries.sent_since(
-            [c.patient_id for c in claimed],
-            svc.now() - timedelta(days=max(definition.limits.frequency_cap_days, 1)),
-            exclude_run=run_id,
+            [c.patient_id for c in claimed], since, exclude_run=run_id
         )
+        by_contact = _ByContact(svc, claimed, recipients, since)
         sent_now: dict[int, list[tuple[int, str, datetime]]] = {}
         next_check = time.monotonic() + STATUS_CHECK_S
         for i, c in enumerate(claimed):
@@ -196,6 +204,7 @@ class _SliceSender:
                 continue
             now = svc.now()
             past = history.get(c.patient_id, []) + sent_now.get(c.patient_id, [])
+            contact = recipient.contact(channel)
             verdict = consent.check_send(
                 recipient,
                 channel,
@@ -203,6 +212,8 @@ class _SliceSender:
                 now=now,
                 cap_days=definition.limits.frequency_cap_days,
                 run_id=c.run_id,
+                suppressed=by_contact.is_suppressed(channel, contact),
+                shared=by_contact.others(channel, contact, c.patient_id),
             )
             if verdict is not None:
                 self.outcomes.append(
@@ -236,6 +247,57 @@ class _SliceSender:
             self.outcomes.append(outcome)
             if outcome.state == DeliveryState.SENT:
                 sent_now.setdefault(c.patient_id, []).append((c.run_id, channel, now))
+                by_contact.sent(channel, contact, c.patient_id, c.run_id, now)
+
+
+class _ByContact:
+    """What the send-time check needs to know per number or address of a slice: is it
+    suppressed, and what was sent to it for other patients (in the ledger, and by
+    this slice so far)."""
+
+    def __init__(
+        self,
+        svc: Services,
+        claimed: Sequence[Claimed],
+        recipients: dict[int, Recipient],
+        since: datetime,
+    ) -> None:
+        self._suppressed: dict[Channel, set[str]] = {}
+        self._sent: dict[tuple[Channel, str], list[tuple[int, int, str, datetime]]] = {}
+        for channel in CHANNELS:
+            contacts = {
+                contact
+                for c in claimed
+                if c.channel == channel
+                and (r := recipients.get(c.patient_id)) is not None
+                and (contact := r.contact(channel))
+            }
+            self._suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
+            day = min(since, svc.now() - timedelta(hours=24))
+            for contact, rows in svc.deliveries.sent_to_contacts(
+                channel, sorted(contacts), day
+            ).items():
+                self._sent[(channel, contact)] = rows
+
+    def is_suppressed(self, channel: Channel, contact: str | None) -> bool:
+        return bool(contact) and contact in self._suppressed[channel]
+
+    def others(
+        self, channel: Channel, contact: str | None, patient_id: int
+    ) -> list[tuple[int, str, datetime]]:
+        if not contact:
+            return []
+        return [
+            (rid, ch, at)
+            for pid, rid, ch, at in self._sent.get((channel, contact), [])
+            if pid != patient_id
+        ]
+
+    def sent(
+        self, channel: Channel, contact: str | None, patient_id: int, run_id: int, at: datetime
+    ) -> None:
+        if contact:
+            self._sent.setdefault((channel, contact), []).append((patient_id, run_id, channel, at))
 
 
 def build_message(

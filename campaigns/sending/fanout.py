@@ -1,8 +1,11 @@
 """Fan-out: a run's audience streamed into deliveries, each due in its patient's hours.
 
 One delivery per patient and channel the policy picks; a channel the patient
-cannot get is written as skipped with its reason (people.consent.skip_reason),
-so every patient of the audience is accounted for. Then the pending deliveries
+cannot get is written as skipped with its reason (people.consent.skip_reason,
+which also reads the suppression list), so every patient of the audience is
+accounted for. Patients who share a number (or an email address) get one message
+per occurrence: the first of them in id order; the others are skipped as
+``shared_number``. Then the pending deliveries
 are queued in the due set by due time and the run is running.
 """
 
@@ -22,7 +25,7 @@ from campaigns.clock import lawful
 from campaigns.clock.lawful import SendTime
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
-from campaigns.domain.models import Channel, Recipient
+from campaigns.domain.models import CHANNELS, Channel, Recipient
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.errors import NotFound
 from campaigns.people.consent import skip_reason
@@ -64,21 +67,48 @@ def recipient_send_time(
     )
 
 
-def _plan(
-    recipient: Recipient, definition: CampaignDefinition
-) -> list[tuple[Channel, SkipReason | None]]:
-    """Which channels this patient gets, each with a skip reason or None."""
-    channels = list(definition.channels)
-    if definition.channel_policy == "all_consented":
-        return [(ch, skip_reason(recipient, ch)) for ch in channels]
-    preferred = (
-        recipient.preferred_channel if recipient.preferred_channel in channels else channels[0]
-    )
-    order = [preferred] + [c for c in channels if c != preferred]
-    for channel in order:
-        if skip_reason(recipient, channel) is None:
-            return [(channel, None)]
-    return [(preferred, skip_reason(recipient, preferred))]
+class _Planner:
+    """Plans each patient's channels, remembering the numbers and addresses this run
+    has already planned a message to (one per occurrence, however many share them)."""
+
+    def __init__(self, definition: CampaignDefinition) -> None:
+        self.definition = definition
+        self.taken: set[tuple[Channel, str]] = set()
+        self.suppressed: dict[Channel, set[str]] = {"sms": set(), "email": set()}
+
+    def reason(self, recipient: Recipient, channel: Channel) -> SkipReason | None:
+        contact = recipient.contact(channel)
+        found = skip_reason(
+            recipient, channel, suppressed=bool(contact and contact in self.suppressed[channel])
+        )
+        if found is None and contact and (channel, contact) in self.taken:
+            return SkipReason.SHARED_NUMBER
+        return found
+
+    def plan(self, recipient: Recipient) -> list[tuple[Channel, SkipReason | None]]:
+        """Which channels this patient gets, each with a skip reason or None."""
+        definition = self.definition
+        channels = list(definition.channels)
+        if definition.channel_policy == "all_consented":
+            planned = [(ch, self.reason(recipient, ch)) for ch in channels]
+        else:
+            preferred = (
+                recipient.preferred_channel
+                if recipient.preferred_channel in channels
+                else channels[0]
+            )
+            order = [preferred] + [c for c in channels if c != preferred]
+            chosen = next((ch for ch in order if self.reason(recipient, ch) is None), None)
+            planned = (
+                [(chosen, None)]
+                if chosen is not None
+                else [(preferred, self.reason(recipient, preferred))]
+            )
+        for channel, skip in planned:
+            contact = recipient.contact(channel)
+            if skip is None and contact:
+                self.taken.add((channel, contact))
+        return planned
 
 
 def fan_out(svc: Services, run_id: int) -> int:
@@ -108,10 +138,14 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
     now = svc.now()
     today = now.astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
     total = 0
+    planner = _Planner(definition)
     for chunk in svc.patients.stream_audience(definition.audience.model_dump(), today):
+        for channel in CHANNELS:
+            contacts = (r.contact(channel) for r in chunk)
+            planner.suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
         rows = []
         for recipient in chunk:
-            for channel, skip in _plan(recipient, definition):
+            for channel, skip in planner.plan(recipient):
                 due = now
                 if skip is None:
                     when = recipient_send_time(

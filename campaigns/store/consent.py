@@ -9,7 +9,7 @@ helpers (``store.patients``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -75,13 +75,20 @@ class ConsentRepository:
 
 
 def append_consents(
-    conn: Connection, facts: dict[int, Sequence[ConsentFact]], actor: str, now: datetime
+    conn: Connection,
+    facts: Mapping[int, Sequence[ConsentFact]],
+    actor: str,
+    now: datetime,
 ) -> int:
     """Append the facts not already on file, recorded by ``actor`` at ``now``, and
     refresh the cached opt-in columns.
 
     The cache follows the latest evidence by the time the patient gave it, so a
-    re-import of an old "yes" never overrides a later STOP.
+    re-import of an old "yes" never overrides a later STOP; it also keeps the number
+    or address that evidence was given for. A fact with no address is for the
+    patient's current one. A fact that repeats a word and time already on file is
+    the same evidence, whatever number it now comes with: re-importing an old "yes"
+    with a new phone number is not consent for the new number.
 
     The patients' rows are locked first, so that a concurrent writer of their consent
     waits, then reads this evidence: otherwise, on PostgreSQL, it could cache an older
@@ -90,51 +97,71 @@ def append_consents(
     alike on every backend.
     """
     ids = sorted(facts)
-    conn.execute(
-        select(patients.c.id)
-        .where(patients.c.id.in_(ids))
-        .order_by(patients.c.id)
-        .with_for_update()
-    )
-    on_file: dict[tuple[int, str], list[tuple[bool, datetime]]] = defaultdict(list)
-    for pid, channel, granted, at in conn.execute(
-        select(consents.c.patient_id, consents.c.channel, consents.c.granted, consents.c.at)
+    contacts = {
+        int(pid): {"sms": phone, "email": email}
+        for pid, phone, email in conn.execute(
+            select(patients.c.id, patients.c.phone, patients.c.email)
+            .where(patients.c.id.in_(ids))
+            .order_by(patients.c.id)
+            .with_for_update()
+        )
+    }
+    on_file: dict[tuple[int, str], list[_Said]] = defaultdict(list)
+    for pid, channel, granted, at, address in conn.execute(
+        select(
+            consents.c.patient_id,
+            consents.c.channel,
+            consents.c.granted,
+            consents.c.at,
+            consents.c.address,
+        )
         .where(consents.c.patient_id.in_(ids))
         .order_by(consents.c.id)
     ):
-        on_file[(pid, channel)].append((bool(granted), at))
+        on_file[(pid, channel)].append((bool(granted), at, address))
     rows = []
     for pid, fs in facts.items():
         for f in fs:
-            if (f.granted, f.at) in on_file[(pid, f.channel)]:
+            said = on_file[(pid, f.channel)]
+            if any((g, a) == (f.granted, f.at) for g, a, _ in said):
                 continue
-            on_file[(pid, f.channel)].append((f.granted, f.at))
-            rows.append(consent_row(pid, f))
+            address = f.address if f.address is not None else contacts.get(pid, {}).get(f.channel)
+            said.append((f.granted, f.at, address))
+            rows.append(consent_row(pid, f, address))
     insert_rows(conn, consents, rows, same={"recorded_by": actor, "recorded_at": now})
     changed: set[tuple[int, str]] = {(pid, f.channel) for pid, fs in facts.items() for f in fs}
     latest: dict[str, list[dict[str, Any]]] = {"sms": [], "email": []}
     for pid, channel in sorted(changed):
-        word = _latest_word(on_file[(pid, channel)])
-        latest[channel].append({"b_id": pid, "b_opt_in": word})
+        word, address = _latest_word(on_file[(pid, channel)])
+        latest[channel].append({"b_id": pid, "b_opt_in": word, "b_for": address or ""})
     # One executemany per channel: a 100,000-row import wrote 200,000 statements.
     for channel, params in latest.items():
         if params:
-            column = patients.c.sms_opt_in if channel == "sms" else patients.c.email_opt_in
+            word_column, for_column = (
+                ("sms_opt_in", "sms_consent_for")
+                if channel == "sms"
+                else ("email_opt_in", "email_consent_for")
+            )
             conn.execute(
                 update(patients)
                 .where(patients.c.id == bindparam("b_id"))
-                .values({column: bindparam("b_opt_in")}),
+                .values({word_column: bindparam("b_opt_in"), for_column: bindparam("b_for")}),
                 params,
             )
     return len(rows)
 
 
-def consent_row(pid: int, fact: ConsentFact) -> dict[str, Any]:
+# (word, when it was said, the number or address it was said for)
+_Said = tuple[bool, datetime, str | None]
+
+
+def consent_row(pid: int, fact: ConsentFact, address: str | None) -> dict[str, Any]:
     """The ``consents`` row of one fact, less who recorded it and when."""
     return {
         "patient_id": pid,
         "channel": fact.channel,
         "granted": fact.granted,
+        "address": address,
         "at": fact.at,
         "source": fact.source,
         "text_shown": fact.text_shown,
@@ -152,14 +179,24 @@ def distinct_facts(facts: Sequence[ConsentFact]) -> list[ConsentFact]:
     return kept
 
 
-def latest_words(facts: Sequence[ConsentFact]) -> dict[str, bool]:
-    """Each channel's latest word, for a patient with no evidence on file yet."""
-    by_channel: dict[str, list[tuple[bool, datetime]]] = defaultdict(list)
+def latest_words(
+    facts: Sequence[ConsentFact], contacts: dict[str, str | None]
+) -> dict[str, tuple[bool, str]]:
+    """Each channel's latest word and the address it was given for ("" for none), for
+    a patient with no evidence on file yet whose current contacts are ``contacts``."""
+    by_channel: dict[str, list[_Said]] = defaultdict(list)
     for f in facts:
-        by_channel[f.channel].append((f.granted, f.at))
-    return {channel: _latest_word(evidence) for channel, evidence in by_channel.items()}
+        address = f.address if f.address is not None else contacts.get(f.channel)
+        by_channel[f.channel].append((f.granted, f.at, address))
+    out: dict[str, tuple[bool, str]] = {}
+    for channel, evidence in by_channel.items():
+        word, address = _latest_word(evidence)
+        out[channel] = (word, address or "")
+    return out
 
 
-def _latest_word(evidence: Sequence[tuple[bool, datetime]]) -> bool:
-    """The latest word by the time it was given; on a tie, the first recorded."""
-    return max(evidence, key=lambda said: said[1])[0]
+def _latest_word(evidence: Sequence[_Said]) -> tuple[bool, str | None]:
+    """The latest word by the time it was given, and its address; on a tie, the first
+    recorded."""
+    granted, _, address = max(evidence, key=lambda said: said[1])
+    return granted, address

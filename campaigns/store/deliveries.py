@@ -25,7 +25,7 @@ from campaigns.domain.states import (
 )
 from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
-from campaigns.store.tables import campaign_runs, deliveries
+from campaigns.store.tables import campaign_runs, deliveries, patients
 
 _CLAIMED = (
     deliveries.c.id,
@@ -345,6 +345,39 @@ class DeliveryRepository:
         out: dict[int, list[tuple[int, str, datetime]]] = {}
         for pid, rid, ch, at in rows:
             out.setdefault(int(pid), []).append((int(rid), ch, at))
+        return out
+
+    def sent_to_contacts(
+        self, channel: str, contacts: Sequence[str], since: datetime
+    ) -> dict[str, list[tuple[int, int, str, datetime]]]:
+        """(patient_id, run_id, channel, sent_at) of every message on ``channel``
+        handed over since ``since`` to a patient whose number (sms) or address (email)
+        is now one of ``contacts``, this run's included, by that number or address:
+        the per-number caps and the one-message-per-occurrence rule count them."""
+        wanted = sorted(set(contacts))
+        if not wanted:
+            return {}
+        column = patients.c.phone if channel == "sms" else patients.c.email
+        out: dict[str, list[tuple[int, int, str, datetime]]] = {}
+        with self.db.connect() as conn:
+            for start in range(0, len(wanted), 900):
+                rows = conn.execute(
+                    select(
+                        column,
+                        deliveries.c.patient_id,
+                        deliveries.c.run_id,
+                        deliveries.c.channel,
+                        deliveries.c.sent_at,
+                    )
+                    .join(patients, patients.c.id == deliveries.c.patient_id)
+                    .where(
+                        column.in_(wanted[start : start + 900]),
+                        deliveries.c.channel == channel,
+                        deliveries.c.sent_at >= since,
+                    )
+                ).all()
+                for contact, pid, rid, ch, at in rows:
+                    out.setdefault(str(contact), []).append((int(pid), int(rid), ch, at))
         return out
 
     def find_by_provider_id(self, provider_id: str) -> int | None:

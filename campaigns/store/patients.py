@@ -30,7 +30,12 @@ from campaigns.store.audit import audit
 from campaigns.store.bulk import insert_rows
 from campaigns.store.consent import append_consents, consent_row, distinct_facts, latest_words
 from campaigns.store.db import Database
+from campaigns.store.suppression import latest_rows, suppressed_among
 from campaigns.store.tables import consents, patients
+
+# The source of the revocation an import records for a patient whose number or
+# address is on the suppression list.
+SUPPRESSION_SOURCE = "suppression-list"
 
 
 class PatientRepository:
@@ -40,8 +45,10 @@ class PatientRepository:
 
     def import_batches(
         self, batches: Iterable[Sequence[PatientRecord]], *, dry_run: bool, actor: str
-    ) -> tuple[int, int]:
-        inserted = updated = 0
+    ) -> tuple[int, int, int]:
+        """(inserted, updated, imported opted out because the suppression list has their
+        number or address)."""
+        inserted = updated = suppressed = 0
         now = self.clock()
         conn = self.db.engine.connect().execution_options(meridian_write=True)
         trans = conn.begin()
@@ -52,9 +59,10 @@ class PatientRepository:
                 # per batch once it is not, 300 s for 100,000 patients instead of 2 s.
                 conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             for batch in batches:
-                i, u = self._upsert(conn, batch, now)
+                i, u, s = self._upsert(conn, batch, now)
                 inserted += i
                 updated += u
+                suppressed += s
             audit(
                 conn,
                 now,
@@ -64,6 +72,7 @@ class PatientRepository:
                 None,
                 inserted=inserted,
                 updated=updated,
+                suppressed=suppressed,
                 dry_run=dry_run,
             )
             if dry_run:
@@ -76,11 +85,11 @@ class PatientRepository:
             raise
         finally:
             conn.close()
-        return inserted, updated
+        return inserted, updated, suppressed
 
     def _upsert(
         self, conn: Connection, batch: Sequence[PatientRecord], now: datetime
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, int]:
         existing = _ids_of(conn, [r.external_id for r in batch])
         new = [r for r in batch if r.external_id not in existing]
         old = [r for r in batch if r.external_id in existing]
@@ -89,12 +98,15 @@ class PatientRepository:
             # written with the row, and its consents need no lock and no read-back.
             rows = []
             for r in new:
-                words = latest_words(r.consents)
+                words = latest_words(r.consents, {"sms": r.phone, "email": r.email})
+                sms, email = words.get("sms"), words.get("email")
                 rows.append(
                     _fields(r)
                     | {
-                        "sms_opt_in": words.get("sms"),
-                        "email_opt_in": words.get("email"),
+                        "sms_opt_in": sms[0] if sms else None,
+                        "sms_consent_for": sms[1] if sms else None,
+                        "email_opt_in": email[0] if email else None,
+                        "email_consent_for": email[1] if email else None,
                     }
                 )
             insert_rows(conn, patients, rows, same={"created_at": now, "updated_at": now})
@@ -102,7 +114,7 @@ class PatientRepository:
             # times as long over (make bench, 1,000-row batches).
             ids = _ids_of(conn, [r.external_id for r in new])
             evidence = [
-                consent_row(ids[r.external_id], fact)
+                consent_row(ids[r.external_id], fact, _address(r, fact))
                 for r in new
                 for fact in distinct_facts(r.consents)
             ]
@@ -122,7 +134,8 @@ class PatientRepository:
             }
             if facts:
                 append_consents(conn, facts, "import", now)
-        return len(new), len(old)
+        suppressed = _opt_out_suppressed(conn, batch, now)
+        return len(new), len(old), suppressed
 
     def find(self, external_id: str) -> Recipient | None:
         with self.db.connect() as conn:
@@ -184,7 +197,53 @@ _RECIPIENT_COLUMNS = (
     patients.c.preferred_channel,
     patients.c.sms_opt_in,
     patients.c.email_opt_in,
+    patients.c.sms_consent_for,
+    patients.c.email_consent_for,
 )
+
+
+def _address(r: PatientRecord, fact: ConsentFact) -> str | None:
+    if fact.address is not None:
+        return fact.address
+    return r.phone if fact.channel == "sms" else r.email
+
+
+def _opt_out_suppressed(conn: Connection, batch: Sequence[PatientRecord], now: datetime) -> int:
+    """Record a revocation for every patient of the batch whose number or address is on
+    the suppression list (unless already opted out); how many patients it names."""
+    phones = suppressed_among(conn, "sms", (r.phone for r in batch))
+    emails = suppressed_among(conn, "email", (r.email for r in batch))
+    hits = [r for r in batch if r.phone in phones or r.email in emails]
+    if not hits:
+        return 0
+    ids = _ids_of(conn, [r.external_id for r in hits])
+    words = {
+        int(pid): (sms, email)
+        for pid, sms, email in conn.execute(
+            select(patients.c.id, patients.c.sms_opt_in, patients.c.email_opt_in).where(
+                patients.c.id.in_(list(ids.values()))
+            )
+        )
+    }
+    why_sms = latest_rows(conn, "sms", phones)
+    why_email = latest_rows(conn, "email", emails)
+    facts: dict[int, list[ConsentFact]] = {}
+    for r in hits:
+        pid = ids[r.external_id]
+        sms_word, email_word = words[pid]
+        for channel, address, word, why in (
+            ("sms", r.phone, sms_word, why_sms),
+            ("email", r.email, email_word, why_email),
+        ):
+            if address not in why or word is False:
+                continue
+            row = why[address]
+            text = f"on the suppression list since {row.at:%Y-%m-%d} ({row.reason})"
+            fact = ConsentFact(channel, False, now, SUPPRESSION_SOURCE, text, address)  # type: ignore[arg-type]
+            facts.setdefault(pid, []).append(fact)
+    if facts:
+        append_consents(conn, facts, "import", now)
+    return len(hits)
 
 
 def _fields(r: PatientRecord) -> dict[str, Any]:

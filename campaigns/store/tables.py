@@ -1,9 +1,13 @@
 """The ledger's tables (DESIGN section 3), in SQLAlchemy Core.
 
-Consent evidence is append-only in ``consents``; ``patients.sms_opt_in`` and
-``patients.email_opt_in`` cache its latest word per channel so that fan-out and the
-send-time check read one row, and are only ever written together with a new
-consent row.
+Consent evidence is append-only in ``consents``, and so is the suppression list
+(``suppressions``): migration 0003 adds triggers that refuse an UPDATE or DELETE on
+either, except the redaction a patient's deletion makes (its id and, on consents,
+the number or address, set to NULL). ``patients.sms_opt_in`` and
+``patients.email_opt_in`` cache the latest word per channel, and
+``sms_consent_for`` / ``email_consent_for`` the number or address that word was
+given for, so that fan-out and the send-time check read one row; they are only
+ever written together with a new consent row.
 """
 
 from __future__ import annotations
@@ -89,6 +93,10 @@ patients = Table(
     # None: no consent on file; False: the patient said no or revoked it.
     Column("sms_opt_in", Boolean),
     Column("email_opt_in", Boolean),
+    # The number / address the cached word was given for ("" when none was on file):
+    # consent given for another number is no consent for this one.
+    Column("sms_consent_for", String(20)),
+    Column("email_consent_for", String(320)),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
 )
@@ -99,9 +107,12 @@ consents = Table(
     "consents",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("patient_id", ForeignKey("patients.id", ondelete="CASCADE"), nullable=False),
+    # NULL once the patient is deleted: the evidence stays, without who it was.
+    Column("patient_id", ForeignKey("patients.id"), nullable=True),
     Column("channel", String(5), nullable=False),
     Column("granted", Boolean, nullable=False),
+    # The number (E.164) or email address the consent was given or withdrawn for.
+    Column("address", String(320)),
     _ts("at", nullable=False),  # when the patient gave or withdrew it
     Column("source", String(32), nullable=False),  # import, web-form, keyword, staff, provider
     Column("text_shown", Text),  # the words the patient agreed to, or the words of the opt-out
@@ -174,11 +185,55 @@ inbound_messages = Table(
     Column("from_phone", String(64), nullable=False),
     Column("body", Text, nullable=False),
     Column("patient_id", ForeignKey("patients.id")),
-    Column("kind", String(16), nullable=False),  # stop, start, help, revocation, other
-    Column("flagged", Boolean, nullable=False, default=False),
-    Column("reviewed_by", String(64)),
+    # campaigns.people.replies.REPLY_KINDS: stop, revocation, start, help, wrong_number,
+    # unclear, booking, other
+    Column("kind", String(16), nullable=False),
+    Column("flagged", Boolean, nullable=False, default=False),  # needs a person
+    Column("reviewed_by", String(64)),  # "mark done"
     _ts("received_at", nullable=False),
+    Column("to_phone", String(64)),  # the clinic's number it was sent to, as given
+    Column("actions", String(120)),  # what Meridian did: "revoked suppressed", ...
+    Column("auto_reply", Text),  # the reply Meridian gave, if any
+    _ts("reviewed_at"),
 )
+Index("ix_inbound_messages_from", inbound_messages.c.from_phone, inbound_messages.c.received_at)
+
+# The suppression list: numbers and addresses nothing may be sent to, whoever the
+# patient. Append-only: a row suppresses or lifts; the latest row per (channel,
+# address) decides.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(5), nullable=False),
+    Column("address", String(320), nullable=False),  # E.164 or a normalised email address
+    Column("suppressed", Boolean, nullable=False),  # False: this row lifts it
+    # stop, revocation, wrong-number, provider-21610, unsubscribe, staff, start, consent
+    Column("reason", String(24), nullable=False),
+    _ts("at", nullable=False),
+    Column("actor", String(64), nullable=False),  # patient, provider, staff username
+    Column("evidence", Text),  # the message or the staff member's reason
+    Column("inbound_id", ForeignKey("inbound_messages.id")),
+    Column("patient_id", ForeignKey("patients.id")),  # NULL once the patient is deleted
+    _ts("recorded_at", nullable=False),
+)
+Index("ix_suppressions_address", suppressions.c.channel, suppressions.c.address, suppressions.c.id)
+
+# Informational replies staff send from the inbox.
+staff_replies = Table(
+    "staff_replies",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("inbound_id", ForeignKey("inbound_messages.id")),
+    Column("to_phone", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("sent_by", String(64), nullable=False),
+    _ts("sent_at", nullable=False),
+    Column("state", String(12), nullable=False),  # sent, failed
+    Column("provider_id", String(64)),
+    Column("error", String(200)),
+)
+Index("ix_staff_replies_to", staff_replies.c.to_phone, staff_replies.c.sent_at)
 
 audit_events = Table(
     "audit_events",

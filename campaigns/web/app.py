@@ -16,6 +16,7 @@ from campaigns.web.views import (
     campaigns,
     console,
     dashboard,
+    inbox,
     login,
     patients,
     public,
@@ -24,7 +25,7 @@ from campaigns.web.views import (
 )
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review)
+CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox)
 
 
 def create_app(svc: Services) -> Flask:

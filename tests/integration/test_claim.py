@@ -27,7 +27,7 @@ def _seed(svc: Services, n: int) -> tuple[int, list[int]]:
     patient_ids = add_patients(
         svc, [patient_record(f"P{i:05d}", phone=f"+1617555{i:04d}") for i in range(n)]
     )
-    run_id = add_run(svc, add_campaign(svc), occurrence="now:1")
+    run_id = add_run(svc, add_campaign(svc), occurrence=f"now:{svc.now().isoformat()}")
     # Due by the wall clock the claimers read (svc's is shifted into sending hours).
     due = datetime.now(UTC) - timedelta(days=1)
     return run_id, add_deliveries(svc, run_id, patient_ids, due_at=due)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ def patient(
     *,
     timezone: str | None = "America/New_York",
     state: str | None = "MA",
-    phone: str = "+16175550100",
+    phone: str | None = None,
     sms: bool | None = True,
     email: bool | None = None,
     preferred: Channel | None = None,
@@ -31,7 +32,11 @@ def patient(
     next_appointment: date | None = None,
     tags: tuple[str, ...] = ("active",),
 ) -> PatientRecord:
-    """An active patient; ``sms``/``email``: granted, refused (False) or never asked."""
+    """An active patient; ``sms``/``email``: granted, refused (False) or never asked.
+
+    Each gets a Boston number of its own unless ``phone`` is given: patients who share
+    a number get one text per occurrence (campaigns.sending.fanout).
+    """
     words: dict[Channel, bool | None] = {"sms": sms, "email": email}
     consents = tuple(
         ConsentFact(channel, granted, SIGNED_UP, "web-form")
@@ -43,7 +48,7 @@ def patient(
         first_name="Robin",
         last_name="Example",
         email=f"{external_id.lower()}@example.org",
-        phone=phone,
+        phone=phone if phone is not None else _own_number(external_id),
         timezone=timezone,
         state=state,
         tags=tags,
@@ -52,6 +57,10 @@ def patient(
         preferred_channel=preferred,
         consents=consents,
     )
+
+
+def _own_number(external_id: str) -> str:
+    return f"+1617555{zlib.crc32(external_id.encode()) % 10_000:04d}"
 
 
 def add_patients(svc: Services, *records: PatientRecord) -> dict[int, str]:

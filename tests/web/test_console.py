@@ -529,7 +529,7 @@ def test_the_dashboard_charts_messages_per_day_by_outcome(
     assert "Recent runs" in page and f"#{run_id}" in page
 
 
-def test_flagged_inbound_messages_can_be_marked_reviewed(
+def test_flagged_inbound_messages_can_be_marked_done_in_the_inbox(
     client: FlaskClient, svc: Services
 ) -> None:
     add_examples(svc)
@@ -546,11 +546,14 @@ def test_flagged_inbound_messages_can_be_marked_reviewed(
             )
         )
     sign_in(client, "mara")
-    page = client.get("/inbound").get_data(as_text=True)
+    assert client.get("/inbound").headers["Location"].endswith("/inbox?view=review")
+    page = client.get("/inbox").get_data(as_text=True)
     assert "please don&#39;t text me again" in page
-    token = csrf_token(client, "/inbound")
-    assert client.post("/inbound/1/reviewed", data={"csrf_token": token}).status_code == 302
-    assert "Nothing waiting for review" in client.get("/inbound").get_data(as_text=True)
+    assert '<span class="count" aria-label="1 need a person">1</span>' in page
+    token = csrf_token(client, "/inbox/1")
+    assert client.post("/inbox/1/done", data={"csrf_token": token}).status_code == 302
+    page = client.get("/inbox").get_data(as_text=True)
+    assert "Nothing waiting for a person" in page and 'class="count"' not in page
     assert "inbound.reviewed" in client.get("/audit").get_data(as_text=True)
 
 
@@ -692,7 +695,14 @@ def test_the_openapi_document_is_valid_and_every_body_has_a_schema(client: Flask
                     assert asked.get("type") in ("object", "string"), (path, method)
                     if asked["type"] == "object":
                         assert asked["properties"], (path, method)
-    assert with_body == {("post", "/token"), ("post", "/campaigns"), ("post", "/patients/import")}
+    assert with_body == {
+        ("post", "/token"),
+        ("post", "/campaigns"),
+        ("post", "/patients/import"),
+        ("post", "/inbox/{message_id}/reply"),
+        ("post", "/inbox/{message_id}/suppress"),
+        ("post", "/patients/{patient_id}/consent/restore"),
+    }
     definition = document["paths"]["/campaigns"]["post"]["requestBody"]["content"]
     assert "channels" in _schema_of(document, definition["application/yaml"]["schema"])["required"]
 

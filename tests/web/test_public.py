@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -202,7 +203,7 @@ def test_help_replies_with_the_clinic_name_phone_and_opt_out_words(
 def test_free_text_revocation_revokes_and_is_flagged_for_review(
     client: FlaskClient, svc: Services, patient: int
 ) -> None:
-    reply = message_of(inbound(client, "please stop texting me"))
+    reply = message_of(inbound(client, "no more texts please"))
 
     assert sms_opt_in(svc, patient) is False
     assert reply is not None and "unsubscribed" in reply
@@ -210,14 +211,14 @@ def test_free_text_revocation_revokes_and_is_flagged_for_review(
     assert (row["kind"], row["flagged"], row["body"], row["patient_id"]) == (
         "revocation",
         True,
-        "please stop texting me",
+        "no more texts please",
         patient,
     )
     evidence = svc.consent.history(patient)[-1]
-    assert (evidence["granted"], evidence["text_shown"]) == (False, "please stop texting me")
+    assert (evidence["granted"], evidence["text_shown"]) == (False, "no more texts please")
 
 
-def test_ordinary_text_is_stored_unflagged_and_changes_nothing(
+def test_ordinary_text_is_stored_for_staff_and_changes_nothing(
     client: FlaskClient, svc: Services, patient: int
 ) -> None:
     facts = svc.consent.history(patient)
@@ -228,7 +229,7 @@ def test_ordinary_text_is_stored_unflagged_and_changes_nothing(
     assert sms_opt_in(svc, patient) is True
     assert svc.consent.history(patient) == facts
     [row] = stored(svc)
-    assert (row["kind"], row["flagged"], row["body"]) == ("other", False, "see you Tuesday")
+    assert (row["kind"], row["flagged"], row["body"]) == ("other", True, "see you Tuesday")
 
 
 def test_a_message_from_another_channels_address_is_stored_not_refused(
@@ -444,3 +445,33 @@ def test_a_tampered_token_is_refused_and_changes_nothing(
     assert "not valid" in response.get_data(as_text=True)
     assert email_opt_in(svc, patient) is True
     assert audits(svc) == events
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("From", ""),
+        ("From", "not-a-number"),
+        ("From", "12345"),
+        ("To", "+19995550000"),
+        ("Body", ""),
+        ("Body", "é" * 1600),
+        ("Body", "🙂🙂🙂 STOP? 🛑"),
+    ],
+)
+def test_odd_inbound_posts_are_stored_and_answered_and_never_logged(
+    client: FlaskClient, svc: Services, caplog: pytest.LogCaptureFixture, field: str, value: str
+) -> None:
+    params = {"MessageSid": "SM0042", "From": PHONE, "To": "+16175550142", "Body": "hi there"}
+    params[field] = value
+    headers = {"X-Twilio-Signature": signature("/twilio/inbound", params)}
+    with caplog.at_level(logging.DEBUG):
+        response = client.post("/twilio/inbound", data=params, headers=headers)
+
+    assert response.status_code == 200 and response.mimetype == "text/xml"
+    [row] = stored(svc)
+    assert row["body"] == params["Body"] and row["from_phone"] == params["From"]
+    assert row["to_phone"] == (params["To"] or None)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in {params["From"], params["Body"], params["To"]} - {""}:
+        assert secret not in logged

@@ -10,11 +10,11 @@ document at /api/openapi.json is generated from. Errors answer
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
@@ -22,6 +22,7 @@ from campaigns.content import catalogue
 from campaigns.content.definitions import parse_definition
 from campaigns.domain.states import CampaignState
 from campaigns.errors import BrokerUnavailable, InputError, NotFound, Problem
+from campaigns.people import inbox
 from campaigns.people.patients import import_patients
 from campaigns.sending import control, runs
 from campaigns.web import auth
@@ -57,6 +58,12 @@ def _error(status: int, message: str, problems: list[Problem] | None = None) -> 
 @bp.errorhandler(InputError)
 def _bad_input(exc: InputError) -> Response:
     return _error(422, exc.message, exc.problems)
+
+
+@bp.errorhandler(ValidationError)
+def _bad_body(exc: ValidationError) -> Response:
+    found = [Problem(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+    return _error(422, "the request body is not what this route reads", found)
 
 
 @bp.errorhandler(NotFound)
@@ -212,6 +219,129 @@ def patients_import() -> ResponseReturnValue:
         except InputError as exc:
             return _error(422, exc.message.replace(str(path), name), exc.problems)
     return _reply(s.ImportReply.model_validate({**report.to_dict(), "file": name}))
+
+
+# the inbox ----------------------------------------------------------------------------
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _asked(model: type[M], data: object) -> M:
+    """The request read through ``model``; InputError (422) naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        found = [
+            Problem(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()
+        ]
+        raise InputError("the request is not what this route reads", found) from exc
+
+
+def _body() -> dict[str, Any]:
+    body: Any = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    return body if isinstance(body, dict) else {}
+
+
+def _patients(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("id", "external_id", "first_name", "last_name", "sms_opt_in")
+    return [{k: p[k] for k in keep} for p in found]
+
+
+@bp.get("/inbox")
+@require_role("viewer")
+def inbox_threads() -> ResponseReturnValue:
+    svc = services()
+    query = _asked(s.InboxQuery, request.args.to_dict())
+    threads = [
+        {
+            "message_id": t["last_id"],
+            "from_phone": t["from_phone"],
+            "patients": _patients(t["patients"]),
+            "last_body": t["last"].get("body") or "",
+            "last_kind": t["last"].get("kind") or "other",
+            "last_actions": t["last"].get("actions"),
+            "last_at": t["last_at"],
+            "open": t["open"],
+            "messages": t["messages"],
+        }
+        for t in svc.inbound.threads(query.view)
+    ]
+    reply = {"view": query.view, "open_total": svc.inbound.open_count(), "threads": threads}
+    return _reply(s.InboxReply.model_validate(reply))
+
+
+@bp.get("/inbox/<int:message_id>")
+@require_role("viewer")
+def inbox_thread(message_id: int) -> ResponseReturnValue:
+    svc = services()
+    message = inbox.thread_of(svc, message_id)
+    phone = str(message["from_phone"])
+    current = svc.suppressions.current("sms", phone) if phone else None
+    messages = [
+        {
+            "direction": m["direction"],
+            "id": m["id"],
+            "at": m["at"],
+            "body": m["body"],
+            "kind": m.get("kind"),
+            "actions": m.get("actions"),
+            "auto_reply": m.get("auto_reply"),
+            "needs_review": bool(m.get("flagged")) and not m.get("reviewed_by"),
+            "done_by": m.get("reviewed_by"),
+            "sent_by": m.get("sent_by"),
+            "state": m.get("state"),
+        }
+        for m in svc.inbound.thread_messages(phone)
+    ]
+    reply = {
+        "message_id": message_id,
+        "from_phone": phone,
+        "patients": _patients(svc.inbound.thread_patients(phone)),
+        "suppressed": (
+            {"reason": current.reason, "at": current.at, "actor": current.actor}
+            if current is not None and current.suppressed
+            else None
+        ),
+        "messages": messages,
+    }
+    return _reply(s.ThreadReply.model_validate(reply))
+
+
+@bp.post("/inbox/<int:message_id>/reply")
+@require_role("marketer")
+def inbox_reply(message_id: int) -> ResponseReturnValue:
+    asked = _asked(s.ReplyRequest, _body())
+    sent = inbox.send_reply(services(), message_id, asked.body, actor=_actor())
+    reply = s.ReplySent(reply_id=sent.reply_id, state="sent" if sent.state == "sent" else "failed")
+    if sent.error:
+        reply.error = sent.error
+    return _reply(reply, 201 if sent.state == "sent" else 502)
+
+
+@bp.post("/inbox/<int:message_id>/done")
+@require_role("marketer")
+def inbox_done(message_id: int) -> ResponseReturnValue:
+    return _reply(s.DoneReply(marked=inbox.mark_done(services(), message_id, actor=_actor())))
+
+
+@bp.post("/inbox/<int:message_id>/suppress")
+@require_role("marketer")
+def inbox_suppress(message_id: int) -> ResponseReturnValue:
+    asked = _asked(s.SuppressRequest, _body())
+    added = inbox.suppress_thread(services(), message_id, actor=_actor(), reason=asked.reason)
+    return _reply(s.Suppressed(added=added))
+
+
+@bp.post("/patients/<int:patient_id>/consent/restore")
+@require_role("marketer")
+def consent_restore(patient_id: int) -> ResponseReturnValue:
+    svc = services()
+    asked = _asked(s.RestoreRequest, _body())
+    inbox.restore_consent(svc, patient_id, asked.channel, reason=asked.reason, actor=_actor())
+    now = svc.consent.current(patient_id)
+    reply = {"patient_id": patient_id, "sms_opt_in": now["sms"], "email_opt_in": now["email"]}
+    return _reply(s.ConsentNow.model_validate(reply))
 
 
 # the document -------------------------------------------------------------------------

@@ -21,6 +21,8 @@ Body = type[BaseModel] | dict[str, Any]  # a model, or a schema for a body no mo
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _RUN = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_MESSAGE = {"name": "message_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_PATIENT = {"name": "patient_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _CSV: dict[str, Any] = {"type": "string", "description": "a patient CSV, header row first"}
 _UPLOAD: dict[str, Any] = {
     "type": "object",
@@ -39,6 +41,7 @@ _REFUSALS = {
     404: "No such campaign or run",
     409: "The campaign is not in a state that allows this",
     415: "The body's Content-Type is not one this route reads",
+    502: "The provider refused the message; the reply is recorded as failed",
     422: "What was wrong, and where",
     429: "Too many failed sign-ins for this username; see Retry-After",
     503: "Redis (the broker) could not be reached; nothing was done",
@@ -154,6 +157,64 @@ OPERATIONS: tuple[Operation, ...] = (
         body={"text/csv": _CSV, "multipart/form-data": _UPLOAD},
         parameters=_query(s.ImportOptions),
         refusals=(415, 422),
+    ),
+    Operation(
+        "get",
+        "/inbox",
+        "Threads of patients' texts, one per number, open ones first",
+        "viewer",
+        s.InboxReply,
+        parameters=_query(s.InboxQuery),
+        refusals=(422,),
+    ),
+    Operation(
+        "get",
+        "/inbox/{message_id}",
+        "The thread of this message's number: every text and staff reply",
+        "viewer",
+        s.ThreadReply,
+        parameters=(_MESSAGE,),
+        refusals=(404,),
+    ),
+    Operation(
+        "post",
+        "/inbox/{message_id}/reply",
+        "Send an informational text to the thread's number (502: the provider refused it)",
+        "marketer",
+        s.ReplySent,
+        ok=201,
+        body={"application/json": s.ReplyRequest},
+        parameters=(_MESSAGE,),
+        refusals=(404, 422, 502),
+    ),
+    Operation(
+        "post",
+        "/inbox/{message_id}/done",
+        "Mark the thread's open messages done",
+        "marketer",
+        s.DoneReply,
+        parameters=(_MESSAGE,),
+        refusals=(404,),
+    ),
+    Operation(
+        "post",
+        "/inbox/{message_id}/suppress",
+        "Put the thread's number on the suppression list, with a reason",
+        "marketer",
+        s.Suppressed,
+        body={"application/json": s.SuppressRequest},
+        parameters=(_MESSAGE,),
+        refusals=(404, 422),
+    ),
+    Operation(
+        "post",
+        "/patients/{patient_id}/consent/restore",
+        "Restore a consent a reply was wrongly read as withdrawing, with a reason",
+        "marketer",
+        s.ConsentNow,
+        body={"application/json": s.RestoreRequest},
+        parameters=(_PATIENT,),
+        refusals=(404, 422),
     ),
     Operation("get", "/openapi.json", "This document", "viewer", None),
 )

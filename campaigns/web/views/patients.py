@@ -10,7 +10,9 @@ from werkzeug.utils import secure_filename
 
 from campaigns.clock.quiet_hours import strictest_cap
 from campaigns.clock.whereabouts import Whereabouts, locate
+from campaigns.domain.states import Channel
 from campaigns.errors import InputError, NotFound
+from campaigns.people import inbox
 from campaigns.people.patients import import_patients
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -78,6 +80,18 @@ def patient(patient_id: int) -> ResponseReturnValue:
         raise NotFound(f"no patient with id {patient_id}")
     history = svc.consent.history(patient_id)
     where, where_problem = _whereabouts(svc.settings.clinic_service_zones, found, svc.now().year)
+    phone, email = found.get("phone"), found.get("email")
+    contacts: tuple[tuple[Channel, str | None], ...] = (("sms", phone), ("email", email))
+    suppressed = [
+        row
+        for channel, address in contacts
+        if address and (row := svc.suppressions.current(channel, address)) and row.suppressed
+    ]
+    restorable: list[Channel] = [
+        ch
+        for ch in ("sms", "email")
+        if found[f"{ch}_opt_in"] is False and inbox.why_not_restorable(svc, patient_id, ch) is None
+    ]
     return render_template(
         "console/patient.html",
         patient=found,
@@ -85,6 +99,10 @@ def patient(patient_id: int) -> ResponseReturnValue:
         where=where,
         where_problem=where_problem,
         cap=strictest_cap(where.states) if where else None,
+        restorable=restorable,
+        suppressed=suppressed,
+        messages=svc.inbound.thread_messages(phone) if phone else [],
+        sent=svc.inbound.sent_to_patient(patient_id),
     )
 
 

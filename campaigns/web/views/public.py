@@ -64,11 +64,18 @@ def twilio_inbound() -> ResponseReturnValue:
     svc = services()
     if not _signed_by_twilio(svc):
         return _refused()
-    sid, sender = request.form.get("MessageSid", ""), request.form.get("From", "")
-    if not sid or not sender:
-        log.warning("refused %s: signed, but MessageSid or From is missing", request.path)
-        return _plain("MessageSid and From are required form fields", 400)
-    message = inbound.InboundSms(sid=sid, from_phone=sender, body=request.form.get("Body", ""))
+    sid = request.form.get("MessageSid", "")
+    if not sid:
+        log.warning("refused %s: signed, but MessageSid is missing", request.path)
+        return _plain("MessageSid is a required form field", 400)
+    # Whatever else is odd (no From, a sender that is not E.164, an unknown To, an
+    # empty or very long body) the text is stored and shown to staff.
+    message = inbound.InboundSms(
+        sid=sid,
+        from_phone=request.form.get("From", ""),
+        body=request.form.get("Body", ""),
+        to_phone=request.form.get("To", ""),
+    )
     outcome = inbound.handle_inbound(svc, message)
     return Response(twiml_reply(outcome.reply), mimetype=TWIML_MIMETYPE)
 

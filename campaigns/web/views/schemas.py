@@ -137,6 +137,107 @@ class ImportReply(_Reply):
     updated: int
     skipped: list[SkippedRow]
     dry_run: bool
+    suppressed: int = Field(
+        default=0, description="patients imported opted out: number or address suppressed"
+    )
+
+
+# the inbox ------------------------------------------------------------------------------
+
+
+class InboxQuery(BaseModel):
+    """The query of GET /inbox."""
+
+    view: Literal["review", "booking", "all"] = Field(
+        default="review", description="threads with open messages, open booking requests, or all"
+    )
+
+
+class ThreadPatient(_Reply):
+    id: int
+    external_id: str
+    first_name: str | None
+    last_name: str | None
+    sms_opt_in: bool | None
+
+
+class ThreadSummary(_Reply):
+    message_id: int = Field(description="the thread's latest message; address the thread by it")
+    from_phone: str
+    patients: list[ThreadPatient]
+    last_body: str
+    last_kind: str
+    last_actions: str | None = Field(description="what Meridian did about the last message")
+    last_at: Instant
+    open: int = Field(description="messages that need a person")
+    messages: int
+
+
+class InboxReply(_Reply):
+    view: str
+    open_total: int = Field(description="messages that need a person, in every thread")
+    threads: list[ThreadSummary]
+
+
+class ThreadMessage(_Reply):
+    direction: Literal["in", "out"]
+    id: int
+    at: Instant
+    body: str
+    kind: str | None = Field(default=None, description="how an inbound text was read")
+    actions: str | None = Field(default=None, description="what Meridian did about it")
+    auto_reply: str | None = None
+    needs_review: bool = False
+    done_by: str | None = None
+    sent_by: str | None = Field(default=None, description="the staff member who replied")
+    state: str | None = Field(default=None, description="a reply's state: sent or failed")
+
+
+class SuppressionState(_Reply):
+    reason: str
+    at: Instant
+    actor: str
+
+
+class ThreadReply(_Reply):
+    message_id: int
+    from_phone: str
+    patients: list[ThreadPatient]
+    suppressed: SuppressionState | None
+    messages: list[ThreadMessage]
+
+
+class ReplyRequest(BaseModel):
+    body: Text = ""
+
+
+class ReplySent(_Reply):
+    reply_id: int
+    state: Literal["sent", "failed"]
+    error: str | None = None
+
+
+class DoneReply(_Reply):
+    marked: int
+
+
+class SuppressRequest(BaseModel):
+    reason: Text = ""
+
+
+class Suppressed(_Reply):
+    added: bool = Field(description="false when the number was already suppressed")
+
+
+class RestoreRequest(BaseModel):
+    channel: Channel
+    reason: Text = ""
+
+
+class ConsentNow(_Reply):
+    patient_id: int
+    sms_opt_in: bool | None
+    email_opt_in: bool | None
 
 
 def dump(reply: BaseModel) -> dict[str, Any]:
