@@ -23,6 +23,11 @@ QUEUES = (RUNS_QUEUE, SEND_QUEUE, MAINTENANCE_QUEUE)
 # Twilio status callbacks that arrived before the send's outcome was recorded,
 # by message SID; the sweeper applies them once the SID is in the ledger.
 EARLY_STATUSES = f"{PREFIX}:status:early"
+# Heartbeats, on Redis's own clock: each worker's queues (hash: hostname -> JSON),
+# written every few seconds by tasks.liveness; each beat's (hash: beat id -> JSON),
+# written on every tick. Read by the run page, ``runs show``, /readyz and doctor.
+WORKER_HEARTBEATS = f"{PREFIX}:heartbeat:workers"
+BEAT_HEARTBEATS = f"{PREFIX}:heartbeat:beats"
 # RedBeat keeps its own keys under this prefix.
 REDBEAT_PREFIX = f"{PREFIX}:redbeat:"
 

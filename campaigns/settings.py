@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     claim_timeout_s: float = Field(default=120.0, ge=5)
     sweep_interval_s: float = Field(default=30.0, gt=0)
     requeue_after_s: float = Field(default=60.0, ge=1)
+    # A queue no worker has reported consuming for this long is unattended: a run with
+    # due work says so (run page, `runs show`, beat's log), and /readyz fails. Workers
+    # report every 2 s; beats on every tick (1 s).
+    worker_silence_s: float = Field(default=30.0, ge=5)
     # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
     clock_shift_s: float = 0.0
 

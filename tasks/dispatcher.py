@@ -17,7 +17,8 @@ from redbeat import RedBeatSchedulerEntry
 from redbeat.schedulers import RedBeatConfig
 
 from campaigns import keys
-from campaigns.domain.models import Batch
+from campaigns.domain.models import Batch, Heartbeats
+from tasks import liveness
 
 # The task names the workers register (tasks.runs, tasks.send, tasks.maintenance).
 FAN_OUT = "meridian.runs.fan_out"
@@ -66,6 +67,12 @@ class CeleryDispatcher:
     def waiting_sends(self) -> int:
         # kombu's Redis transport keeps a queue as a list under its own name.
         return int(self._broker.llen(keys.SEND_QUEUE))
+
+    def heartbeats(self) -> Heartbeats | None:
+        try:
+            return liveness.read(self._broker)
+        except redis.RedisError:
+            return None
 
     @cached_property
     def _broker(self) -> redis.Redis:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from campaigns.domain.models import Batch
+from campaigns.domain.models import Batch, Heartbeats
 
 
 class Dispatcher(Protocol):
@@ -36,6 +36,10 @@ class Dispatcher(Protocol):
 
     def waiting_sends(self) -> int:
         """How many send batches wait on the broker for a worker."""
+        ...
+
+    def heartbeats(self) -> Heartbeats | None:
+        """What the workers and beats last reported; None when the broker does not answer."""
         ...
 
 

@@ -36,8 +36,10 @@ class Workers:
         self._logs: list[IO[bytes]] = []
 
     def start(
-        self, *, beat: bool = True, concurrency: int = 2, queues: str = "runs,send,maintenance"
+        self, *, beat: bool = True, concurrency: int = 2, queues: str | None = None
     ) -> subprocess.Popen[bytes]:
+        """A worker as the README starts one: every declared queue, unless ``queues``
+        (``-Q``) picks some."""
         n = len(self.procs)
         cmd = [
             sys.executable,
@@ -46,8 +48,7 @@ class Workers:
             "-A",
             "tasks",
             "worker",
-            "-Q",
-            queues,
+            *(["-Q", queues] if queues is not None else []),
             "-c",
             str(concurrency),
             "--loglevel",
