@@ -22,11 +22,13 @@ from campaigns.errors import ConfigError
 from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
 from campaigns.sending.batches import DueBatches
 from campaigns.sending.ratelimit import RateLimiter
+from campaigns.sending.tally import Tally
 from campaigns.settings import Settings
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
+from campaigns.store.health import HealthRepository
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.patients import PatientRepository
 from campaigns.store.reports import ReportRepository
@@ -57,6 +59,7 @@ class Services:
         self.staff = StaffRepository(self.db)
         self.inbound = InboundRepository(self.db)
         self.reports = ReportRepository(self.db)
+        self.health = HealthRepository(self.db)
         self._dispatcher = dispatcher
         self._due = due
         self._transports: dict[Channel, Transport] = {}
@@ -95,6 +98,11 @@ class Services:
             socket_connect_timeout=5,
             health_check_interval=30,
         )
+
+    @cached_property
+    def tally(self) -> Tally:
+        """Counters shared by every process (send latency, rate-limit waits, webhooks)."""
+        return Tally(self.redis)
 
     @property
     def due(self) -> DueQueue:

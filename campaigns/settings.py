@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     # due work says so (run page, `runs show`, beat's log), and /readyz fails. Workers
     # report every 2 s; beats on every tick (1 s).
     worker_silence_s: float = Field(default=30.0, ge=5)
+    # Bearer token of /metrics (Prometheus' `authorization` option); unset: /metrics is off.
+    metrics_token: SecretStr | None = None
     # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
     clock_shift_s: float = 0.0
 

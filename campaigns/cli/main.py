@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from campaigns.cli import doctor
 from campaigns.content import catalogue, sms
 from campaigns.domain.states import channel_of
 from campaigns.errors import ConfigError, InputError, MeridianError, NotFound
@@ -451,6 +452,9 @@ def demo_command() -> None:
     from campaigns.cli.demo import run_demo
 
     run_demo(out)
+
+
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:  # pragma: no cover - console script shim

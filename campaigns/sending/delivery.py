@@ -28,6 +28,7 @@ from campaigns.people import consent
 from campaigns.sending.batches import chunked
 from campaigns.sending.fanout import recipient_clock
 from campaigns.sending.pending import back_to_pending
+from campaigns.sending.tally import SliceFigures
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -102,6 +103,7 @@ def _send_slice(
             [o for o in sender.outcomes if o.state != DeliveryState.PENDING], svc.now()
         )
         back_to_pending(svc, claimed[0].run_id, _returns(sender.outcomes, claimed))
+        svc.tally.add_slice(sender.figures)
     return sender.outcomes
 
 
@@ -146,6 +148,7 @@ class _SliceSender:
         # The claim being handed to a provider: if anything fails then, the
         # message may have gone, so it is not released.
         self.in_flight: Claimed | None = None
+        self.figures = SliceFigures()  # for /metrics: provider latency, rate-limit waits
 
     def _carry_on(self, rest: Sequence[Claimed]) -> bool:
         """Between sends, every STATUS_CHECK_S: is the run still running, and are the
@@ -214,9 +217,13 @@ class _SliceSender:
             message = build_message(svc, definition, c, recipient, channel)
             limiter = svc.limiter(channel)
             if limiter is not None:
+                started = time.monotonic()
                 limiter.acquire()
+                self.figures.waits[channel].append(time.monotonic() - started)
             self.in_flight = c
+            started = time.monotonic()
             outcome = _send_one(svc, definition, c, recipient, message)
+            self.figures.latency[channel].append(time.monotonic() - started)
             self.in_flight = None
             self.outcomes.append(outcome)
             if outcome.state == DeliveryState.SENT:
