@@ -69,6 +69,16 @@ class Workers:
         self.procs.append(proc)
         return proc
 
+    def start_command(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        """Any other process of the deployment (beat, gunicorn), logged beside the workers."""
+        log = open(self.logdir / f"worker-{name}.log", "ab")  # noqa: SIM115
+        self._logs.append(log)
+        proc = subprocess.Popen(
+            cmd, env=self.env, stdout=log, stderr=log, cwd=ROOT, start_new_session=True
+        )
+        self.procs.append(proc)
+        return proc
+
     def live(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.procs if p.poll() is None]
 
