@@ -16,13 +16,13 @@ import redis
 
 from campaigns.content.rendering import Clinic, Renderer
 from campaigns.domain.models import CHANNELS, Channel
-from campaigns.domain.ports import Dispatcher, DueQueue, Limiter
+from campaigns.domain.ports import Dispatcher, DueQueue, Limiter, Tally
 from campaigns.domain.transport import Transport
 from campaigns.errors import ConfigError
 from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
 from campaigns.sending.batches import DueBatches
 from campaigns.sending.ratelimit import RateLimiter
-from campaigns.sending.tally import Tally
+from campaigns.sending.tally import RedisTally
 from campaigns.settings import Settings
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
@@ -37,7 +37,7 @@ from campaigns.store.staff import StaffRepository
 
 
 class Services:
-    """The composition root. ``due`` and ``limiters`` replace the Redis ones (the
+    """The composition root. ``due``, ``limiters`` and ``tally`` replace the Redis ones (the
     in-memory ones of campaigns.sending.stubs, for tests); a channel missing from
     ``limiters`` is not limited."""
 
@@ -48,6 +48,7 @@ class Services:
         *,
         due: DueQueue | None = None,
         limiters: Mapping[Channel, Limiter] | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
@@ -62,6 +63,7 @@ class Services:
         self.health = HealthRepository(self.db)
         self._dispatcher = dispatcher
         self._due = due
+        self._tally = tally
         self._transports: dict[Channel, Transport] = {}
         self._limiters: dict[Channel, Limiter | None] = (
             {ch: limiters.get(ch) for ch in CHANNELS} if limiters is not None else {}
@@ -99,10 +101,13 @@ class Services:
             health_check_interval=30,
         )
 
-    @cached_property
+    @property
     def tally(self) -> Tally:
-        """Counters shared by every process (send latency, rate-limit waits, webhooks)."""
-        return Tally(self.redis)
+        """Counters shared by every process (send latency, rate-limit waits, webhooks):
+        Redis hashes unless replaced."""
+        if self._tally is None:
+            self._tally = RedisTally(self.redis)
+        return self._tally
 
     @property
     def due(self) -> DueQueue:

@@ -6,6 +6,7 @@ too, where most records that carry a channel are.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -144,3 +145,12 @@ class Heartbeats:
     def beat_age(self) -> float | None:
         """Seconds since a beat last ticked; None if none ever did."""
         return min((age for age, _ in self.beats.values()), default=None)
+
+
+@dataclass
+class SliceFigures:
+    """What one send slice measured, per channel, for /metrics: seconds each provider
+    call took, and seconds each wait for the shared rate limit took."""
+
+    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    waits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))

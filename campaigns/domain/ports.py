@@ -4,7 +4,8 @@
 implements it on Celery and RedBeat, and only the entry points (the CLI, the
 worker, the web app factory) plug it into their Services. ``DueQueue`` and
 ``Limiter`` are the Redis-only parts of sending (campaigns.sending.batches,
-campaigns.sending.ratelimit); campaigns.sending.stubs has in-memory ones, as real
+campaigns.sending.ratelimit), ``Tally`` the counters /metrics reads
+(campaigns.sending.tally); campaigns.sending.stubs has in-memory ones, as real
 implementations for tests and benches.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from campaigns.domain.models import Batch, Heartbeats
+from campaigns.domain.models import Batch, Heartbeats, SliceFigures
 
 
 class Dispatcher(Protocol):
@@ -64,4 +65,18 @@ class Limiter(Protocol):
 
     def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
         """Block until ``n`` tokens are granted; TimeoutError if not within ``timeout_s``."""
+        ...
+
+
+class Tally(Protocol):
+    """Counters every process adds to and /metrics reads (campaigns.sending.tally).
+
+    Never raises: a figure that cannot be recorded is dropped, not worth a send."""
+
+    def add_slice(self, figures: SliceFigures) -> None:
+        """Add one send slice's provider latencies and rate-limit waits."""
+        ...
+
+    def count_webhook(self, route: str, verdict: str) -> None:
+        """Count one webhook request by route and verdict."""
         ...

@@ -20,7 +20,15 @@ from campaigns.clock import wallclock
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
-from campaigns.domain.models import Batch, Channel, Claimed, Outcome, PendingAgain, Recipient
+from campaigns.domain.models import (
+    Batch,
+    Channel,
+    Claimed,
+    Outcome,
+    PendingAgain,
+    Recipient,
+    SliceFigures,
+)
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import NotFound, OutcomeUnknown, PermanentError, TransientError
@@ -28,7 +36,6 @@ from campaigns.people import consent
 from campaigns.sending.batches import chunked
 from campaigns.sending.fanout import recipient_clock
 from campaigns.sending.pending import back_to_pending
-from campaigns.sending.tally import SliceFigures
 
 if TYPE_CHECKING:
     from campaigns.services import Services

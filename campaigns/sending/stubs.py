@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from campaigns import keys
-from campaigns.domain.models import Batch, Heartbeats
+from campaigns.domain.models import Batch, Heartbeats, SliceFigures
 
 
 @dataclass
@@ -86,3 +86,17 @@ class MemoryLimiter:
 
     def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
         self.granted += n
+
+
+@dataclass
+class MemoryTally:
+    """A Tally in lists: every slice's figures and every webhook verdict, kept."""
+
+    slices: list[SliceFigures] = field(default_factory=list)
+    webhooks: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_slice(self, figures: SliceFigures) -> None:
+        self.slices.append(figures)
+
+    def count_webhook(self, route: str, verdict: str) -> None:
+        self.webhooks.append((route, verdict))

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 
 from campaigns import keys
+from campaigns.domain.models import SliceFigures
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,6 @@ RATE_WAITS = f"{keys.PREFIX}:metrics:rate-waits"  # "<channel>:seconds|count" ->
 WEBHOOKS = f"{keys.PREFIX}:metrics:webhooks"  # "<route>:<verdict>" -> n
 
 
-@dataclass
-class SliceFigures:
-    """What one send slice measured, added to Redis at once when it ends."""
-
-    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    waits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-
-
 @dataclass(frozen=True)
 class Histogram:
     buckets: list[tuple[float, int]]  # (upper bound, cumulative count), +Inf last
@@ -46,7 +38,9 @@ class Histogram:
     count: int
 
 
-class Tally:
+class RedisTally:
+    """The Tally port on Redis hashes; also reads them back for /metrics."""
+
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._failing = False

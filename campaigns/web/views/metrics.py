@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from campaigns import keys
 from campaigns.domain.states import DeliveryState
+from campaigns.sending.tally import RedisTally
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.views.health import bp
@@ -152,7 +153,7 @@ class MeridianCollector(Collector):
         for queue in keys.QUEUES:
             queues.add_metric([queue], r.llen(queue))
         yield from (depth, oldest, queues)
-        tally = self.svc.tally
+        tally = RedisTally(r)
         latency = HistogramMetricFamily(
             "meridian_send_latency_seconds",
             "Time a provider took to accept one message, by channel",
