@@ -25,6 +25,11 @@ QUEUES = (RUNS_QUEUE, SEND_QUEUE, MAINTENANCE_QUEUE)
 EARLY_STATUSES = f"{PREFIX}:status:early"
 # The id of the newest inbound message the last inbox digest counted.
 INBOX_DIGEST_LAST = f"{PREFIX}:inbox:digest:last"
+# Heartbeats, on Redis's own clock: each worker's queues (hash: hostname -> JSON),
+# written every few seconds by tasks.liveness; each beat's (hash: beat id -> JSON),
+# written on every tick. Read by the run page, ``runs show``, /readyz and doctor.
+WORKER_HEARTBEATS = f"{PREFIX}:heartbeat:workers"
+BEAT_HEARTBEATS = f"{PREFIX}:heartbeat:beats"
 # RedBeat keeps its own keys under this prefix.
 REDBEAT_PREFIX = f"{PREFIX}:redbeat:"
 

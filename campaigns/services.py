@@ -16,17 +16,19 @@ import redis
 
 from campaigns.content.rendering import Clinic, Renderer
 from campaigns.domain.models import CHANNELS, Channel
-from campaigns.domain.ports import Dispatcher, DueQueue, Limiter, utc_now
+from campaigns.domain.ports import Dispatcher, DueQueue, Limiter, Tally, utc_now
 from campaigns.domain.transport import Transport
 from campaigns.errors import ConfigError
 from campaigns.people.tokens import UnsubscribeClaim, make_unsubscribe_token
 from campaigns.sending.batches import DueBatches
 from campaigns.sending.ratelimit import RateLimiter
+from campaigns.sending.tally import RedisTally
 from campaigns.settings import Settings
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
+from campaigns.store.health import HealthRepository
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.patients import PatientRepository
 from campaigns.store.reports import ReportRepository
@@ -36,7 +38,7 @@ from campaigns.store.suppression import SuppressionRepository
 
 
 class Services:
-    """The composition root. ``due`` and ``limiters`` replace the Redis ones (the
+    """The composition root. ``due``, ``limiters`` and ``tally`` replace the Redis ones (the
     in-memory ones of campaigns.sending.stubs, for tests); a channel missing from
     ``limiters`` is not limited."""
 
@@ -47,6 +49,7 @@ class Services:
         *,
         due: DueQueue | None = None,
         limiters: Mapping[Channel, Limiter] | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
@@ -61,8 +64,10 @@ class Services:
         self.inbound = InboundRepository(self.db)
         self.suppressions = SuppressionRepository(self.db, self.now)
         self.reports = ReportRepository(self.db, self.now)
+        self.health = HealthRepository(self.db)
         self._dispatcher = dispatcher
         self._due = due
+        self._tally = tally
         self._transports: dict[Channel, Transport] = {}
         self._limiters: dict[Channel, Limiter | None] = (
             {ch: limiters.get(ch) for ch in CHANNELS} if limiters is not None else {}
@@ -99,6 +104,14 @@ class Services:
             socket_connect_timeout=5,
             health_check_interval=30,
         )
+
+    @property
+    def tally(self) -> Tally:
+        """Counters shared by every process (send latency, rate-limit waits, webhooks):
+        Redis hashes unless replaced."""
+        if self._tally is None:
+            self._tally = RedisTally(self.redis)
+        return self._tally
 
     @property
     def due(self) -> DueQueue:

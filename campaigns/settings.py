@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     # message), at most every inbox_digest_interval_s, when new ones arrived.
     inbox_digest_to: str | None = None
     inbox_digest_interval_s: float = Field(default=3600.0, ge=60)
+    # A queue no worker has reported consuming for this long is unattended: a run with
+    # due work says so (run page, `runs show`, beat's log), and /readyz fails. Workers
+    # report every 2 s; beats on every tick (1 s).
+    worker_silence_s: float = Field(default=30.0, ge=5)
+    # Bearer token of /metrics (Prometheus' `authorization` option); unset: /metrics is off.
+    metrics_token: SecretStr | None = None
     # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
     clock_shift_s: float = 0.0
 

@@ -7,11 +7,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from celery import Celery, signals
+from kombu.entity import Exchange, Queue
 
 from campaigns import keys
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
 from tasks.dispatcher import INBOX_DIGEST, PUMP, SWEEP, CeleryDispatcher
+from tasks.liveness import QueueHeartbeat
 
 _services: Services | None = None
 
@@ -33,6 +35,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return dict(
         broker_url=settings.redis_url,
         task_default_queue=keys.RUNS_QUEUE,
+        # Declared, so a bare `celery -A tasks worker` consumes every queue and
+        # `-Q send` (or any subset) still picks some out.
+        task_queues=[_queue(name) for name in keys.QUEUES],
+        task_create_missing_queues=False,
         task_routes={
             "meridian.runs.*": {"queue": keys.RUNS_QUEUE},
             "meridian.send.*": {"queue": keys.SEND_QUEUE},
@@ -55,6 +61,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         broker_transport_options={"visibility_timeout": 600},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Task events, for Flower and `celery events`: the workers' (received,
+        # started, succeeded...) and the senders' (task-sent).
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         beat_scheduler="tasks.beat:MeridianScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix=keys.REDBEAT_PREFIX,
@@ -92,6 +102,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     )
 
 
+def _queue(name: str) -> Queue:
+    # As Celery would create it: a direct exchange of the queue's name.
+    return Queue(name, Exchange(name), routing_key=name)  # type: ignore[no-untyped-call]
+
+
 class _SettingsConfig(Mapping[str, Any]):
     """Celery reads its configuration on first use, not at import: so does this."""
 
@@ -117,6 +132,7 @@ class _SettingsConfig(Mapping[str, Any]):
 def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("meridian", include=["tasks.runs", "tasks.send", "tasks.maintenance"])
     app.config_from_object(_SettingsConfig(settings))
+    app.steps["consumer"].add(QueueHeartbeat)
     return app
 
 

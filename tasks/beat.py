@@ -17,6 +17,7 @@ logs it and tries again a second later.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +25,10 @@ import redis
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, get_redis
 
+from campaigns.sending import liveness
 from campaigns.sending.control import rebuild_schedules
 from tasks.app import services
+from tasks.liveness import report_beat
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,15 @@ class MeridianScheduler(RedBeatScheduler):  # type: ignore[misc]
     lock: Any = None  # redis.lock.Lock once held (RedBeat's attribute)
     _installed_for: Any = None  # the token of the lock the schedule was installed under
 
+    _next_watch: float | None = None  # monotonic time of the next look at the workers
+
     def tick(self, min: Callable[..., float] = min, **kwargs: Any) -> float:
         try:
-            if self.lock_key and not self._lead():
+            leading = not self.lock_key or self._lead()
+            report_beat(get_redis(self.app), leader=leading)
+            if not leading:
                 return float(self.max_interval)
+            self._watch_workers()
             return float(super().tick(min=min, **kwargs))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("beat: Redis unreachable (%s); trying again", type(exc).__name__)
@@ -65,6 +73,21 @@ class MeridianScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.lock = lock
         self._install()
         return True
+
+    def _watch_workers(self) -> None:
+        """Every MERIDIAN_WORKER_SILENCE_S, log each run with due work and no worker
+        at one of its queues (the first look waits that long: workers start too)."""
+        silence = services().settings.worker_silence_s
+        now = time.monotonic()
+        if self._next_watch is None:
+            self._next_watch = now + silence
+        if now < self._next_watch:
+            return
+        self._next_watch = now + silence
+        try:
+            liveness.log_unattended_runs(services())
+        except Exception as exc:  # a database away must not stop the beat from ticking
+            log.warning("beat: could not look at the runs' workers (%s)", type(exc).__name__)
 
     def _install(self) -> None:
         self.setup_schedule()

@@ -20,8 +20,9 @@ from redbeat import RedBeatSchedulerEntry
 from redbeat.schedulers import RedBeatConfig
 
 from campaigns import keys
-from campaigns.domain.models import Batch
+from campaigns.domain.models import Batch, Heartbeats
 from campaigns.errors import BrokerUnavailable
+from tasks import liveness
 
 # The task names the workers register (tasks.runs, tasks.send, tasks.maintenance).
 FAN_OUT = "meridian.runs.fan_out"
@@ -76,6 +77,12 @@ class CeleryDispatcher:
         # kombu's Redis transport keeps a queue as a list under its own name.
         with _broker("count the waiting send batches"):
             return int(self._client.llen(keys.SEND_QUEUE))
+
+    def heartbeats(self) -> Heartbeats | None:
+        try:
+            return liveness.read(self._client)
+        except redis.RedisError:
+            return None
 
     @cached_property
     def _client(self) -> redis.Redis:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from campaigns.cli import when
+from campaigns.cli import doctor, when
 from campaigns.cli.campaigns import app as campaigns_app
 from campaigns.cli.db import app as db_app
 from campaigns.cli.patients import app as patients_app
@@ -58,6 +58,7 @@ def demo_command() -> None:
 
 
 when.register(campaigns_app, handled, services)
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:  # pragma: no cover - console script shim

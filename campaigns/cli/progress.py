@@ -49,6 +49,8 @@ def print_summary(console: Console, status: dict[str, Any]) -> None:
         f"[bold]run {status['run_id']}[/bold] of {status['campaign']} "
         f"({status['occurrence']}): {status['status']}"
     )
+    for warning in status.get("warnings", []):
+        console.print(f"[bold]warning:[/bold] {warning}", highlight=False)
     table = Table("channel", "sent", "delivered", "pending", "failed", "unknown", "skipped")
     for channel, states in sorted(status["by_channel"].items()):
         table.add_row(

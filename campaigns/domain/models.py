@@ -6,6 +6,7 @@ too, where most records that carry a channel are.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -135,3 +136,30 @@ class StoredInbound:
     kind: str
     flagged: bool
     patient_id: int | None
+
+
+@dataclass(frozen=True)
+class Heartbeats:
+    """What the workers and beats last reported: seconds since each did, on the
+    broker's clock (so a skewed host clock cannot make a dead worker look alive)."""
+
+    workers: dict[str, tuple[float, tuple[str, ...]]]  # hostname -> (age, queues consumed)
+    beats: dict[str, tuple[float, bool]]  # beat id -> (age, holds the lead)
+
+    def queue_age(self, queue: str) -> float | None:
+        """Seconds since a worker consuming ``queue`` last reported; None if none ever did."""
+        ages = [age for age, queues in self.workers.values() if queue in queues]
+        return min(ages) if ages else None
+
+    def beat_age(self) -> float | None:
+        """Seconds since a beat last ticked; None if none ever did."""
+        return min((age for age, _ in self.beats.values()), default=None)
+
+
+@dataclass
+class SliceFigures:
+    """What one send slice measured, per channel, for /metrics: seconds each provider
+    call took, and seconds each wait for the shared rate limit took."""
+
+    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    waits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))

@@ -6,7 +6,8 @@ hands work to the workers: tasks.dispatcher
 implements it on Celery and RedBeat, and only the entry points (the CLI, the
 worker, the web app factory) plug it into their Services. ``DueQueue`` and
 ``Limiter`` are the Redis-only parts of sending (campaigns.sending.batches,
-campaigns.sending.ratelimit); campaigns.sending.stubs has in-memory ones, as real
+campaigns.sending.ratelimit), ``Tally`` the counters /metrics reads
+(campaigns.sending.tally); campaigns.sending.stubs has in-memory ones, as real
 implementations for tests and benches.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from campaigns.domain.models import Batch
+from campaigns.domain.models import Batch, Heartbeats, SliceFigures
 
 # Meridian's clock: aware UTC, shifted only for rehearsals (MERIDIAN_CLOCK_SHIFT_S).
 Clock = Callable[[], datetime]
@@ -51,6 +52,10 @@ class Dispatcher(Protocol):
         """How many send batches wait on the broker for a worker."""
         ...
 
+    def heartbeats(self) -> Heartbeats | None:
+        """What the workers and beats last reported; None when the broker does not answer."""
+        ...
+
 
 class DueQueue(Protocol):
     """Batches waiting for their due time (no broker ETA is ever used); BrokerUnavailable
@@ -74,4 +79,18 @@ class Limiter(Protocol):
 
     def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
         """Block until ``n`` tokens are granted; TimeoutError if not within ``timeout_s``."""
+        ...
+
+
+class Tally(Protocol):
+    """Counters every process adds to and /metrics reads (campaigns.sending.tally).
+
+    Never raises: a figure that cannot be recorded is dropped, not worth a send."""
+
+    def add_slice(self, figures: SliceFigures) -> None:
+        """Add one send slice's provider latencies and rate-limit waits."""
+        ...
+
+    def count_webhook(self, route: str, verdict: str) -> None:
+        """Count one webhook request by route and verdict."""
         ...

@@ -27,6 +27,7 @@ from campaigns.domain.models import (
     Outcome,
     PendingAgain,
     Recipient,
+    SliceFigures,
 )
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.domain.transport import OutboundMessage
@@ -109,6 +110,7 @@ def _send_slice(
             [o for o in sender.outcomes if o.state != DeliveryState.PENDING], svc.now()
         )
         back_to_pending(svc, claimed[0].run_id, _returns(sender.outcomes, claimed))
+        svc.tally.add_slice(sender.figures)
     return sender.outcomes
 
 
@@ -154,6 +156,7 @@ class _SliceSender:
         # message may have gone, so it is not released.
         self.in_flight: Claimed | None = None
         self._occurrences: dict[int, str] = {}
+        self.figures = SliceFigures()  # for /metrics: provider latency, rate-limit waits
 
     def _occurrence(self, run_id: int) -> str:
         if run_id not in self._occurrences:
@@ -240,9 +243,13 @@ class _SliceSender:
             message = build_message(svc, definition, c, recipient, channel)
             limiter = svc.limiter(channel)
             if limiter is not None:
+                started = time.monotonic()
                 limiter.acquire()
+                self.figures.waits[channel].append(time.monotonic() - started)
             self.in_flight = c
+            started = time.monotonic()
             outcome = _send_one(svc, definition, c, recipient, message)
+            self.figures.latency[channel].append(time.monotonic() - started)
             self.in_flight = None
             self.outcomes.append(outcome)
             if outcome.state == DeliveryState.SENT:

@@ -16,6 +16,7 @@ from campaigns.clock import schedules
 from campaigns.content.catalogue import load_campaign, refuse_open_claims
 from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
+from campaigns.sending import liveness
 from campaigns.sending.pending import queue_pending
 
 if TYPE_CHECKING:
@@ -148,4 +149,6 @@ def run_status(svc: Services, run_id: int) -> dict[str, Any]:
         "by_state": by_state,
         "skipped_by_reason": skipped,
         "by_channel": by_channel,
+        # A run with due work and no worker at one of its queues says so (liveness).
+        "warnings": liveness.run_warnings(svc, run_id, run["status"]),
     }

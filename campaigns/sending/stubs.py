@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from campaigns.domain.models import Batch
+from campaigns import keys
+from campaigns.domain.models import Batch, Heartbeats, SliceFigures
 
 
 @dataclass
@@ -67,6 +68,10 @@ class MemoryDispatcher:
     def waiting_sends(self) -> int:
         return len(self.sends)
 
+    def heartbeats(self) -> Heartbeats | None:
+        """The caller runs what was queued: every queue has a consumer, now."""
+        return Heartbeats(workers={"memory": (0.0, keys.QUEUES)}, beats={"memory": (0.0, True)})
+
 
 @dataclass
 class MemoryLimiter:
@@ -81,3 +86,17 @@ class MemoryLimiter:
 
     def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
         self.granted += n
+
+
+@dataclass
+class MemoryTally:
+    """A Tally in lists: every slice's figures and every webhook verdict, kept."""
+
+    slices: list[SliceFigures] = field(default_factory=list)
+    webhooks: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_slice(self, figures: SliceFigures) -> None:
+        self.slices.append(figures)
+
+    def count_webhook(self, route: str, verdict: str) -> None:
+        self.webhooks.append((route, verdict))

@@ -397,6 +397,23 @@ class DeliveryRepository:
                 .values(state=settled, error_code=code, updated_at=now)
             )
 
+    def due_work(self, run_id: int, now: datetime) -> int:
+        """Deliveries of the run a worker should be at now: pending and due, or claimed."""
+        with self.db.connect() as conn:
+            n = conn.execute(
+                select(func.count()).where(
+                    deliveries.c.run_id == run_id,
+                    or_(
+                        and_(
+                            deliveries.c.state == DeliveryState.PENDING,
+                            deliveries.c.next_attempt_at <= now,
+                        ),
+                        deliveries.c.state == DeliveryState.SENDING,
+                    ),
+                )
+            ).scalar_one()
+        return int(n)
+
     def counts(self, run_id: int) -> list[tuple[str, str, str | None, int]]:
         """(channel, state, skip_reason, n) for every group in the run."""
         with self.db.connect() as conn:

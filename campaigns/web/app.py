@@ -16,8 +16,10 @@ from campaigns.web.views import (
     campaigns,
     console,
     dashboard,
+    health,
     inbox,
     login,
+    metrics,
     patients,
     public,
     review,
@@ -26,6 +28,8 @@ from campaigns.web.views import (
 
 # The console's route groups: importing each adds its views to console.bp.
 CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox)
+# /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
+HEALTH_ROUTES = (health, metrics)
 
 
 def create_app(svc: Services) -> Flask:
@@ -43,9 +47,9 @@ def create_app(svc: Services) -> Flask:
 
         svc.dispatcher = dispatcher()
     auth.install(app)  # first: a stranger is sent to /login before anything else runs
-    for blueprint in (public.bp, login.bp, console.bp, api.bp):
+    for blueprint in (public.bp, login.bp, console.bp, api.bp, health.bp):
         app.register_blueprint(blueprint)
     # The API takes bearer tokens, never cookies: a forged request carries no token.
     # The public routes check their own proof (a Twilio signature, a signed link).
-    security.install(app, csrf_exempt=(api.bp, public.bp))
+    security.install(app, csrf_exempt=(api.bp, public.bp, health.bp))
     return app

@@ -26,7 +26,7 @@ from campaigns.domain.models import Channel
 from campaigns.domain.transport import OutboundMessage, SeenMessage, SendReceipt
 from campaigns.errors import SendError
 from campaigns.sending import batches, delivery, fanout
-from campaigns.sending.stubs import MemoryDispatcher, MemoryDueQueue, MemoryLimiter
+from campaigns.sending.stubs import MemoryDispatcher, MemoryDueQueue, MemoryLimiter, MemoryTally
 from campaigns.services import Services
 from campaigns.settings import Settings
 from campaigns.transports.accept import AcceptTransport
@@ -166,6 +166,7 @@ class StubbedServices(Services):
             MemoryDispatcher(),
             due=MemoryDueQueue(),
             limiters=cast(dict[Channel, MemoryLimiter], self.limiters),
+            tally=MemoryTally(),
         )
         self.clock = at
         self.memory_redis = MemoryRedis()

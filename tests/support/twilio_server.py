@@ -8,7 +8,8 @@ shapes, so the real ``twilio`` client runs against it unchanged:
 - ``GET  /2010-04-01/Accounts/{sid}/Messages.json`` lists them, newest first, with the
   filters the client sends (To, From, ``DateSent``, ``DateSent>``, ``DateSent<``) and
   Twilio's paging (PageSize, Page, PageToken, ``next_page_uri``);
-- ``GET  /2010-04-01/Accounts/{sid}/Messages/{MessageSid}.json`` fetches one.
+- ``GET  /2010-04-01/Accounts/{sid}/Messages/{MessageSid}.json`` fetches one;
+- ``GET  /2010-04-01/Accounts/{sid}.json`` fetches the account (``meridian doctor``).
 
 Every request needs HTTP basic auth with the account SID and auth token (401 and
 Twilio error 20003 otherwise). Errors are Twilio-shaped JSON:
@@ -60,6 +61,7 @@ FAULTS = ("429", "500", "slow", "lost", "21211", "21610", "21614")
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _LIST = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages\.json$")
+_ACCOUNT = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)\.json$")
 _ONE = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages/(?P<sid>[^/]+)\.json$")
 _DEFAULT_PAGE_SIZE = 50
 _MAX_PAGE_SIZE = 1000
@@ -342,6 +344,13 @@ class TwilioServer:
             return _error("20003")
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        account = _ACCOUNT.match(parts.path)
+        if account and method == "GET" and account.group("account") == self.account_sid:
+            # The account fetch `meridian doctor` makes to check the credentials.
+            return _Reply(
+                200,
+                {"sid": self.account_sid, "status": "active", "type": "Full", "uri": parts.path},
+            )
         listing = _LIST.match(parts.path)
         one = _ONE.match(parts.path)
         route = listing or one

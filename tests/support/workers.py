@@ -73,8 +73,10 @@ class Workers:
         self._logs: list[IO[bytes]] = []
 
     def start(
-        self, *, beat: bool = True, concurrency: int = 2, queues: str = "runs,send,maintenance"
+        self, *, beat: bool = True, concurrency: int = 2, queues: str | None = None
     ) -> subprocess.Popen[bytes]:
+        """A worker as the README starts one: every declared queue, unless ``queues``
+        (``-Q``) picks some."""
         n = len(self.procs)
         cmd = [
             sys.executable,
@@ -83,8 +85,7 @@ class Workers:
             "-A",
             "tasks",
             "worker",
-            "-Q",
-            queues,
+            *(["-Q", queues] if queues is not None else []),
             "-c",
             str(concurrency),
             "--loglevel",
@@ -106,6 +107,16 @@ class Workers:
             stderr=log,
             cwd=ROOT,
             start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start_command(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        """Any other process of the deployment (beat, gunicorn), logged beside the workers."""
+        log = open(self.logdir / f"worker-{name}.log", "ab")  # noqa: SIM115
+        self._logs.append(log)
+        proc = subprocess.Popen(
+            cmd, env=self.env, stdout=log, stderr=log, cwd=ROOT, start_new_session=True
         )
         self.procs.append(proc)
         return proc

@@ -115,6 +115,9 @@ class RunStatus(_Reply):
     by_state: dict[str, int]
     skipped_by_reason: dict[str, int]
     by_channel: dict[str, dict[str, int]]
+    warnings: list[str] = Field(
+        description="due work that no worker is at: which queue, since when, what to start"
+    )
 
 
 class ImportOptions(BaseModel):
