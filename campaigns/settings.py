@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     claim_timeout_s: float = Field(default=120.0, ge=5)
     sweep_interval_s: float = Field(default=30.0, gt=0)
     requeue_after_s: float = Field(default=60.0, ge=1)
+    # Log lines: text or one JSON object a line; the level (default: INFO for the web
+    # app, worker and beat, WARNING for the CLI).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+
     # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
     clock_shift_s: float = 0.0
 
@@ -106,6 +111,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{value!r} is not an IANA time zone name") from exc
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("public_url")
     @classmethod

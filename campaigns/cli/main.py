@@ -42,9 +42,17 @@ def web_command(
 ) -> None:
     """Serve the staff console, the JSON API and the public webhooks (development server;
     put a WSGI server such as gunicorn in front of campaigns.web.app in production)."""
+    import sys
+
+    from werkzeug import serving
+
+    from campaigns import logs
     from campaigns.web.app import create_app
 
-    create_app(services()).run(host=host, port=port, threaded=True)
+    svc = services()
+    logs.configure(svc.settings.log_format, svc.settings.log_level or "INFO")
+    serving._log_add_style = sys.stderr.isatty()  # no colour codes in a log file
+    create_app(svc).run(host=host, port=port, threaded=True)
 
 
 @app.command("demo")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,19 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 OPTIONAL_COLUMNS: tuple[str, ...] = ("preferred_channel",)
 # fmt: on
 _COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+# C0 controls but tab, DEL and C1 controls: no name, address or id holds one, and a NUL
+# ends a PostgreSQL text value with an error.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# Free-text notes (who took the consent, how) may span lines; nothing else may.
+_NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_NOTES = frozenset({"sms_consent_source", "email_consent_source"})
+_CONTROL_NAMES = {
+    "\x00": "NUL",
+    "\n": "line feed",
+    "\r": "carriage return",
+    "\x1b": "escape",
+    "\x7f": "DEL",
+}
 _TO_UTF8 = "save it as UTF-8 (in Excel: Save As > CSV UTF-8) and import it again"
 
 
@@ -50,7 +64,25 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str], list[Problem]]]
         problems = [
             Problem(f"row {number}, column {i + 1}", reason) for i in unnamed if fields[i].strip()
         ]
+        problems.extend(_control_characters(number, names, fields))
         yield number, dict(zip(names, fields, strict=True)), problems
+
+
+def _control_characters(number: int, names: list[str], fields: list[str]) -> list[Problem]:
+    """Where a row holds a control character: column and position, never the value."""
+    found = []
+    for i, value in enumerate(fields):
+        pattern = _NOTE_CONTROL if names[i] in _NOTES else _CONTROL
+        if (hit := pattern.search(value)) is None:
+            continue
+        char = hit.group()
+        label = _CONTROL_NAMES.get(char, "a control character")
+        reason = (
+            f"holds a control character (U+{ord(char):04X}, {label}) at character "
+            f"{hit.start() + 1}; remove it (only tab is allowed) and import again"
+        )
+        found.append(Problem(f"row {number}, column {names[i] or i + 1}", reason))
+    return found
 
 
 def _records(path: Path) -> Iterator[tuple[int, list[str]]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from campaigns.services import Services
-from campaigns.web import auth, security
+from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
     api,
@@ -41,7 +41,8 @@ def create_app(svc: Services) -> Flask:
         from tasks.app import dispatcher
 
         svc.dispatcher = dispatcher()
-    auth.install(app)  # first: a stranger is sent to /login before anything else runs
+    failures.install(app)  # a request id before anything logs
+    auth.install(app)  # next: a stranger is sent to /login before any view runs
     for blueprint in (public.bp, login.bp, console.bp, api.bp):
         app.register_blueprint(blueprint)
     # The API takes bearer tokens, never cookies: a forged request carries no token.
