@@ -128,7 +128,8 @@ def campaign_preview() -> ResponseReturnValue:
         channels = _render_for(svc, definition, external_id) if external_id else {}
     except (InputError, NotFound) as exc:
         found = problems(exc) if isinstance(exc, InputError) else [Problem("patient", str(exc))]
-        return render_template(template, problems=found)
+        # A fragment shows its problems in place (htmx swaps only 2xx); a page is a 422.
+        return render_template(template, problems=found), 200 if fragment() else 422
     return render_template(
         template,
         channels=channels,
