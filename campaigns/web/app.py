@@ -29,11 +29,12 @@ CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review)
 
 def create_app(svc: Services) -> Flask:
     app = Flask(__name__, template_folder="templates", static_folder="static")
+    production = svc.settings.env == "production"
     app.config.update(
         SECRET_KEY=svc.settings.secret_key.get_secret_value(),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=svc.settings.public_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=production or svc.settings.public_url.startswith("https://"),
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
     plug_services(app, svc)
@@ -47,5 +48,5 @@ def create_app(svc: Services) -> Flask:
         app.register_blueprint(blueprint)
     # The API takes bearer tokens, never cookies: a forged request carries no token.
     # The public routes check their own proof (a Twilio signature, a signed link).
-    security.install(app, csrf_exempt=(api.bp, public.bp))
+    security.install(app, csrf_exempt=(api.bp, public.bp), hsts=production)
     return app

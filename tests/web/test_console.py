@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from werkzeug.test import TestResponse
 
 from campaigns.content import catalogue
@@ -24,7 +23,7 @@ from campaigns.people import staff as accounts
 from campaigns.people.patients import import_patients
 from campaigns.sending import runs
 from campaigns.services import Services
-from campaigns.store.tables import inbound_messages
+from campaigns.store.tables import inbound_messages, staff_sessions
 from campaigns.web import auth, security
 from campaigns.web.app import create_app
 from campaigns.web.views.openapi import OPENAPI
@@ -175,15 +174,22 @@ def test_login_goes_back_to_the_page_asked_for_but_never_to_another_site(
         assert reply.headers["Location"] == "/"
 
 
-def test_an_idle_session_is_signed_out_after_15_minutes(client: FlaskClient) -> None:
+def _seen(svc: Services, ago: timedelta | None = None) -> timedelta:
+    """How long ago the (one) session was last seen; set it to ``ago`` first if given."""
+    with svc.db.begin() as conn:
+        if ago is not None:
+            conn.execute(update(staff_sessions).values(seen_at=svc.now() - ago))
+        seen = conn.execute(select(staff_sessions.c.seen_at)).scalar_one()
+    return svc.now() - seen
+
+
+def test_an_idle_session_is_signed_out_after_15_minutes(client: FlaskClient, svc: Services) -> None:
     sign_in(client, "mara")
     assert client.get("/").status_code == 200
-    with client.session_transaction() as session:
-        session["seen"] = time.time() - 14 * 60
+    _seen(svc, timedelta(minutes=14))
     assert client.get("/").status_code == 200  # still in, and the clock restarts
-    with client.session_transaction() as session:
-        assert time.time() - session["seen"] < 60
-        session["seen"] = time.time() - 15 * 60 - 1
+    assert _seen(svc) < timedelta(seconds=60)
+    _seen(svc, timedelta(minutes=15, seconds=1))
     reply = client.get("/campaigns")
     assert reply.status_code == 302
     assert reply.headers["Location"].startswith("/login")
@@ -195,15 +201,12 @@ def test_a_poll_does_not_keep_an_idle_session_alive(client: FlaskClient, svc: Se
     load_examples(svc)
     run_id = runs.start_run(svc, NAME, actor="test")
     sign_in(client, "mara")
-    ten_minutes_ago = int(time.time()) - 600
-    with client.session_transaction() as session:
-        session["seen"] = ten_minutes_ago
+    _seen(svc, timedelta(minutes=10))
     reply = client.get(
         f"/runs/{run_id}/progress", headers={"HX-Request": "true", auth.POLL_HEADER: "1"}
     )
     assert reply.status_code == 200
-    with client.session_transaction() as session:
-        assert session["seen"] == ten_minutes_ago
+    assert _seen(svc) >= timedelta(minutes=10)
 
 
 def test_a_signed_out_user_is_out(client: FlaskClient) -> None:
