@@ -26,6 +26,31 @@ app = typer.Typer(
     add_completion=False,
     help="Meridian: seasonal email and SMS campaigns for clinics.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.print(f"meridian {version('meridian')}", highlight=False)
+        except PackageNotFoundError:  # run from a source tree, not installed
+            out.print("meridian (not installed)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Meridian: seasonal email and SMS campaigns for clinics."""
+
+
 app.add_typer(db_app, name="db")
 app.add_typer(patients_app, name="patients")
 app.add_typer(campaigns_app, name="campaigns")

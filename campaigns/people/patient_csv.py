@@ -17,12 +17,14 @@ from campaigns.errors import InputError, Problem
 from campaigns.people.patient_fields import echo
 
 # fmt: off
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "external_id", "first_name", "last_name", "email", "phone", "timezone", "state", "tags",
+# Only external_id must be there: an SMS-only clinic has no email columns, and a
+# column left out reads as blank in every row.
+REQUIRED_COLUMNS: tuple[str, ...] = ("external_id",)
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "first_name", "last_name", "email", "phone", "timezone", "state", "tags",
     "last_visit", "next_appointment", "sms_consent", "sms_consent_at", "sms_consent_source",
-    "email_consent", "email_consent_at", "email_consent_source",
+    "email_consent", "email_consent_at", "email_consent_source", "preferred_channel",
 )
-OPTIONAL_COLUMNS: tuple[str, ...] = ("preferred_channel",)
 # fmt: on
 _COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 # C0 controls but tab, DEL and C1 controls: no name, address or id holds one, and a NUL
@@ -46,7 +48,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str], list[Problem]]]
     records = _records(path)
     if (first := next(records, None)) is None:
         raise InputError(
-            f"{path} is empty; its first row must name the columns: " + ", ".join(REQUIRED_COLUMNS)
+            f"{path} is empty; its first row must name the columns: "
+            + ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
         )
     names = _check_header(path, first[1])
     unnamed = [i for i, name in enumerate(names) if not name]
@@ -130,7 +133,7 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
     names = [cell.strip().lower() for cell in header]
     if any("\x00" in name for name in names):
         raise InputError(f"{path} has NUL bytes in row 1, so it looks like UTF-16; {_TO_UTF8}")
-    expected = ", ".join(REQUIRED_COLUMNS)
+    expected = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
     if not _COLUMNS.intersection(names):  # a data row? Its cells may be PHI: do not repeat them
         reason = f"names none of the columns; row 1 must name them, comma-separated: {expected}"
         raise InputError(f"{path}: row 1 is not a header row", [Problem("row 1", reason)])
@@ -154,7 +157,7 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
                 f"unknown column {echo(header[number - 1].strip())}; "
                 + (f"did you mean {close[0]}? " if close else "")
                 + "rename or delete it, or its values would be lost. "
-                f"Known columns: {expected}, preferred_channel"
+                f"Known columns: {expected}"
             )
             problems.append(Problem(f"row 1, column {number}", reason))
         if name:
