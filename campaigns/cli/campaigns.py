@@ -110,7 +110,7 @@ def campaigns_preview(
     """Render each channel's message for one patient, with SMS segments and lint."""
     from campaigns.content.preview import preview
 
-    data = preview(services(), name, patient)
+    data = preview(services(), name, patient, actor=ACTOR)
     if as_json:
         print_json(data)
         return

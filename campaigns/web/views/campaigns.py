@@ -145,7 +145,11 @@ def _render_for(
     recipient = svc.patients.find(external_id)
     if recipient is None:
         raise NotFound("no patient with that external_id")
-    return preview_channels(svc, definition, recipient)
+    channels = preview_channels(svc, definition, recipient)
+    svc.reports.record_access(
+        actor(), "patient.preview", recipient.patient_id, campaign=definition.name
+    )
+    return channels
 
 
 @bp.post("/campaigns/<name>/<any(schedule, run, pause, resume, cancel):action>")

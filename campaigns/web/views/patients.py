@@ -25,6 +25,10 @@ def patients() -> ResponseReturnValue:
 def patient_search() -> ResponseReturnValue:
     query = request.form.get("q", "")
     found = services().reports.search_patients(query)
+    # What was searched for may be a name: the audit keeps what was shown, by id.
+    services().reports.record_access(
+        actor(), "patient.search", None, found=len(found), ids=[p["id"] for p in found]
+    )
     if fragment():
         return render_template("console/_patient_rows.html", found=found, query=query)
     count = services().patients.count()
@@ -73,4 +77,5 @@ def patient(patient_id: int) -> ResponseReturnValue:
     if found is None:
         raise NotFound(f"no patient with id {patient_id}")
     history = svc.consent.history(patient_id)
+    svc.reports.record_access(actor(), "patient.view", patient_id)
     return render_template("console/patient.html", patient=found, history=history)
