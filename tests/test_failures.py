@@ -208,3 +208,24 @@ def test_an_unexpected_error_in_a_command_prints_an_error_id_and_no_value(
         assert json.loads(result.stdout)["error_id"].startswith("E-")
     finally:
         svc.close()
+
+
+def test_a_failed_task_logs_an_error_id_and_not_its_exception_text(
+    log_stream: io.StringIO,
+) -> None:
+    from celery import Celery
+
+    import tasks.app  # noqa: F401 - connects the worker's task_failure handler
+
+    app = Celery("failure-test", set_as_current=False)
+
+    @app.task(name="test.fails")
+    def fails() -> None:
+        raise ValueError("Zelda Quux zelda.quux@example.org +16175550199")
+
+    fails.apply()
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    reported = [line for line in lines if line.get("error_id")]
+    assert reported and "task test.fails" in reported[0]["message"]
+    assert "ValueError (its text is not logged)" in reported[0]["traceback"]
+    assert_no_phi(log_stream.getvalue())
