@@ -21,10 +21,11 @@ from campaigns.web.views import (
     public,
     review,
     runs,
+    users,
 )
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review)
+CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, users)
 
 
 def create_app(svc: Services) -> Flask:

@@ -111,3 +111,28 @@ def test_production_sets_secure_cookies_and_hsts(tmp_path: Path, svc: Services) 
         assert "Secure" in cookie and "HttpOnly" in cookie
     finally:
         production.close()
+
+
+def test_an_admin_disables_a_user_in_the_console_and_their_session_ends(
+    svc: Services,
+) -> None:
+    accounts.add_user(svc, "mara", PASSWORD, "marketer")
+    app = create_app(svc)
+    mara = app.test_client()
+    form = {"csrf_token": _csrf(mara, "/login"), "username": "mara", "password": PASSWORD}
+    assert mara.post("/login", data=form).status_code == 302
+    assert mara.get("/users").status_code == 403  # admins only
+    admin = _signed_in(app)
+    page = admin.get("/users").get_data(as_text=True)
+    assert "mara" in page and "marketer" in page
+    csrf = _csrf(admin, "/users")
+    done = admin.post("/users/mara/disable", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "Staff user mara is disabled" in done.get_data(as_text=True)
+    assert _is_login_page(mara)
+    admin.post("/users/mara/enable", data={"csrf_token": csrf})
+    admin.post("/users/mara/role", data={"csrf_token": csrf, "role": "viewer"})
+    assert svc.staff.get("mara")["role"] == "viewer"  # type: ignore[index]
+    actions = {e["action"] for e in svc.reports.audit_page(actor="ada")}
+    assert {"staff.disable", "staff.enable", "staff.role.viewer"} <= actions
+    refused = admin.post("/users/ada/disable", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "cannot disable yourself" in refused.get_data(as_text=True)
