@@ -50,6 +50,12 @@ def sign_in_failures(username: str) -> str:
     return f"{PREFIX}:sign-in-failures:{digest}"
 
 
+def sign_in_failures_from(address: str) -> str:
+    """Failed sign-ins from one client address, whatever usernames they tried."""
+    digest = hashlib.sha256(address.encode()).hexdigest()[:24]
+    return f"{PREFIX}:sign-in-failures-from:{digest}"
+
+
 def schedule_entry(campaign_id: int) -> str:
     """The RedBeat entry name of a scheduled campaign."""
     return f"campaign:{campaign_id}"

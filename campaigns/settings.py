@@ -7,7 +7,9 @@ message naming the key.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -53,6 +55,7 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production", "test"] = "development"
     database_url: str = "sqlite:///var/meridian.db"
+    allow_sqlite: bool = False  # production on SQLite only when said on purpose
     redis_url: str = "redis://127.0.0.1:6379/0"
     templates_dir: Path = Path("templates")
 
@@ -121,6 +124,11 @@ class Settings(BaseSettings):
     worker_silence_s: float = Field(default=30.0, ge=5)
     # Bearer token of /metrics (Prometheus' `authorization` option); unset: /metrics is off.
     metrics_token: SecretStr | None = None
+    # Log lines: text or one JSON object a line; the level (default: INFO for the web
+    # app, worker and beat, WARNING for the CLI).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+
     # Shifts Meridian's clock for rehearsals and the demo; 0 in production.
     clock_shift_s: float = 0.0
 
@@ -149,6 +157,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name!r} is not an IANA time zone name") from exc
         return zones
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _a_key(cls, value: SecretStr) -> SecretStr:
+        # An empty key signs sessions and unsubscribe links that anyone can forge.
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty; leave it unset in development")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -173,19 +194,72 @@ class Settings(BaseSettings):
         return timedelta(seconds=self.clock_shift_s)
 
     def check_production(self) -> None:
-        if self.env == "production" and self.secret_key.get_secret_value() == _DEV_SECRET:
-            raise ConfigError("MERIDIAN_SECRET_KEY: required in production")
-        # CAN-SPAM wants the postal address in every email; texts and emails give the
-        # phone to book by. Without them messages go out with blanks where they belong.
-        for key, value in (
-            ("MERIDIAN_CLINIC_ADDRESS", self.clinic_address),
-            ("MERIDIAN_CLINIC_PHONE", self.clinic_phone),
-        ):
-            if self.env == "production" and not value.strip():
-                raise ConfigError(f"{key}: required in production (the clinic's own)")
-        if self.env == "production" and "accept" in (self.sms_transport, self.email_transport):
-            key = "SMS" if self.sms_transport == "accept" else "EMAIL"
-            raise ConfigError(f"MERIDIAN_{key}_TRANSPORT: 'accept' is for benchmarks only")
+        """Refuse to start production on a setting that is unsafe there, naming each key."""
+        if self.env != "production":
+            return
+        problems = [
+            f"{key}: {reason}" for key, reason in _production_problems(self) if reason is not None
+        ]
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+
+# A key of 32 bytes or more that is not a phrase or a repeat: secrets.token_urlsafe(48)
+# passes, "a" * 40 and "password" * 4 do not (too few distinct characters, or too
+# little entropy by their frequencies: under 3 bits a character or 100 bits in all).
+_MIN_KEY_BYTES = 32
+_MIN_KEY_BITS = 100.0
+_MIN_KEY_BITS_PER_CHAR = 3.0
+_NEW_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _secret_key_problem(key: str) -> str | None:
+    if key == _DEV_SECRET or not key.strip():
+        return f"required in production; make one with {_NEW_KEY}"
+    if len(key.encode()) < _MIN_KEY_BYTES:
+        return (
+            f"is {len(key.encode())} bytes; production needs at least {_MIN_KEY_BYTES}: "
+            f"make one with {_NEW_KEY}"
+        )
+    counts = Counter(key)
+    per_char = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
+    if per_char < _MIN_KEY_BITS_PER_CHAR or per_char * len(key) < _MIN_KEY_BITS:
+        return f"has too little entropy (a phrase or a repeat?); make one with {_NEW_KEY}"
+    return None
+
+
+def _production_problems(s: Settings) -> list[tuple[str, str | None]]:
+    # CAN-SPAM wants the postal address in every email; texts and emails give the
+    # phone to book by. Without them messages go out with blanks where they belong.
+    not_for_production = {
+        "outbox": "'outbox' writes files instead of sending; use 'twilio' or 'smtp'",
+        "accept": "'accept' is for benchmarks only; use 'twilio' or 'smtp'",
+    }
+    sqlite = s.database_url.startswith("sqlite")
+    return [
+        ("MERIDIAN_SECRET_KEY", _secret_key_problem(s.secret_key.get_secret_value())),
+        ("MERIDIAN_CLINIC_ADDRESS", None if s.clinic_address.strip() else _CLINIC_OWN),
+        ("MERIDIAN_CLINIC_PHONE", None if s.clinic_phone.strip() else _CLINIC_OWN),
+        ("MERIDIAN_SMS_TRANSPORT", not_for_production.get(s.sms_transport)),
+        ("MERIDIAN_EMAIL_TRANSPORT", not_for_production.get(s.email_transport)),
+        (
+            "MERIDIAN_DATABASE_URL",
+            "SQLite in production needs MERIDIAN_ALLOW_SQLITE=true (one host, one "
+            "writer at a time); PostgreSQL is the production database"
+            if sqlite and not s.allow_sqlite
+            else None,
+        ),
+        (
+            "MERIDIAN_PUBLIC_URL",
+            None
+            if s.public_url.startswith("https://")
+            else f"must be https:// in production (it is {s.public_url!r}): links in "
+            "messages and the console's cookies travel over it",
+        ),
+    ]
+
+
+_CLINIC_OWN = "required in production (the clinic's own)"
 
 
 def _known_keys() -> set[str]:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import logging.config
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from celery import Celery, signals
 from kombu.entity import Exchange, Queue
 
-from campaigns import keys
+from campaigns import keys, logs
+from campaigns.errors import ConfigError
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
 from tasks.dispatcher import INBOX_DIGEST, PUMP, SWEEP, CeleryDispatcher
 from tasks.liveness import QueueHeartbeat
 
 _services: Services | None = None
+_log = logging.getLogger(__name__)
 
 
 def services() -> Services:
@@ -144,23 +146,21 @@ def _fresh_services(**_: Any) -> None:
 
 @signals.setup_logging.connect
 def _configure_logging(**_: Any) -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"handlers": ["console"], "level": "INFO"},
-            # One line a second for the pump is noise; failures still show.
-            "loggers": {
-                "celery.app.trace": {"level": "WARNING"},
-                "celery.worker.strategy": {"level": "WARNING"},
-                "celery.beat": {"level": "WARNING"},
-                # urllib3 logs whole request URLs at DEBUG, Twilio look-ups included.
-                "urllib3": {"level": "INFO"},
-            },
-        }
-    )
+    """The worker's and beat's log lines: the same format as the web app's."""
+    try:
+        settings = load_settings()
+    except ConfigError:
+        logs.configure("text", "INFO")
+        raise
+    logs.configure(settings.log_format, settings.log_level or "INFO")
+
+
+@signals.task_failure.connect
+def _task_failed(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
+    """A task that raised: its scrubbed traceback under an error id, never its text."""
+    if exception is not None:
+        name = getattr(sender, "name", "a task")
+        logs.report_unexpected(_log, exception, f"task {name}")
 
 
 app = create_app()

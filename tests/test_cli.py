@@ -165,3 +165,56 @@ def test_a_broker_that_does_not_answer_exits_1_with_a_sentence_not_a_traceback(
             assert "Traceback" not in failed.output
     finally:
         workers_app.set_current()  # the new Celery app made itself the current one
+
+
+def test_users_list_disable_enable_role_and_passwd_are_audited(env: Path) -> None:
+    password = "correct horse battery\ncorrect horse battery\n"
+    assert runner.invoke(app, ["users", "add", "maria"], input=password).exit_code == 0
+    listed = runner.invoke(app, ["users", "list"])
+    assert listed.exit_code == 0 and "maria" in listed.output and "marketer" in listed.output
+    for args, says in (
+        (["users", "disable", "maria"], "staff user maria is disabled and signed out everywhere"),
+        (["users", "enable", "maria"], "staff user maria is enabled"),
+        (["users", "role", "maria", "admin"], "staff user maria now has role admin"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and says in " ".join(result.output.split()), result.output
+    changed = runner.invoke(app, ["users", "passwd", "maria"], input=password)
+    assert changed.exit_code == 0 and "new password" in changed.output
+    shown = json.loads(runner.invoke(app, ["users", "list", "--json"]).stdout)
+    assert shown[0]["role"] == "admin" and shown[0]["active"] is True
+    assert "password_hash" not in shown[0]
+    missing = runner.invoke(app, ["users", "disable", "nobody", "--json"])
+    assert missing.exit_code == 2 and "nobody" in json.loads(missing.stdout)["error"]
+    bad = runner.invoke(app, ["users", "role", "maria", "owner"])
+    assert bad.exit_code == 2 and "owner" in bad.output
+
+
+def test_commands_answer_in_sentences_and_say_when_nothing_was_done(env: Path) -> None:
+    runner.invoke(app, ["patients", "import", str(ROOT / "examples/patients.csv")])
+    runner.invoke(
+        app, ["campaigns", "apply", str(ROOT / "examples/campaigns/cold-and-flu-season.yaml")]
+    )
+    paused = runner.invoke(app, ["campaigns", "pause", "cold-and-flu-season"])
+    assert paused.exit_code == 0
+    assert "is draft: nothing was paused" in " ".join(paused.output.split())
+    shown = runner.invoke(app, ["campaigns", "show", "cold-and-flu-season"])
+    assert shown.exit_code == 0 and not shown.output.lstrip().startswith("{")
+    assert "campaign cold-and-flu-season (id 1) is draft" in shown.output
+    assert "next sends" in shown.output
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("meridian ")
+
+
+def test_a_command_before_db_upgrade_says_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MERIDIAN_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    for args in (["campaigns", "list"], ["patients", "import", "x.csv"], ["users", "list"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2
+        assert "run `meridian db upgrade` first" in " ".join(result.output.split())
+        assert "Traceback" not in result.output
+    as_json = runner.invoke(app, ["campaigns", "list", "--json"])
+    assert "db upgrade" in json.loads(as_json.stdout)["error"]

@@ -169,15 +169,33 @@ def test_row_numbers_are_spreadsheet_rows_and_a_multiline_value_is_one_row(tmp_p
 # --- the header ----------------------------------------------------------------------------
 
 
-def test_a_missing_column_is_named_and_nothing_is_imported(tmp_path: Path) -> None:
-    header = [c for c in HEADER if c != "sms_consent_source"]
+def test_a_missing_external_id_column_is_named_and_nothing_is_imported(tmp_path: Path) -> None:
+    header = [c for c in HEADER if c != "external_id"]
     path = write_csv(tmp_path / "p.csv", [row()], header)
 
     error = refused(path, MemoryStore())
 
     assert "header" in error.message and "nothing was imported" in error.message
     assert [p.where for p in error.problems] == ["row 1"]
-    assert "sms_consent_source" in error.problems[0].reason
+    assert "external_id" in error.problems[0].reason
+
+
+def test_an_sms_only_clinics_csv_without_email_columns_imports(tmp_path: Path) -> None:
+    header = [c for c in HEADER if not c.startswith("email")]
+    path = write_csv(tmp_path / "p.csv", [row()], header)
+
+    assert import_patients(path, MemoryStore()).valid == 1
+
+
+def test_a_refusal_without_a_date_is_recorded_and_a_consent_without_one_is_not(
+    tmp_path: Path,
+) -> None:
+    refusal = row(sms_consent="no", sms_consent_at="")
+    path = write_csv(tmp_path / "p.csv", [refusal], HEADER)
+    assert import_patients(path, MemoryStore()).valid == 1
+    consent = row(sms_consent="yes", sms_consent_at="")
+    error = refused(write_csv(tmp_path / "q.csv", [consent], HEADER), MemoryStore())
+    assert [p.where for p in error.problems] == ["row 2, column sms_consent_at"]
 
 
 def test_an_unknown_extra_column_is_named_with_a_suggestion(tmp_path: Path) -> None:
@@ -207,8 +225,8 @@ def test_header_names_are_trimmed_and_case_insensitive(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     with path.open("w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow([f" {c.upper()} " for c in REQUIRED_COLUMNS])
-        writer.writerow([row()[c] for c in REQUIRED_COLUMNS])
+        writer.writerow([f" {c.upper()} " for c in HEADER])
+        writer.writerow([row()[c] for c in HEADER])
 
     assert import_patients(path, MemoryStore()).valid == 1
 

@@ -48,17 +48,73 @@ def test_production_needs_a_real_secret_key(monkeypatch: pytest.MonkeyPatch) -> 
         load_settings(_env_file=None)
 
 
+SAFE_PRODUCTION = {
+    "MERIDIAN_ENV": "production",
+    "MERIDIAN_SECRET_KEY": "wKZSPFmc75Xk2A8Sn2ybCdsHA0BruQ-9tLx3vPq1",
+    "MERIDIAN_CLINIC_ADDRESS": "120 Harbor Street\nBoston, MA 02110",
+    "MERIDIAN_CLINIC_PHONE": "(617) 555-0142",
+    "MERIDIAN_SMS_TRANSPORT": "twilio",
+    "MERIDIAN_EMAIL_TRANSPORT": "smtp",
+    "MERIDIAN_DATABASE_URL": "postgresql+psycopg://meridian@db/meridian",
+    "MERIDIAN_PUBLIC_URL": "https://meridian.example.org",
+}
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for key, value in SAFE_PRODUCTION.items():
+        monkeypatch.setenv(key, value)
+    assert load_settings(_env_file=None).env == "production"
+    return monkeypatch
+
+
 @pytest.mark.parametrize("missing", ["MERIDIAN_CLINIC_ADDRESS", "MERIDIAN_CLINIC_PHONE"])
 def test_production_needs_the_clinics_postal_address_and_phone(
-    monkeypatch: pytest.MonkeyPatch, missing: str
+    production: pytest.MonkeyPatch, missing: str
 ) -> None:
-    monkeypatch.setenv("MERIDIAN_ENV", "production")
-    monkeypatch.setenv("MERIDIAN_SECRET_KEY", "a-real-secret-for-this-test")
-    monkeypatch.setenv("MERIDIAN_CLINIC_ADDRESS", "120 Harbor Street\nBoston, MA 02110")
-    monkeypatch.setenv("MERIDIAN_CLINIC_PHONE", "(617) 555-0142")
-    assert load_settings(_env_file=None).clinic_phone == "(617) 555-0142"
-    monkeypatch.setenv(missing, "  ")
+    production.setenv(missing, "  ")
     with pytest.raises(ConfigError, match=f"^{missing}: required in production"):
+        load_settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("MERIDIAN_SECRET_KEY", "a", "is 1 bytes; production needs at least 32"),
+        ("MERIDIAN_SECRET_KEY", "   x", "is 4 bytes"),
+        ("MERIDIAN_SECRET_KEY", "a" * 40, "too little entropy"),
+        ("MERIDIAN_SECRET_KEY", "password" * 4, "too little entropy"),
+        ("MERIDIAN_SMS_TRANSPORT", "outbox", "'outbox' writes files"),
+        ("MERIDIAN_EMAIL_TRANSPORT", "outbox", "'outbox' writes files"),
+        ("MERIDIAN_SMS_TRANSPORT", "accept", "'accept' is for benchmarks only"),
+        ("MERIDIAN_EMAIL_TRANSPORT", "accept", "'accept' is for benchmarks only"),
+        ("MERIDIAN_DATABASE_URL", "sqlite:///var/meridian.db", "MERIDIAN_ALLOW_SQLITE=true"),
+        ("MERIDIAN_PUBLIC_URL", "http://meridian.example.org", "must be https://"),
+    ],
+)
+def test_production_refuses_each_unsafe_setting_naming_its_key(
+    production: pytest.MonkeyPatch, key: str, value: str, says: str
+) -> None:
+    production.setenv(key, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_env_file=None)
+    assert str(refused.value).startswith(f"{key}: ")
+    assert says in str(refused.value)
+
+
+def test_sqlite_in_production_when_allowed_on_purpose(production: pytest.MonkeyPatch) -> None:
+    production.setenv("MERIDIAN_DATABASE_URL", "sqlite:///var/meridian.db")
+    production.setenv("MERIDIAN_ALLOW_SQLITE", "true")
+    assert load_settings(_env_file=None).allow_sqlite
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_an_empty_secret_key_is_refused_everywhere(
+    production: pytest.MonkeyPatch, env: str
+) -> None:
+    production.setenv("MERIDIAN_ENV", env)
+    production.setenv("MERIDIAN_SECRET_KEY", "  ")
+    with pytest.raises(ConfigError, match=r"^MERIDIAN_SECRET_KEY: "):
         load_settings(_env_file=None)
 
 

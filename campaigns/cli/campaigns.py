@@ -3,6 +3,7 @@ schedule, pause, resume and cancel them (campaigns.sending.control)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -66,11 +67,37 @@ def campaigns_list(as_json: JsonOpt = False) -> None:
 @handled
 def campaigns_show(name: str, as_json: JsonOpt = False) -> None:
     """Show a campaign's definition, lint findings, next sends and runs."""
-    data = catalogue.campaign_summary(services(), name).to_dict()
+    summary = catalogue.campaign_summary(services(), name, audience=True)
+    data = summary.to_dict()
     if as_json:
         print_json(data)
+        return
+    d = summary.definition
+    sched = data["schedule"].get("rrule") or f"once on {data['schedule'].get('once')}"
+    lines = [
+        f"campaign {data['name']} (id {data['id']}) is {data['status']}",
+        f"  channels   {', '.join(data['channels'])}",
+        f"  templates  {d.templates}",
+        f"  schedule   {sched}, at {data['schedule']['send_time']} in each patient's zone",
+        f"  audience   {summary.audience} patient(s) today",
+        "  next sends "
+        + (", ".join(_when(t) for t in summary.next_sends) or "none (no occurrence left)"),
+    ]
+    out.print("\n".join(lines), highlight=False, markup=False)
+    findings = data["findings"] or []
+    if findings:
+        out.print(f"  findings   {len(findings)} (see `campaigns apply` or the console)")
+    if summary.runs:
+        table = Table("run", "occurrence", "status")
+        for r in summary.runs:
+            table.add_row(str(r["id"]), str(r["occurrence"]), str(r["status"]))
+        out.print(table)
     else:
-        out.print_json(data=data, default=str)
+        out.print("  no runs yet", highlight=False)
+
+
+def _when(instant: datetime) -> str:
+    return instant.strftime("%a %Y-%m-%d %H:%M %Z")
 
 
 @app.command("preview")
@@ -83,7 +110,7 @@ def campaigns_preview(
     """Render each channel's message for one patient, with SMS segments and lint."""
     from campaigns.content.preview import preview
 
-    data = preview(services(), name, patient)
+    data = preview(services(), name, patient, actor=ACTOR)
     if as_json:
         print_json(data)
         return
@@ -106,38 +133,55 @@ def campaigns_preview(
         )
 
 
-def _control(name: str, action: str) -> None:
-    svc = services()
-    result = getattr(control, action)(svc, name, actor=ACTOR)
-    out.print(f"campaign {name}: {action} ({result})")
+def _control(name: str, action: str, as_json: bool) -> None:
+    said = getattr(control, action)(services(), name, actor=ACTOR)
+    if action == "cancel":
+        said = f"campaign {name} is cancelled: {said}"
+    if as_json:
+        print_json({"campaign": name, "action": action, "done": said})
+    else:
+        out.print(said, highlight=False)
 
 
 @app.command("schedule")
 @handled
-def campaigns_schedule(name: str) -> None:
+def campaigns_schedule(name: str, as_json: JsonOpt = False) -> None:
     """Let the campaign's occurrences start (writes its RedBeat entry)."""
-    _control(name, "schedule")
+    svc = services()
+    row = control.schedule(svc, name, actor=ACTOR)
+    summary = catalogue.campaign_summary(svc, name)
+    first = summary.next_sends[0] if summary.next_sends else None
+    if as_json:
+        shown = first.isoformat() if first else None
+        print_json({"campaign": name, "status": row["status"], "next_send": shown})
+        return
+    when = (
+        f"; its next occurrence is {_when(first)} (each patient at the send time in their own zone)"
+        if first
+        else "; it has no occurrence left"
+    )
+    out.print(f"campaign {name} is scheduled{when}", highlight=False)
 
 
 @app.command("pause")
 @handled
-def campaigns_pause(name: str) -> None:
+def campaigns_pause(name: str, as_json: JsonOpt = False) -> None:
     """Stop new sends within a second; scheduled occurrences wait."""
-    _control(name, "pause")
+    _control(name, "pause", as_json)
 
 
 @app.command("resume")
 @handled
-def campaigns_resume(name: str) -> None:
+def campaigns_resume(name: str, as_json: JsonOpt = False) -> None:
     """Continue where the campaign stopped, without re-sending."""
-    _control(name, "resume")
+    _control(name, "resume", as_json)
 
 
 @app.command("cancel")
 @handled
-def campaigns_cancel(name: str) -> None:
+def campaigns_cancel(name: str, as_json: JsonOpt = False) -> None:
     """Stop for good: what is left is skipped with reason 'cancelled'."""
-    _control(name, "cancel")
+    _control(name, "cancel", as_json)
 
 
 @app.command("run")

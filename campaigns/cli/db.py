@@ -13,6 +13,6 @@ app = typer.Typer(no_args_is_help=True, help="The ledger database.")
 @handled
 def db_upgrade() -> None:
     """Create or migrate the ledger's tables (Alembic)."""
-    svc = services()
+    svc = services(migrated=False)
     svc.db.upgrade()
     out.print(f"database at revision head ({svc.db.backend})")

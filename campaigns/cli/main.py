@@ -27,6 +27,31 @@ app = typer.Typer(
     add_completion=False,
     help="Meridian: seasonal email and SMS campaigns for clinics.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.print(f"meridian {version('meridian')}", highlight=False)
+        except PackageNotFoundError:  # run from a source tree, not installed
+            out.print("meridian (not installed)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Meridian: seasonal email and SMS campaigns for clinics."""
+
+
 app.add_typer(db_app, name="db")
 app.add_typer(patients_app, name="patients")
 app.add_typer(campaigns_app, name="campaigns")
@@ -43,9 +68,17 @@ def web_command(
 ) -> None:
     """Serve the staff console, the JSON API and the public webhooks (development server;
     put a WSGI server such as gunicorn in front of campaigns.web.app in production)."""
+    import sys
+
+    from werkzeug import serving
+
+    from campaigns import logs
     from campaigns.web.app import create_app
 
-    create_app(services()).run(host=host, port=port, threaded=True)
+    svc = services()
+    logs.configure(svc.settings.log_format, svc.settings.log_level or "INFO")
+    serving._log_add_style = sys.stderr.isatty()  # no colour codes in a log file
+    create_app(svc).run(host=host, port=port, threaded=True)
 
 
 @app.command("demo")

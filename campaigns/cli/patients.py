@@ -104,6 +104,7 @@ def patients_consent(
     if found is None:
         raise NotFound(f"--patient: no patient with external_id {patient!r}")
     history = svc.consent.history(found.patient_id)
+    svc.reports.record_access(ACTOR, "patient.view", found.patient_id, what="consent")
     data = {
         "patient": patient,
         "current": svc.consent.current(found.patient_id),

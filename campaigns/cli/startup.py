@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import json
-import logging.config
+import logging
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from campaigns import logs
 from campaigns.errors import ConfigError, InputError, MeridianError, NotFound
 from campaigns.services import Services
 from campaigns.settings import load_settings
@@ -28,55 +31,82 @@ P = ParamSpec("P")
 R = TypeVar("R")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ACTOR = "cli"
+log = logging.getLogger(__name__)
 
 
 def _configure_logging() -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-            "handlers": {
-                "err": {
-                    "class": "logging.StreamHandler",
-                    "formatter": "plain",
-                    "stream": "ext://sys.stderr",
-                }
-            },
-            "root": {"handlers": ["err"], "level": "WARNING"},
-        }
-    )
+    try:
+        settings = load_settings()
+    except ConfigError:  # the command itself reports it
+        logs.configure("text", "WARNING")
+        return
+    logs.configure(settings.log_format, settings.log_level or "WARNING")
 
 
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map Meridian's errors to exit codes and a message on stderr; close the services."""
+    """Map errors to exit codes and one message (JSON with ``--json``); close the services.
+
+    Meridian's own errors say what was wrong; anything else is unexpected: its
+    traceback goes to the log, scrubbed of values (campaigns.logs), under an error
+    id, and the message names only the id.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         _configure_logging()
+        as_json = bool(kwargs.get("as_json"))
         opened_before = len(_opened)
         try:
             return fn(*args, **kwargs)
         except (InputError, ConfigError, NotFound) as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-            raise typer.Exit(2) from exc
+            _fail(exc, "error", as_json)
+            raise typer.Exit(2) from None
         except MeridianError as exc:  # BrokerUnavailable among them
-            err.print(f"[red]failed:[/red] {exc}", markup=True, highlight=False)
-            raise typer.Exit(1) from exc
+            _fail(exc, "failed", as_json)
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            error_id = logs.report_unexpected(log, exc, f"meridian {_command_name()}")
+            _fail(None, "failed", as_json, error_id=error_id)
+            raise typer.Exit(1) from None
         finally:
             _close_services(opened_before)
 
     return wrapper
 
 
+def _command_name() -> str:
+    context = click.get_current_context(silent=True)
+    return context.command_path.removeprefix("meridian ") if context else "command"
+
+
+def _fail(
+    exc: MeridianError | None, kind: str, as_json: bool, *, error_id: str | None = None
+) -> None:
+    message = logs.unexpected_message(error_id) if error_id else str(exc)
+    if as_json:
+        body: dict[str, Any] = {"error": message}
+        if isinstance(exc, InputError):
+            body = {"error": exc.message, "problems": [vars(p) for p in exc.problems]}
+        if error_id:
+            body["error_id"] = error_id
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        return
+    err.print(f"[red]{kind}:[/red] {escape(message)}", markup=True, highlight=False)
+
+
 _opened: list[Services] = []
 
 
-def services() -> Services:
+def services(*, migrated: bool = True) -> Services:
     """Services for this command, with the workers' dispatcher plugged in; ``handled``
-    closes them (engine, transports) at its end."""
+    closes them (engine, transports) at its end. Unless ``migrated`` is False, a
+    database not at the code's migration head is refused with what to run."""
     svc = Services(load_settings(), dispatcher())
     _opened.append(svc)
+    if migrated:
+        svc.db.require_schema()
     return svc
 
 

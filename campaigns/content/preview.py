@@ -15,18 +15,23 @@ if TYPE_CHECKING:
     from campaigns.services import Services
 
 
-def preview(svc: Services, campaign: str, external_id: str) -> dict[str, Any]:
-    """The saved campaign's messages for the patient, its lint findings and rule count."""
+def preview(svc: Services, campaign: str, external_id: str, *, actor: str) -> dict[str, Any]:
+    """The saved campaign's messages for the patient, its lint findings and rule count;
+    audited as ``actor`` seeing the patient's data."""
     _, definition = load_campaign(svc, campaign)
     patient = svc.patients.find(external_id)
     if patient is None:
         raise NotFound(f"no patient with external_id {external_id!r}")
     # Linted now, against the templates as they are: what schedule and run will judge.
     findings = mark_acknowledged(definition, lint_definition(svc, definition))
+    channels = preview_channels(svc, definition, patient)
+    svc.reports.record_access(
+        actor, "patient.preview", patient.patient_id, campaign=definition.name
+    )
     return {
         "campaign": definition.name,
         "patient": external_id,
-        "channels": preview_channels(svc, definition, patient),
+        "channels": channels,
         "findings": findings,
         "rules": len(compliance.load_rules().rules),
     }

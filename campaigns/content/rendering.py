@@ -27,8 +27,8 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
+from campaigns.content.sandbox import BoundedSandbox, TemplateLimitError, render_bounded
 from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
 
@@ -69,7 +69,7 @@ class Renderer:
 
     def __init__(self, templates_dir: Path) -> None:
         self.templates_dir = templates_dir
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
             loader=FileSystemLoader(str(templates_dir)),
             undefined=StrictUndefined,
             autoescape=select_autoescape(
@@ -114,7 +114,13 @@ class Renderer:
             # Looked up once: Jinja's own cache still costs a loader check per call.
             templates = [(p, self.env.get_template(f"{folder}/{p}")) for p in PARTS[channel]]
             self._compiled[key] = templates
-        parts = {p: t.render(context).strip() for p, t in templates}
+        parts = {}
+        for part, template in templates:
+            try:
+                parts[part] = render_bounded(template, context).strip()
+            except _RENDER_ERRORS as exc:
+                problem = _problem(exc, f"{folder}/{part}", self.templates_dir)
+                raise InputError(f"templates/{folder}: refused", [problem]) from None
         if channel == "sms":
             return Rendered("sms", parts["sms.txt.j2"])
         return Rendered(
@@ -135,32 +141,47 @@ class Renderer:
             for part in PARTS[channel]:
                 name = f"{folder}/{part}"
                 try:
-                    self.env.get_template(name).render(samples[channel])
-                except TemplateNotFound as exc:
-                    where = self.templates_dir / folder / part
-                    problems.append(Problem(str(where), f"template not found ({exc.name})"))
-                except TemplateSyntaxError as exc:
-                    problems.append(
-                        Problem(
-                            f"{exc.filename or name}:{exc.lineno}", f"syntax error: {exc.message}"
-                        )
-                    )
-                except (UndefinedError, SecurityError) as exc:
-                    kind = (
-                        "refused by the sandbox"
-                        if isinstance(exc, SecurityError)
-                        else "unknown variable"
-                    )
-                    file, line = _template_line(exc, name, self.templates_dir)
-                    problems.append(Problem(f"{file}:{line}", f"{kind}: {exc}"))
-                except TemplateError as exc:
-                    file, line = _template_line(exc, name, self.templates_dir)
-                    problems.append(Problem(f"{file}:{line}", str(exc)))
+                    render_bounded(self.env.get_template(name), samples[channel])
+                except _RENDER_ERRORS as exc:
+                    problems.append(_problem(exc, name, self.templates_dir))
             if len(problems) == before:
                 out[channel] = self.render(folder, channel, samples[channel])
         if problems:
             raise InputError(f"templates/{folder}: refused", problems)
         return out
+
+
+# What a staff-written template can raise while it renders: Jinja's errors, the
+# sandbox's bounds, and Python's own limits (a range past the sandbox's, a macro or an
+# include that recurses, a number too long to print, a division by zero).
+_RENDER_ERRORS = (TemplateError, OverflowError, RecursionError, ArithmeticError, ValueError)
+
+
+def _problem(exc: BaseException, name: str, root: Path) -> Problem:
+    """A render error as a Problem naming the template file and line."""
+    file, line = _template_line(exc, name, root)
+    if isinstance(exc, TemplateNotFound):
+        missing = exc.name if isinstance(exc.name, str) else ", ".join(map(str, exc.templates))
+        if line == "?" and missing == name:
+            return Problem(name, f"template not found ({missing})")
+        return Problem(f"{file}:{line}", f"includes or extends a missing template ({missing})")
+    if isinstance(exc, TemplateSyntaxError):
+        return Problem(f"{file}:{line}", f"syntax error: {exc.message}")
+    if isinstance(exc, TemplateLimitError):
+        return Problem(f"{file}:{line}", f"refused by the sandbox: {exc}")
+    if isinstance(exc, SecurityError):
+        return Problem(f"{file}:{line}", f"refused by the sandbox: {exc}")
+    if isinstance(exc, UndefinedError):
+        return Problem(f"{file}:{line}", f"unknown variable: {exc}")
+    if isinstance(exc, RecursionError):
+        return Problem(
+            f"{file}:{line}",
+            "refused: it recurses without end (a macro calling itself, or "
+            "templates that include or extend each other)",
+        )
+    if isinstance(exc, TemplateError):
+        return Problem(f"{file}:{line}", str(exc))
+    return Problem(f"{file}:{line}", f"refused: {type(exc).__name__}: {exc}")
 
 
 def _clinic_field(node: nodes.Node) -> str | None:
@@ -178,10 +199,20 @@ def _clinic_field(node: nodes.Node) -> str | None:
 
 def _template_line(exc: BaseException, name: str, root: Path) -> tuple[str, str]:
     """The template file and line a render error came from (Jinja rewrites frames)."""
+    if isinstance(exc, TemplateSyntaxError) and exc.lineno:
+        return _shown(exc.filename or str(root / name), root), str(exc.lineno)
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2"):
-            return frame.filename, str(frame.lineno)
-    return str(root / name), "?"
+            return _shown(frame.filename, root), str(frame.lineno)
+    return _shown(str(root / name), root), "?"
+
+
+def _shown(file: str, root: Path) -> str:
+    """A template's path as staff see it: under the templates folder, not the server's."""
+    try:
+        return str(Path(file).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return Path(file).name
 
 
 def build_context(

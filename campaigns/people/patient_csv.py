@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +17,29 @@ from campaigns.errors import InputError, Problem
 from campaigns.people.patient_fields import echo
 
 # fmt: off
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "external_id", "first_name", "last_name", "email", "phone", "timezone", "state", "tags",
+# Only external_id must be there: an SMS-only clinic has no email columns, and a
+# column left out reads as blank in every row.
+REQUIRED_COLUMNS: tuple[str, ...] = ("external_id",)
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "first_name", "last_name", "email", "phone", "timezone", "state", "tags",
     "last_visit", "next_appointment", "sms_consent", "sms_consent_at", "sms_consent_source",
-    "email_consent", "email_consent_at", "email_consent_source",
+    "email_consent", "email_consent_at", "email_consent_source", "preferred_channel",
 )
-OPTIONAL_COLUMNS: tuple[str, ...] = ("preferred_channel",)
 # fmt: on
 _COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+# C0 controls but tab, DEL and C1 controls: no name, address or id holds one, and a NUL
+# ends a PostgreSQL text value with an error.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# Free-text notes (who took the consent, how) may span lines; nothing else may.
+_NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_NOTES = frozenset({"sms_consent_source", "email_consent_source"})
+_CONTROL_NAMES = {
+    "\x00": "NUL",
+    "\n": "line feed",
+    "\r": "carriage return",
+    "\x1b": "escape",
+    "\x7f": "DEL",
+}
 _TO_UTF8 = "save it as UTF-8 (in Excel: Save As > CSV UTF-8) and import it again"
 
 
@@ -32,7 +48,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str], list[Problem]]]
     records = _records(path)
     if (first := next(records, None)) is None:
         raise InputError(
-            f"{path} is empty; its first row must name the columns: " + ", ".join(REQUIRED_COLUMNS)
+            f"{path} is empty; its first row must name the columns: "
+            + ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
         )
     names = _check_header(path, first[1])
     unnamed = [i for i, name in enumerate(names) if not name]
@@ -50,7 +67,25 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str], list[Problem]]]
         problems = [
             Problem(f"row {number}, column {i + 1}", reason) for i in unnamed if fields[i].strip()
         ]
+        problems.extend(_control_characters(number, names, fields))
         yield number, dict(zip(names, fields, strict=True)), problems
+
+
+def _control_characters(number: int, names: list[str], fields: list[str]) -> list[Problem]:
+    """Where a row holds a control character: column and position, never the value."""
+    found = []
+    for i, value in enumerate(fields):
+        pattern = _NOTE_CONTROL if names[i] in _NOTES else _CONTROL
+        if (hit := pattern.search(value)) is None:
+            continue
+        char = hit.group()
+        label = _CONTROL_NAMES.get(char, "a control character")
+        reason = (
+            f"holds a control character (U+{ord(char):04X}, {label}) at character "
+            f"{hit.start() + 1}; remove it (only tab is allowed) and import again"
+        )
+        found.append(Problem(f"row {number}, column {names[i] or i + 1}", reason))
+    return found
 
 
 def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -98,7 +133,7 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
     names = [cell.strip().lower() for cell in header]
     if any("\x00" in name for name in names):
         raise InputError(f"{path} has NUL bytes in row 1, so it looks like UTF-16; {_TO_UTF8}")
-    expected = ", ".join(REQUIRED_COLUMNS)
+    expected = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
     if not _COLUMNS.intersection(names):  # a data row? Its cells may be PHI: do not repeat them
         reason = f"names none of the columns; row 1 must name them, comma-separated: {expected}"
         raise InputError(f"{path}: row 1 is not a header row", [Problem("row 1", reason)])
@@ -122,7 +157,7 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
                 f"unknown column {echo(header[number - 1].strip())}; "
                 + (f"did you mean {close[0]}? " if close else "")
                 + "rename or delete it, or its values would be lost. "
-                f"Known columns: {expected}, preferred_channel"
+                f"Known columns: {expected}"
             )
             problems.append(Problem(f"row 1, column {number}", reason))
         if name:

@@ -6,7 +6,8 @@ yes/no values are repeated so they can be found.
 
 ``*_consent_at`` is an ISO 8601 date or date-time. A naive value is read in the
 patient's own time zone when the row has a valid one, else in UTC; a bare date means
-midnight. It is required when ``*_consent`` is yes or no: evidence must say when.
+midnight. It is required when ``*_consent`` is yes: evidence of consent must say
+when. A ``no`` without a date is a refusal recorded as of the import.
 """
 
 from __future__ import annotations
@@ -152,12 +153,16 @@ def _parse_consent(
         )
     at = None
     if when is None:
-        if said is not None:
+        if granted:
             bad(
                 f"{column}_at",
-                f"is blank but {column} is filled in; consent evidence must say "
+                f"is blank but {column} is yes; evidence of consent must say "
                 "when it was given (ISO 8601, e.g. 2025-10-15)",
             )
+        elif granted is False:
+            # A refusal needs no date: it is recorded as of now, so it wins over any
+            # earlier consent (err toward the patient).
+            at = datetime.now(UTC)
     elif (at := _parse_instant(when, zone)) is None:
         bad(
             f"{column}_at",

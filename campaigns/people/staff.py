@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from campaigns.errors import InputError, Problem
+from campaigns.errors import InputError, NotFound, Problem
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -75,3 +75,44 @@ def add_user(svc: Services, username: str, password: str, role: str, *, actor: s
     svc.reports.record_staff_event(actor, f"staff.add.{role}", username)
     log.info("staff user %s added with role %s", username, role)
     return user_id
+
+
+def list_users(svc: Services) -> list[dict[str, object]]:
+    """Every staff user: username, role, active, created_at (never a hash)."""
+    return svc.staff.all()
+
+
+def change_user(
+    svc: Services,
+    username: str,
+    *,
+    actor: str,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> str:
+    """Change a user's role, active flag or password, audited; a sentence saying what
+    was done. Disabling a user or changing the password ends all of the user's sessions."""
+    values: dict[str, object] = {}
+    if role is not None:
+        if role not in ROLES:
+            raise InputError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        values["role"] = role
+    if active is not None:
+        values["active"] = active
+    if password is not None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InputError(f"the password is shorter than {MIN_PASSWORD_LENGTH} characters")
+        values["password_hash"] = hash_password(password)
+    if not svc.staff.change(username, **values):
+        raise NotFound(f"no staff user named {username!r}; `meridian users list` lists them")
+    if role is not None:
+        what, action = f"now has role {role}", f"staff.role.{role}"
+    elif active is not None:
+        what = "is enabled" if active else "is disabled and signed out everywhere"
+        action = "staff.enable" if active else "staff.disable"
+    else:
+        what, action = "has a new password and is signed out everywhere", "staff.password"
+    svc.reports.record_staff_event(actor, action, username)
+    log.info("staff user %s changed by %s: %s", username, actor, action)
+    return f"staff user {username} {what}"

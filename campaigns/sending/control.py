@@ -51,24 +51,31 @@ def rebuild_schedules(svc: Services) -> int:
 
 
 def pause(svc: Services, campaign: str, *, actor: str) -> str:
-    """Stop new claims of the campaign's runs and hold its schedule."""
+    """Stop new claims of the campaign's runs and hold its schedule; a sentence saying
+    what was done, or that there was nothing to pause."""
     row, _ = load_campaign(svc, campaign)
     campaign_id = int(row["id"])
-    if row["status"] == CampaignState.SCHEDULED:
-        svc.campaigns.set_status(
-            campaign_id, CampaignState.PAUSED, actor=actor, only_from=[CampaignState.SCHEDULED]
-        )
+    held = row["status"] == CampaignState.SCHEDULED and svc.campaigns.set_status(
+        campaign_id, CampaignState.PAUSED, actor=actor, only_from=[CampaignState.SCHEDULED]
+    )
     paused = sum(
         runs.pause_run(svc, int(r["id"]), actor=actor)
         for r in svc.runs.of_campaign(campaign_id)
         if r["status"] == RunState.RUNNING
     )
-    svc.dispatcher.remove_schedule(campaign_id)
-    return f"{paused} run(s) paused"
+    if held:
+        svc.dispatcher.remove_schedule(campaign_id)
+    if not held and not paused:
+        return (
+            f"campaign {campaign} is {row['status']}: nothing was paused (it has no "
+            "schedule and no running run)"
+        )
+    schedule = "its schedule is held, " if held else ""
+    return f"campaign {campaign}: {schedule}{paused} run(s) paused"
 
 
 def resume(svc: Services, campaign: str, *, actor: str) -> str:
-    """Resume paused runs; a paused schedule becomes scheduled again."""
+    """Resume paused runs; a paused schedule becomes scheduled again. A sentence."""
     row, _ = load_campaign(svc, campaign)
     campaign_id = int(row["id"])
     scheduled = row["status"] == CampaignState.PAUSED and svc.campaigns.set_status(
@@ -81,7 +88,10 @@ def resume(svc: Services, campaign: str, *, actor: str) -> str:
     )
     if scheduled:
         svc.dispatcher.put_schedule(campaign_id)
-    return f"{resumed} run(s) resumed"
+    if not scheduled and not resumed:
+        return f"campaign {campaign} is {row['status']}: nothing was paused, so nothing resumed"
+    schedule = "its schedule runs again, " if scheduled else ""
+    return f"campaign {campaign}: {schedule}{resumed} run(s) resumed"
 
 
 def cancel(svc: Services, campaign: str, *, actor: str) -> str:

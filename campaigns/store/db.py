@@ -9,9 +9,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+
+from campaigns.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,6 +31,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Statements' values are patients' names, emails and phones: an error's text never
+# carries them (hide_parameters), and campaigns.logs never writes an error's text.
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; creates the folder of a SQLite file if missing."""
     parsed = make_url(url)
@@ -34,14 +42,21 @@ def make_engine(url: str) -> Engine:
         database = parsed.database or ":memory:"
         if database == ":memory:":
             engine = create_engine(
-                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                url,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+                hide_parameters=True,
             )
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             # The driver's own transaction handling is off so that a write
             # transaction can BEGIN IMMEDIATE: it takes the write lock up front, and
             # two workers never both read-then-upgrade into SQLITE_BUSY_SNAPSHOT.
-            engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+            engine = create_engine(
+                url,
+                connect_args={"timeout": 60, "isolation_level": None},
+                hide_parameters=True,
+            )
 
             @event.listens_for(engine, "begin")
             def _begin(conn: Connection) -> None:
@@ -50,7 +65,7 @@ def make_engine(url: str) -> Engine:
 
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 def alembic_config(url: str) -> Config:
@@ -94,6 +109,26 @@ class Database:
 
     def upgrade(self) -> None:
         upgrade(self.engine)
+
+    def revisions(self) -> tuple[str | None, str | None]:
+        """(the database's revision, or None if it has none; the code's head)."""
+        head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, head
+
+    def require_schema(self) -> None:
+        """Refuse, with what to run, a database not migrated to this code's head."""
+        current, head = self.revisions()
+        if current == head:
+            return
+        where = f"{self.backend} database {self.engine.url.render_as_string(hide_password=True)}"
+        if current is None:
+            raise ConfigError(f"the {where} has no tables yet: run `meridian db upgrade` first")
+        raise ConfigError(
+            f"the {where} is at revision {current}, this code needs {head}: run "
+            "`meridian db upgrade` first"
+        )
 
     def dispose(self) -> None:
         self.engine.dispose()

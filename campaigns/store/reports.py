@@ -166,6 +166,14 @@ class ReportRepository:
             )
         return [dict(r) for r in rows]
 
+    def record_access(
+        self, actor: str, action: str, patient_id: int | None, **detail: object
+    ) -> None:
+        """Audit who saw patient data (HIPAA §164.312(b)): a view, a search, a preview
+        or an export. ``detail`` holds ids and counts, never what was shown."""
+        with self.db.begin() as conn:
+            audit(conn, self.clock(), actor, action, "patient", patient_id, **detail)
+
     def record_staff_event(self, actor: str, action: str, username: str) -> None:
         """Audit a staff account event (sign-in, sign-out, token, new user) on its own."""
         with self.db.begin() as conn:

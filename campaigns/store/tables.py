@@ -258,3 +258,14 @@ staff_users = Table(
     Column("active", Boolean, nullable=False, default=True),
     _ts("created_at", nullable=False),
 )
+
+# Console sign-ins, one row each, so signing out or disabling a user ends them at once:
+# the cookie holds only a random token; its SHA-256 is the id here.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("username", String(64), nullable=False, index=True),
+    _ts("created_at", nullable=False),
+    _ts("seen_at", nullable=False),
+)

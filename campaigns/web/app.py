@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from campaigns.services import Services
-from campaigns.web import auth, security
+from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
     api,
@@ -24,21 +24,23 @@ from campaigns.web.views import (
     public,
     review,
     runs,
+    users,
 )
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox)
+CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox, users)
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 
 
 def create_app(svc: Services) -> Flask:
     app = Flask(__name__, template_folder="templates", static_folder="static")
+    production = svc.settings.env == "production"
     app.config.update(
         SECRET_KEY=svc.settings.secret_key.get_secret_value(),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=svc.settings.public_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=production or svc.settings.public_url.startswith("https://"),
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
     plug_services(app, svc)
@@ -46,10 +48,11 @@ def create_app(svc: Services) -> Flask:
         from tasks.app import dispatcher
 
         svc.dispatcher = dispatcher()
-    auth.install(app)  # first: a stranger is sent to /login before anything else runs
+    failures.install(app)  # a request id before anything logs
+    auth.install(app)  # next: a stranger is sent to /login before any view runs
     for blueprint in (public.bp, login.bp, console.bp, api.bp, health.bp):
         app.register_blueprint(blueprint)
     # The API takes bearer tokens, never cookies: a forged request carries no token.
     # The public routes check their own proof (a Twilio signature, a signed link).
-    security.install(app, csrf_exempt=(api.bp, public.bp, health.bp))
+    security.install(app, csrf_exempt=(api.bp, public.bp, health.bp), hsts=production)
     return app

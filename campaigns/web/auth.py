@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 
 import redis
@@ -45,7 +46,13 @@ TOKEN_MAX_AGE_S = 60 * 60
 # A username with this many failed sign-ins in the window is refused until the
 # window since its first failure ends, whatever password comes next.
 MAX_FAILED_SIGN_INS = 10
+# One address trying many usernames: more, for a clinic behind one NAT address.
+MAX_FAILED_FROM_ADDRESS = 50
 SIGN_IN_WINDOW_S = 15 * 60
+# A session ends after this long whatever the activity.
+SESSION_LIFETIME_S = 12 * 60 * 60
+# seen_at is written at most this often, not on every request.
+_TOUCH_EVERY_S = 30
 # Requests that are not a person's activity (htmx polls) carry this header and do
 # not keep an idle session alive.
 POLL_HEADER = "X-Meridian-Poll"
@@ -66,18 +73,70 @@ class TooManySignIns(MeridianError):
 # passwords, under the failure limit -------------------------------------------------
 
 
-def authenticate(svc: Services, username: str, password: str) -> Staff | None:
+def authenticate(
+    svc: Services, username: str, password: str, address: str = "unknown"
+) -> Staff | None:
     """The active staff user with these credentials, or None.
 
-    Raises TooManySignIns once the username has failed MAX_FAILED_SIGN_INS times
-    within SIGN_IN_WINDOW_S, so a password cannot be guessed by trying many.
+    Each attempt first takes a place under two limits in one Redis script (so no
+    number of parallel attempts gets past them): MAX_FAILED_SIGN_INS for the
+    username and MAX_FAILED_FROM_ADDRESS for the client address, within
+    SIGN_IN_WINDOW_S. A right password gives its place back. Past either limit,
+    TooManySignIns, and no password is checked.
     """
     name = username.strip().lower()
-    _refuse_if_locked(svc, name)
+    counted = _take_a_place(svc, name, address)
     staff = _check_password(svc, name, password)
-    if staff is None:
-        _count_failure(svc, name)
+    if staff is not None and counted:
+        _give_back(svc, name, address)
     return staff
+
+
+# Both counters are checked, then both counted, in one step: a refusal returns the
+# longest wait (a negative number), an admission the username's new count.
+_TAKE_A_PLACE = """
+local user = tonumber(redis.call('GET', KEYS[1]) or '0')
+local from = tonumber(redis.call('GET', KEYS[2]) or '0')
+if user >= tonumber(ARGV[1]) or from >= tonumber(ARGV[2]) then
+  local wait = math.max(redis.call('TTL', KEYS[1]), redis.call('TTL', KEYS[2]), 1)
+  return -wait
+end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+return n
+"""
+
+
+def _take_a_place(svc: Services, name: str, address: str) -> bool:
+    """Count this attempt under both limits, or raise TooManySignIns; False if Redis is
+    away (staff can still sign in; the limit resumes with it)."""
+    try:
+        found = svc.redis.eval(
+            _TAKE_A_PLACE,
+            2,
+            keys.sign_in_failures(name),
+            keys.sign_in_failures_from(address),
+            MAX_FAILED_SIGN_INS,
+            MAX_FAILED_FROM_ADDRESS,
+            SIGN_IN_WINDOW_S,
+        )
+    except redis.exceptions.RedisError as exc:
+        log.warning("sign-in limit not checked (%s)", type(exc).__name__)
+        return False
+    if int(found) < 0:
+        raise TooManySignIns(-int(found))
+    return True
+
+
+def _give_back(svc: Services, name: str, address: str) -> None:
+    try:
+        with svc.redis.pipeline() as pipe:
+            pipe.decr(keys.sign_in_failures(name))
+            pipe.decr(keys.sign_in_failures_from(address))
+            pipe.execute()
+    except redis.exceptions.RedisError as exc:
+        log.warning("a right password's attempt not given back (%s)", type(exc).__name__)
 
 
 def _check_password(svc: Services, name: str, password: str) -> Staff | None:
@@ -92,28 +151,6 @@ def _check_password(svc: Services, name: str, password: str) -> Staff | None:
         svc.reports.record_staff_event("anonymous", "staff.sign_in_failed", name)
         return None
     return Staff(name, str(row["role"]))
-
-
-def _refuse_if_locked(svc: Services, name: str) -> None:
-    try:
-        key = keys.sign_in_failures(name)
-        failures = int(svc.redis.get(key) or 0)
-        if failures >= MAX_FAILED_SIGN_INS:
-            raise TooManySignIns(max(int(svc.redis.ttl(key)), 1))
-    except redis.exceptions.RedisError as exc:
-        # Staff can still sign in while Redis is away; the limit resumes with it.
-        log.warning("sign-in limit not checked (%s)", type(exc).__name__)
-
-
-def _count_failure(svc: Services, name: str) -> None:
-    try:
-        key = keys.sign_in_failures(name)
-        with svc.redis.pipeline() as pipe:
-            pipe.incr(key)
-            pipe.expire(key, SIGN_IN_WINDOW_S, nx=True)
-            pipe.execute()
-    except redis.exceptions.RedisError as exc:
-        log.warning("failed sign-in not counted (%s)", type(exc).__name__)
 
 
 def _active_staff(svc: Services, username: str) -> tuple[Staff, str] | None:
@@ -167,16 +204,26 @@ def current_staff() -> Staff | None:
     return staff
 
 
+def _session_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def open_session(svc: Services, staff: Staff) -> None:
+    """A new server-side session; the cookie holds only its random token."""
+    token = secrets.token_urlsafe(32)
+    svc.staff.open_session(_session_id(token), staff.username)
     session.clear()
-    session["user"] = staff.username
-    session["seen"] = int(time.time())
+    session["sid"] = token
     svc.reports.record_staff_event(staff.username, "staff.sign_in", staff.username)
     log.info("staff user %s signed in", staff.username)
 
 
 def close_session(svc: Services) -> None:
+    """End this session on the server: its cookie opens nothing any more."""
     staff = current_staff()
+    token = session.get("sid")
+    if isinstance(token, str):
+        svc.staff.end_sessions(session_id=_session_id(token))
     session.clear()
     if staff is not None:
         svc.reports.record_staff_event(staff.username, "staff.sign_out", staff.username)
@@ -184,21 +231,34 @@ def close_session(svc: Services) -> None:
 
 
 def _staff_from_session(svc: Services) -> Staff | None:
-    username = session.get("user")
-    if not isinstance(username, str):
+    token = session.get("sid")
+    if not isinstance(token, str):
+        session.pop("user", None)  # a cookie from before server-side sessions
+        return None
+    sid = _session_id(token)
+    row = svc.staff.session(sid)
+    if row is None:  # signed out, disabled, or ended
+        session.clear()
         return None
     now = time.time()
-    seen = session.get("seen")
-    if not isinstance(seen, int | float) or now - seen > IDLE_TIMEOUT_S:
+    created, seen = row["created_at"].timestamp(), row["seen_at"].timestamp()
+    ended = None
+    if now - created > SESSION_LIFETIME_S:
+        ended = "You were signed out: a session lasts at most 12 hours."
+    elif now - seen > IDLE_TIMEOUT_S:
+        ended = "You were signed out after 15 minutes without activity."
+    if ended is not None:
+        svc.staff.end_sessions(session_id=sid)
         session.clear()
-        flash("You were signed out after 15 minutes without activity.", "info")
+        flash(ended, "info")
         return None
-    found = _active_staff(svc, username)
+    found = _active_staff(svc, str(row["username"]))
     if found is None:
+        svc.staff.end_sessions(session_id=sid)
         session.clear()
         return None
-    if POLL_HEADER not in request.headers:
-        session["seen"] = int(now)
+    if POLL_HEADER not in request.headers and now - seen > _TOUCH_EVERY_S:
+        svc.staff.touch_session(sid)
     return found[0]
 
 

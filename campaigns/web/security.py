@@ -81,8 +81,9 @@ def check_write_roles(app: Flask) -> None:
             raise RoleError(f"{rule.endpoint} accepts writes without @require_role")
 
 
-def install(app: Flask, *, csrf_exempt: Iterable[Blueprint]) -> None:
-    """CSRF protection (but for ``csrf_exempt``), security headers, and the role check.
+def install(app: Flask, *, csrf_exempt: Iterable[Blueprint], hsts: bool = False) -> None:
+    """CSRF protection (but for ``csrf_exempt``), security headers (HSTS on every reply
+    when ``hsts``: production), and the role check.
 
     Call once every blueprint is registered.
     """
@@ -91,6 +92,8 @@ def install(app: Flask, *, csrf_exempt: Iterable[Blueprint]) -> None:
         csrf.exempt(blueprint)
     app.register_error_handler(CSRFError, _csrf_refused)
     app.after_request(_harden)
+    if hsts:
+        app.after_request(_strict_transport)
     check_write_roles(app)
 
 
@@ -99,6 +102,11 @@ def _harden(response: Response) -> Response:
         response.headers.update(_HEADERS)
         # Pages show patients' names and contacts: keep them out of shared caches.
         response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _strict_transport(response: Response) -> Response:
+    response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     return response
 
 

@@ -8,8 +8,12 @@ database pool and Redis connections; do not run gunicorn with ``--preload``.
 
 from __future__ import annotations
 
+from campaigns import logs
 from campaigns.services import Services
 from campaigns.settings import load_settings
 from campaigns.web.app import create_app
 
-app = create_app(Services(load_settings()))
+settings = load_settings()
+# The same log lines as the worker and beat (MERIDIAN_LOG_FORMAT, MERIDIAN_LOG_LEVEL).
+logs.configure(settings.log_format, settings.log_level or "INFO")
+app = create_app(Services(settings))

@@ -17,11 +17,12 @@ from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.web.app import create_app
 from tests.conftest import ROOT
-from tests.integration.conftest import Workers, wait_for
 from tests.integration.test_real_channels import SID, TOKEN, smtp, twilio
 from tests.integration.test_run_end_to_end import load_demo_data
 from tests.support.services import RedisServer
 from tests.support.twilio_server import TwilioServer
+from tests.support.waiting import wait_until
+from tests.support.workers import Workers
 from tests.transports.test_smtp_email import LoopbackController, RecordingHandler
 
 __all__ = ["smtp", "twilio"]  # fixtures
@@ -81,12 +82,12 @@ def test_readyz_follows_the_deployment_and_metrics_count_what_the_ledger_holds(
 
     load_demo_data(svc)
     workers.start()
-    wait_for(lambda: client.get("/readyz").status_code == 200, 60, "/readyz", workers.logs)
+    wait_until(lambda: client.get("/readyz").status_code == 200, 60, "/readyz", workers.logs)
     assert all(c["ok"] for c in client.get("/readyz").json["checks"].values())
 
     run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
     assert run_id is not None
-    wait_for(
+    wait_until(
         lambda: runs.run_status(svc, run_id)["status"] == "finished", 120, "the run", workers.logs
     )
     status = runs.run_status(svc, run_id)

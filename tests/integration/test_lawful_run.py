@@ -31,7 +31,8 @@ from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.store.tables import deliveries, patients
 from tests.conftest import ROOT
-from tests.integration.conftest import Workers, wait_for
+from tests.support.waiting import wait_until
+from tests.support.workers import Workers
 
 NAME = "sunday-lawful"
 OCCURRENCE = "2027-10-17"
@@ -155,7 +156,7 @@ def test_each_delivery_goes_when_campaigns_when_said_it_would(
                 rows = _ledger(svc)
                 return all(p in rows and rows[p]["state"] == "sent" for p in due)
 
-            wait_for(sent, 120, f"the deliveries due at {instant:%H:%M} UTC", workers.logs)
+            wait_until(sent, 120, f"the deliveries due at {instant:%H:%M} UTC", workers.logs)
         finally:
             workers.stop()
         rows = _ledger(svc)

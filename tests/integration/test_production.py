@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -19,8 +20,9 @@ import yaml
 
 from campaigns.transports.outbox import read_outbox
 from tests.conftest import ROOT
-from tests.integration.conftest import Workers, wait_for
 from tests.support.services import PostgresServer, free_port
+from tests.support.waiting import wait_until
+from tests.support.workers import Workers
 
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
 PASSWORD = "correct horse battery staple"
@@ -82,7 +84,7 @@ def test_a_campaign_goes_through_the_compose_topology_run_natively(
         except (requests.ConnectionError, requests.Timeout):
             return False
 
-    wait_for(ready, 90, "/readyz to answer 200", workers.logs)
+    wait_until(ready, 90, "/readyz to answer 200", workers.logs)
     readyz = requests.get(f"{base}/readyz", timeout=30).json()
     assert set(readyz["checks"]) == {
         "database",
@@ -103,7 +105,7 @@ def test_a_campaign_goes_through_the_compose_topology_run_natively(
         f"{base}/api/token", json={"username": "ops", "password": PASSWORD}, timeout=30
     ).json()["token"]
     api.headers["Authorization"] = f"Bearer {token}"
-    wait_for(
+    wait_until(
         lambda: api.get(f"{base}/api/runs/{run_id}", timeout=30).json()["status"] == "finished",
         180,
         "the run to finish",
@@ -142,5 +144,21 @@ def test_a_campaign_goes_through_the_compose_topology_run_natively(
     )
     assert sum(float(v) for v in sent_lines) == sent
     assert re.search(r'^meridian_queue_workers\{queue="send"\} 2\.0$', metrics, re.M)
+    # gunicorn's access lines carry no token: not an unsubscribe link's, not one in a
+    # query string (campaigns.web.gunicorn_conf).
+    link_token, query_token = "unsub" + secrets.token_hex(12), "qtok" + secrets.token_hex(12)
+    requests.get(f"{base}/unsubscribe/{link_token}", timeout=30)
+    requests.get(f"{base}/healthz?token={query_token}", timeout=30)
+    web_log = Path(workers.logdir / "worker-web.log")
+    wait_until(
+        lambda: (
+            web_log.read_text().count("/unsubscribe/[token]") >= 1
+            and "?token=[token]" in web_log.read_text()
+        ),
+        30,
+        "gunicorn to log both requests",
+        workers.logs,
+    )
+    assert link_token not in web_log.read_text() and query_token not in web_log.read_text()
     # Every process still runs: nothing crashed on the way.
     assert len(workers.live()) == 4, workers.logs()

@@ -19,8 +19,9 @@ from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.web.app import create_app
 from tasks.app import app as celery_app
-from tests.integration.conftest import Workers, wait_for
 from tests.integration.test_run_end_to_end import load_demo_data
+from tests.support.waiting import wait_until
+from tests.support.workers import Workers
 
 PASSWORD = "correct horse battery staple"
 
@@ -75,7 +76,7 @@ def test_a_bare_worker_consumes_every_queue_and_a_run_finishes(
     workers.start()  # `celery -A tasks worker -B`: no -Q
     run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
     assert run_id is not None
-    wait_for(
+    wait_until(
         lambda: runs.run_status(svc, run_id)["status"] == "finished",
         120,
         "the run to finish",
@@ -90,7 +91,7 @@ def test_a_bare_worker_consumes_every_queue_and_a_run_finishes(
     assert consumed == set(keys.QUEUES)
     # Task events are on: the sender's task-sent and the worker's task-succeeded reach
     # an event consumer (Flower is one).
-    wait_for(
+    wait_until(
         lambda: {"task-sent", "task-received", "task-succeeded"} <= events.types,
         20,
         "task events",
@@ -111,7 +112,7 @@ def test_an_unconsumed_queue_is_named_on_the_page_in_runs_show_and_in_beats_log(
         status = runs.run_status(svc, run_id)
         return status["status"] == "running" and any("'send'" in w for w in status["warnings"])
 
-    wait_for(warned, 60, "the run to say nobody consumes `send`", workers.logs)
+    wait_until(warned, 60, "the run to say nobody consumes `send`", workers.logs)
     status = runs.run_status(svc, run_id)
     assert [w for w in status["warnings"] if "'runs'" in w or "'maintenance'" in w] == []
 
@@ -133,7 +134,7 @@ def test_an_unconsumed_queue_is_named_on_the_page_in_runs_show_and_in_beats_log(
     assert 'data-warning="unattended"' in html
     assert "queue &#39;send&#39;" in html
 
-    wait_for(
+    wait_until(
         lambda: f"run {run_id} has due work, but queue 'send'" in workers.logs(),
         30,
         "beat to log the unattended queue",
@@ -142,7 +143,7 @@ def test_an_unconsumed_queue_is_named_on_the_page_in_runs_show_and_in_beats_log(
 
     # -Q still splits: a worker on `send` alone takes the run to the end.
     workers.start(beat=False, queues=keys.SEND_QUEUE)
-    wait_for(
+    wait_until(
         lambda: runs.run_status(svc, run_id)["status"] == "finished",
         120,
         "the run to finish once `send` has a worker",

@@ -68,7 +68,7 @@ def settings_overrides(database_url: str, request: pytest.FixtureRequest) -> dic
 
 @pytest.fixture(autouse=True)
 def staff(svc: Services) -> None:
-    add_staff(svc, mara="marketer", vic="viewer")
+    add_staff(svc, mara="marketer", vic="viewer", ada="admin")
 
 
 @contextmanager
@@ -254,3 +254,19 @@ def test_a_marketer_sees_each_open_claim_with_the_acknowledgement_to_paste(
     snippet = first.locator("pre").inner_text()
     assert "rule: names-influenza" in snippet and "sentence:" in snippet
     shot(page, "10-campaign-claims-to-acknowledge")
+
+
+def test_an_admin_disables_a_user_from_the_users_page(
+    browser: Browser, base_url: str, svc: Services
+) -> None:
+    marketer = sign_in(browser, base_url, "mara")
+    expect(marketer.get_by_role("link", name="Users")).to_have_count(0)
+    page = sign_in(browser, base_url, "ada")
+    page.get_by_role("link", name="Users").click()
+    row = page.locator("tr", has_text="mara")
+    row.get_by_role("button", name="Disable").click()
+    expect(page.locator("body")).to_contain_text("Staff user mara is disabled")
+    expect(page.locator("tr", has_text="mara")).to_contain_text("no (disabled)")
+    shot(page, "13-users-one-disabled")
+    marketer.goto(f"{base_url}/campaigns")
+    expect(marketer.locator("#password")).to_have_count(1)  # back at the sign-in page

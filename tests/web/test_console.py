@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from werkzeug.test import TestResponse
 
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
@@ -20,7 +19,7 @@ from campaigns.errors import InputError
 from campaigns.people import staff as accounts
 from campaigns.sending import runs
 from campaigns.services import Services
-from campaigns.store.tables import inbound_messages
+from campaigns.store.tables import inbound_messages, staff_sessions
 from campaigns.web import auth, security
 from campaigns.web.app import create_app
 from campaigns.web.views.openapi import OPENAPI
@@ -166,18 +165,22 @@ def test_login_goes_back_to_the_page_asked_for_but_never_to_another_site(
         assert reply.headers["Location"] == "/"
 
 
-def test_an_idle_session_is_signed_out_after_15_minutes(client: FlaskClient) -> None:
+def _seen(svc: Services, ago: timedelta | None = None) -> timedelta:
+    """How long ago the (one) session was last seen; set it to ``ago`` first if given."""
+    with svc.db.begin() as conn:
+        if ago is not None:
+            conn.execute(update(staff_sessions).values(seen_at=svc.now() - ago))
+        seen = conn.execute(select(staff_sessions.c.seen_at)).scalar_one()
+    return svc.now() - seen
+
+
+def test_an_idle_session_is_signed_out_after_15_minutes(client: FlaskClient, svc: Services) -> None:
     sign_in(client, "mara")
     assert client.get("/").status_code == 200
-    with client.session_transaction() as session:
-        session["seen"] = time.time() - 14 * 60
-    asked_at = time.time()
+    _seen(svc, timedelta(minutes=14))
     assert client.get("/").status_code == 200  # still in, and the clock restarts
-    answered_at = time.time()
-    with client.session_transaction() as session:
-        # The idle clock restarted during that request, not at some earlier time.
-        assert int(asked_at) <= session["seen"] <= answered_at
-        session["seen"] = time.time() - 15 * 60 - 1
+    assert _seen(svc) < timedelta(seconds=60)
+    _seen(svc, timedelta(minutes=15, seconds=1))
     reply = client.get("/campaigns")
     assert reply.status_code == 302
     assert reply.headers["Location"].startswith("/login")
@@ -189,15 +192,12 @@ def test_a_poll_does_not_keep_an_idle_session_alive(client: FlaskClient, svc: Se
     add_examples(svc)
     run_id = runs.start_run(svc, NAME, actor="test")
     sign_in(client, "mara")
-    ten_minutes_ago = int(time.time()) - 600
-    with client.session_transaction() as session:
-        session["seen"] = ten_minutes_ago
+    _seen(svc, timedelta(minutes=10))
     reply = client.get(
         f"/runs/{run_id}/progress", headers={"HX-Request": "true", auth.POLL_HEADER: "1"}
     )
     assert reply.status_code == 200
-    with client.session_transaction() as session:
-        assert session["seen"] == ten_minutes_ago
+    assert _seen(svc) >= timedelta(minutes=10)
 
 
 def test_a_signed_out_user_is_out(client: FlaskClient) -> None:

@@ -93,7 +93,9 @@ def token() -> ResponseReturnValue:
         return _error(400, "send a JSON object with username and password")
     asked = s.TokenRequest.model_validate(body)
     try:
-        staff = auth.authenticate(services(), asked.username, asked.password)
+        staff = auth.authenticate(
+            services(), asked.username, asked.password, request.remote_addr or "unknown"
+        )
     except auth.TooManySignIns as exc:
         log.warning("an API token request was refused: too many failures for that username")
         response = _error(429, f"too many failed sign-ins; try again in {exc.retry_after_s} s")

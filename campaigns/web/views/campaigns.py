@@ -128,7 +128,8 @@ def campaign_preview() -> ResponseReturnValue:
         channels = _render_for(svc, definition, external_id) if external_id else {}
     except (InputError, NotFound) as exc:
         found = problems(exc) if isinstance(exc, InputError) else [Problem("patient", str(exc))]
-        return render_template(template, problems=found)
+        # A fragment shows its problems in place (htmx swaps only 2xx); a page is a 422.
+        return render_template(template, problems=found), 200 if fragment() else 422
     timing, timing_problem = _timing_for(svc, definition, external_id)
     return render_template(
         template,
@@ -147,7 +148,11 @@ def _render_for(
     recipient = svc.patients.find(external_id)
     if recipient is None:
         raise NotFound("no patient with that external_id")
-    return preview_channels(svc, definition, recipient)
+    channels = preview_channels(svc, definition, recipient)
+    svc.reports.record_access(
+        actor(), "patient.preview", recipient.patient_id, campaign=definition.name
+    )
+    return channels
 
 
 def _timing_for(

@@ -24,12 +24,15 @@ def login() -> ResponseReturnValue:
     svc = services()
     try:
         staff = auth.authenticate(
-            svc, request.form.get("username", ""), request.form.get("password", "")
+            svc,
+            request.form.get("username", ""),
+            request.form.get("password", ""),
+            request.remote_addr or "unknown",
         )
     except auth.TooManySignIns as exc:
-        log.warning("a staff sign-in was refused: too many failures for that username")
+        log.warning("a staff sign-in was refused: too many failures for that username or address")
         flash(
-            f"Too many failed sign-ins for this username. Try again in "
+            f"Too many failed sign-ins for this username or from this address. Try again in "
             f"{-(-exc.retry_after_s // 60)} minutes.",
             "error",
         )

@@ -31,6 +31,10 @@ def patients() -> ResponseReturnValue:
 def patient_search() -> ResponseReturnValue:
     query = request.form.get("q", "")
     found = services().reports.search_patients(query)
+    # What was searched for may be a name: the audit keeps what was shown, by id.
+    services().reports.record_access(
+        actor(), "patient.search", None, found=len(found), ids=[p["id"] for p in found]
+    )
     if fragment():
         return render_template("console/_patient_rows.html", found=found, query=query)
     count = services().patients.count()
@@ -92,6 +96,7 @@ def patient(patient_id: int) -> ResponseReturnValue:
         for ch in ("sms", "email")
         if found[f"{ch}_opt_in"] is False and inbox.why_not_restorable(svc, patient_id, ch) is None
     ]
+    svc.reports.record_access(actor(), "patient.view", patient_id)
     return render_template(
         "console/patient.html",
         patient=found,

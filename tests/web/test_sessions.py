@@ -1,0 +1,138 @@
+"""Console sessions live on the server: signing out, disabling a user or the 12-hour
+lifetime end them, whatever cookie a browser (or a thief) still holds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from campaigns.people import staff as accounts
+from campaigns.services import Services
+from campaigns.store.tables import staff_sessions
+from campaigns.web.app import create_app
+from tests.conftest import make_settings
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def svc(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+    services = Services(make_settings(tmp_path, database_url=database_url))
+    services.db.upgrade()
+    accounts.add_user(services, "ada", PASSWORD, "admin")
+    yield services
+    services.close()
+
+
+def _csrf(client: FlaskClient, path: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True))
+    assert found, path
+    return found.group(1)
+
+
+def _signed_in(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    form = {"csrf_token": _csrf(client, "/login"), "username": "ada", "password": PASSWORD}
+    assert client.post("/login", data=form).status_code == 302
+    assert client.get("/patients").status_code == 200
+    return client
+
+
+def _session_cookie(client: FlaskClient) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def _with_cookie(app: Flask, value: str) -> FlaskClient:
+    client = app.test_client()
+    client.set_cookie("session", value)
+    return client
+
+
+def _is_login_page(client: FlaskClient) -> bool:
+    reply = client.get("/patients")
+    return reply.status_code == 302 and reply.headers["Location"].startswith("/login")
+
+
+def test_a_cookie_captured_before_logout_gets_the_login_page(svc: Services) -> None:
+    app = create_app(svc)
+    client = _signed_in(app)
+    captured = _session_cookie(client)
+    assert not _is_login_page(_with_cookie(app, captured))  # it worked before
+    assert client.post("/logout", data={"csrf_token": _csrf(client, "/patients")}).status_code
+    assert _is_login_page(_with_cookie(app, captured))
+
+
+def test_disabling_a_user_ends_every_session_of_theirs_at_once(svc: Services) -> None:
+    app = create_app(svc)
+    first, second = _signed_in(app), _signed_in(app)
+    said = accounts.change_user(svc, "ada", actor="test", active=False)
+    assert "disabled" in said
+    assert _is_login_page(first) and _is_login_page(second)
+    accounts.change_user(svc, "ada", actor="test", active=True)
+    assert _is_login_page(first)  # enabling does not bring a session back
+    events = [e["action"] for e in svc.reports.audit_page(action_prefix="staff.")]
+    assert "staff.disable" in events and "staff.enable" in events
+
+
+def test_a_session_ends_after_twelve_hours_however_active(svc: Services) -> None:
+    app = create_app(svc)
+    client = _signed_in(app)
+    with svc.db.begin() as conn:
+        long_ago = svc.now() - timedelta(hours=12, minutes=1)
+        conn.execute(update(staff_sessions).values(created_at=long_ago, seen_at=svc.now()))
+    assert _is_login_page(client)
+    page = client.get("/login").get_data(as_text=True)
+    assert "at most 12 hours" in page
+
+
+def test_production_sets_secure_cookies_and_hsts(tmp_path: Path, svc: Services) -> None:
+    settings = make_settings(
+        tmp_path, database_url=svc.settings.database_url, env="production"
+    )  # http public URL: Secure is production's, not the URL's
+    production = Services(settings)
+    try:
+        app = create_app(production)
+        reply = app.test_client().get("/login", base_url="https://localhost")
+        assert reply.headers["Strict-Transport-Security"].startswith("max-age=")
+        cookie = reply.headers["Set-Cookie"]  # the CSRF token's session
+        assert "Secure" in cookie and "HttpOnly" in cookie
+    finally:
+        production.close()
+
+
+def test_an_admin_disables_a_user_in_the_console_and_their_session_ends(
+    svc: Services,
+) -> None:
+    accounts.add_user(svc, "mara", PASSWORD, "marketer")
+    app = create_app(svc)
+    mara = app.test_client()
+    form = {"csrf_token": _csrf(mara, "/login"), "username": "mara", "password": PASSWORD}
+    assert mara.post("/login", data=form).status_code == 302
+    assert mara.get("/users").status_code == 403  # admins only
+    admin = _signed_in(app)
+    page = admin.get("/users").get_data(as_text=True)
+    assert "mara" in page and "marketer" in page
+    csrf = _csrf(admin, "/users")
+    done = admin.post("/users/mara/disable", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "Staff user mara is disabled" in done.get_data(as_text=True)
+    assert _is_login_page(mara)
+    admin.post("/users/mara/enable", data={"csrf_token": csrf})
+    admin.post("/users/mara/role", data={"csrf_token": csrf, "role": "viewer"})
+    assert svc.staff.get("mara")["role"] == "viewer"  # type: ignore[index]
+    actions = {e["action"] for e in svc.reports.audit_page(actor="ada")}
+    assert {"staff.disable", "staff.enable", "staff.role.viewer"} <= actions
+    refused = admin.post("/users/ada/disable", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "cannot disable yourself" in refused.get_data(as_text=True)
