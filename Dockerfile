@@ -22,4 +22,4 @@ USER meridian
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-CMD ["gunicorn", "campaigns.web.wsgi:app", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "python:campaigns.web.gunicorn_conf", "campaigns.web.wsgi:app", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]

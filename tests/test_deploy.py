@@ -128,8 +128,13 @@ def test_the_dockerfile_is_slim_non_root_and_installs_no_dev_dependencies() -> N
 
 
 def test_the_wsgi_module_defines_the_app_gunicorn_is_pointed_at() -> None:
-    module, _, attr = SERVICES["web"]["command"][1].partition(":")
+    web = SERVICES["web"]["command"]
+    target = next(arg for arg in web[1:] if ":" in arg and not arg.startswith(("python:", "-")))
+    module, _, attr = target.partition(":")
     path = ROOT / (module.replace(".", "/") + ".py")
+    # Its settings module, named by -c python:MODULE, is there too.
+    config = web[web.index("-c") + 1].removeprefix("python:")
+    assert (ROOT / (config.replace(".", "/") + ".py")).is_file()
     tree = ast.parse(path.read_text())
     assigned = {
         t.id
