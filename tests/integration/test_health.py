@@ -17,15 +17,15 @@ from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.web.app import create_app
 from tests.conftest import ROOT
-from tests.integration.test_real_channels import SID, TOKEN, smtp, twilio
-from tests.integration.test_run_end_to_end import load_demo_data
+from tests.integration.test_real_channels import smtp
+from tests.support.factories import add_examples
 from tests.support.services import RedisServer
 from tests.support.twilio_server import TwilioServer
 from tests.support.waiting import wait_until
 from tests.support.workers import Workers
 from tests.transports.test_smtp_email import LoopbackController, RecordingHandler
 
-__all__ = ["smtp", "twilio"]  # fixtures
+__all__ = ["smtp"]  # fixtures
 METRICS_TOKEN = "scrape-me-" + "x" * 24
 
 
@@ -80,7 +80,7 @@ def test_readyz_follows_the_deployment_and_metrics_count_what_the_ledger_holds(
         assert checks[name] == {"ok": False, "detail": checks[name]["detail"]}
         assert "never reported" in checks[name]["detail"]
 
-    load_demo_data(svc)
+    add_examples(svc)
     workers.start()
     wait_until(lambda: client.get("/readyz").status_code == 200, 60, "/readyz", workers.logs)
     assert all(c["ok"] for c in client.get("/readyz").json["checks"].values())
@@ -158,8 +158,8 @@ def test_doctor_checks_settings_services_and_provider_credentials(
     controller, _ = smtp
     providers = {
         "MERIDIAN_SMS_TRANSPORT": "twilio",
-        "TWILIO_ACCOUNT_SID": SID,
-        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "MERIDIAN_TWILIO_FROM": "+16175550199",
         "MERIDIAN_TWILIO_API_URL": twilio.url,
         "MERIDIAN_EMAIL_TRANSPORT": "smtp",
@@ -177,14 +177,14 @@ def test_doctor_checks_settings_services_and_provider_credentials(
     assert checks["provider:sms"] == {
         "name": "provider:sms",
         "ok": True,
-        "detail": f"twilio: account {SID} is active",
+        "detail": f"twilio: account {twilio.account_sid} is active",
     }
     assert checks["provider:email"]["ok"], checks["provider:email"]
     assert "answered NOOP with 250" in checks["provider:email"]["detail"]
     # No worker, no beat: doctor fails, and says which.
     assert result.exit_code == 1
     assert not checks["worker:send"]["ok"] and not checks["beat"]["ok"]
-    assert TOKEN not in result.stdout
+    assert twilio.auth_token not in result.stdout
 
     # A wrong token is a failed check naming the settings, not a traceback.
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "wrong-token")

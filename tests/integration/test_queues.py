@@ -19,7 +19,7 @@ from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.web.app import create_app
 from tasks.app import app as celery_app
-from tests.integration.test_run_end_to_end import load_demo_data
+from tests.support.factories import add_examples
 from tests.support.waiting import wait_until
 from tests.support.workers import Workers
 
@@ -72,7 +72,7 @@ def events(svc: Services) -> Iterator[EventLog]:
 def test_a_bare_worker_consumes_every_queue_and_a_run_finishes(
     svc: Services, workers: Workers, events: EventLog
 ) -> None:
-    load_demo_data(svc)
+    add_examples(svc)
     workers.start()  # `celery -A tasks worker -B`: no -Q
     run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
     assert run_id is not None
@@ -102,7 +102,7 @@ def test_a_bare_worker_consumes_every_queue_and_a_run_finishes(
 def test_an_unconsumed_queue_is_named_on_the_page_in_runs_show_and_in_beats_log(
     svc: Services, workers: Workers, tmp_path: Path
 ) -> None:
-    load_demo_data(svc)
+    add_examples(svc)
     # The trap: a worker on some queues only. Nobody consumes `send`.
     workers.start(queues="runs,maintenance")
     run_id = control.run_now(svc, "cold-and-flu-season", actor="test")
