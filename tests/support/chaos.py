@@ -46,6 +46,14 @@ _NAME = re.compile(r"Chaos(\d{6})")
 # Fictional 555-01xx lines under real area codes (the import checks numbers).
 _AREA_CODES = ("312", "773", "872", "630", "708", "847", "217", "309", "618", "815")
 
+
+def _phone(i: int) -> str:
+    """Patient ``i``'s own number: one text per number per occurrence, so no two
+    patients may share one. Lines 555-0000..9999 of each area code (100,000 numbers);
+    only the local Twilio-compatible server ever sees them."""
+    return f"({_AREA_CODES[(i // 10_000) % len(_AREA_CODES)]}) 555-{i % 10_000:04d}"
+
+
 _CAMPAIGN_YAML = """\
 name: chaos
 description: Chaos run; SMS only, every patient.
@@ -117,7 +125,7 @@ def write_patients(path: Path, count: int) -> None:
                     "external_id": f"C{i:06d}",
                     "first_name": f"Chaos{i:06d}",
                     "last_name": "Test",
-                    "phone": f"({_AREA_CODES[i % len(_AREA_CODES)]}) 555-01{i % 100:02d}",
+                    "phone": _phone(i),
                     "timezone": "America/Chicago",
                     "state": "IL",
                     "tags": "active",
