@@ -58,8 +58,10 @@ class BatchResult:
         self.counts[state] = self.counts.get(state, 0) + 1
 
 
-def _slice_size(svc: Services, batch_size: int) -> int:
-    rates = [r for r in (svc.settings.sms_rate, svc.settings.email_rate) if r > 0]
+def _slice_size(svc: Services, channels: Sequence[Channel], batch_size: int) -> int:
+    """About a second of sending at the slowest rate of the campaign's own channels."""
+    s = svc.settings
+    rates = [r for ch in channels if (r := s.sms_rate if ch == "sms" else s.email_rate) > 0]
     if not rates:
         return batch_size
     return max(1, min(batch_size, int(min(rates))))
@@ -70,7 +72,8 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
     _, definition = load_campaign(svc, _campaign_of(svc, batch.run_id))
     touched = False
     try:
-        for ids in chunked(batch.delivery_ids, _slice_size(svc, len(batch.delivery_ids))):
+        size = _slice_size(svc, definition.channels, len(batch.delivery_ids))
+        for ids in chunked(batch.delivery_ids, size):
             claimed = svc.deliveries.claim(ids, svc.now())
             if not claimed:
                 continue

@@ -305,3 +305,23 @@ def test_a_patient_whose_stored_zone_or_state_is_not_valid_fails_and_the_others_
     reason = _finishes_with_one_failure(svc, run_id, ids, "BAD")
 
     assert reason == "the patient's stored zone/state is not valid"
+
+
+# slices -------------------------------------------------------------------------------
+
+
+def test_an_email_only_campaign_claims_a_second_of_email_not_of_sms(
+    svc: StubbedServices,
+) -> None:
+    # 1 text and 10 emails a second (the defaults): an email-only batch of six is one
+    # slice, not six slices of one text each.
+    assert (svc.settings.sms_rate, svc.settings.email_rate) == (1.0, 10.0)
+    add_patients(svc, *(patient(f"P{i}", sms=None, email=True) for i in range(6)))
+    run_id = control.run_now(svc, save_campaign(svc, channels=["email"]), actor="test")
+    assert run_id is not None
+    fan_out_queued(svc)
+
+    (result,) = send_due(svc)
+
+    assert result.counts == {"sent": 6}
+    assert len(svc.memory_tally.slices) == 1

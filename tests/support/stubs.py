@@ -223,6 +223,11 @@ class StubbedServices(Services):
         return self.due
 
     @property
+    def memory_tally(self) -> MemoryTally:
+        assert isinstance(self.tally, MemoryTally)
+        return self.tally
+
+    @property
     def memory_dispatcher(self) -> MemoryDispatcher:
         assert isinstance(self.dispatcher, MemoryDispatcher)
         return self.dispatcher
