@@ -112,7 +112,7 @@ class Renderer:
         templates = self._compiled.get(key)
         if templates is None:
             # Looked up once: Jinja's own cache still costs a loader check per call.
-            templates = [(p, self.env.get_template(f"{folder}/{p}")) for p in PARTS[channel]]
+            templates = [(p, self._compile(folder, p)) for p in PARTS[channel]]
             self._compiled[key] = templates
         parts = {}
         for part, template in templates:
@@ -129,6 +129,15 @@ class Renderer:
             subject=parts["email.subject.j2"],
             html=parts["email.html.j2"],
         )
+
+    def _compile(self, folder: str, part: str) -> Template:
+        """One part, compiled; InputError naming file and line when it cannot be (a
+        template edited on disk since the campaign was applied, or removed)."""
+        try:
+            return self.env.get_template(f"{folder}/{part}")
+        except _RENDER_ERRORS as exc:
+            problem = _problem(exc, f"{folder}/{part}", self.templates_dir)
+            raise InputError(f"templates/{folder}: refused", [problem]) from None
 
     def check(
         self, folder: str, channels: list[Channel], samples: dict[Channel, dict[str, Any]]

@@ -31,7 +31,13 @@ from campaigns.domain.models import (
 )
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.domain.transport import OutboundMessage
-from campaigns.errors import NotFound, OutcomeUnknown, PermanentError, TransientError
+from campaigns.errors import (
+    MeridianError,
+    NotFound,
+    OutcomeUnknown,
+    PermanentError,
+    TransientError,
+)
 from campaigns.people import consent
 from campaigns.sending.batches import chunked
 from campaigns.sending.fanout import recipient_send_time
@@ -52,8 +58,10 @@ class BatchResult:
         self.counts[state] = self.counts.get(state, 0) + 1
 
 
-def _slice_size(svc: Services, batch_size: int) -> int:
-    rates = [r for r in (svc.settings.sms_rate, svc.settings.email_rate) if r > 0]
+def _slice_size(svc: Services, channels: Sequence[Channel], batch_size: int) -> int:
+    """About a second of sending at the slowest rate of the campaign's own channels."""
+    s = svc.settings
+    rates = [r for ch in channels if (r := s.sms_rate if ch == "sms" else s.email_rate) > 0]
     if not rates:
         return batch_size
     return max(1, min(batch_size, int(min(rates))))
@@ -64,7 +72,8 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
     _, definition = load_campaign(svc, _campaign_of(svc, batch.run_id))
     touched = False
     try:
-        for ids in chunked(batch.delivery_ids, _slice_size(svc, len(batch.delivery_ids))):
+        size = _slice_size(svc, definition.channels, len(batch.delivery_ids))
+        for ids in chunked(batch.delivery_ids, size):
             claimed = svc.deliveries.claim(ids, svc.now())
             if not claimed:
                 continue
@@ -185,11 +194,11 @@ class _SliceSender:
         run_id = claimed[0].run_id
         recipients = svc.patients.recipients([c.patient_id for c in claimed])
         since = svc.now() - timedelta(days=max(definition.limits.frequency_cap_days, 1))
-        history = svc.deliveries.sent_since(
+        self._history = svc.deliveries.sent_since(
             [c.patient_id for c in claimed], since, exclude_run=run_id
         )
-        by_contact = _ByContact(svc, claimed, recipients, since)
-        sent_now: dict[int, list[tuple[int, str, datetime]]] = {}
+        self._by_contact = _ByContact(svc, claimed, recipients, since)
+        self._sent_now: dict[int, list[tuple[int, str, datetime]]] = {}
         next_check = time.monotonic() + STATUS_CHECK_S
         for i, c in enumerate(claimed):
             if time.monotonic() >= next_check:
@@ -205,47 +214,42 @@ class _SliceSender:
                     )
                 )
                 continue
-            now = svc.now()
-            past = history.get(c.patient_id, []) + sent_now.get(c.patient_id, [])
-            contact = recipient.contact(channel)
-            verdict = consent.check_send(
-                recipient,
-                channel,
-                past,
-                now=now,
-                cap_days=definition.limits.frequency_cap_days,
-                run_id=c.run_id,
-                suppressed=by_contact.is_suppressed(channel, contact),
-                shared=by_contact.others(channel, contact, c.patient_id),
-            )
-            if verdict is not None:
-                self.outcomes.append(
-                    Outcome(c.delivery_id, DeliveryState.SKIPPED, skip_reason=verdict)
-                )
+            occurrence = self._occurrence(c.run_id)
+            # Judged once before rendering and waiting for the rate limiter (nothing
+            # skipped or held costs a token), and again after the wait, on a fresh
+            # clock: at a shared 1/s the wait may be long enough to close the window.
+            stop = self._judge(c, recipient, occurrence, svc.now())
+            if stop is not None:
+                self.outcomes.append(stop)
                 continue
-            when = recipient_send_time(
-                svc, self._occurrence(c.run_id), definition, recipient, channel, now, hold=True
-            )
-            if when.at is None or when.at > now:
-                # Not lawful now everywhere the patient might be (the clock moved, a
-                # backlog or a pause made it late, a retry landed at night): wait for the
-                # next lawful instant, never send early, never drop for lateness.
+            try:
+                message = build_message(svc, definition, c, recipient, channel)
+            except MeridianError as exc:
+                # The template fails for this patient (a sandbox bound tripped by their
+                # values, a template edited on disk since the campaign was applied):
+                # sending it again cannot help, and the rest of the slice goes on.
+                log.warning(
+                    "delivery %s failed for good: its message could not be rendered",
+                    c.delivery_id,
+                )
                 self.outcomes.append(
                     Outcome(
-                        c.delivery_id, DeliveryState.PENDING, next_attempt_at=when.at, tried=False
-                    )
-                    if when.at
-                    else Outcome(
-                        c.delivery_id, DeliveryState.SKIPPED, skip_reason=SkipReason.NO_LAWFUL_TIME
+                        c.delivery_id,
+                        DeliveryState.FAILED,
+                        error_reason=_render_failure(exc, recipient),
                     )
                 )
                 continue
-            message = build_message(svc, definition, c, recipient, channel)
             limiter = svc.limiter(channel)
             if limiter is not None:
                 started = time.monotonic()
-                limiter.acquire()
+                limiter.acquire()  # a token taken for a message then held is lost: harmless
                 self.figures.waits[channel].append(time.monotonic() - started)
+            now = svc.now()
+            stop = self._judge(c, recipient, occurrence, now)
+            if stop is not None:
+                self.outcomes.append(stop)
+                continue
             self.in_flight = c
             started = time.monotonic()
             outcome = _send_one(svc, definition, c, recipient, message)
@@ -253,8 +257,75 @@ class _SliceSender:
             self.in_flight = None
             self.outcomes.append(outcome)
             if outcome.state == DeliveryState.SENT:
-                sent_now.setdefault(c.patient_id, []).append((c.run_id, channel, now))
-                by_contact.sent(channel, contact, c.patient_id, c.run_id, now)
+                self._sent_now.setdefault(c.patient_id, []).append((c.run_id, channel, now))
+                contact = recipient.contact(channel)
+                self._by_contact.sent(channel, contact, c.patient_id, c.run_id, now)
+
+    def _judge(
+        self, c: Claimed, recipient: Recipient, occurrence: str, now: datetime
+    ) -> Outcome | None:
+        """None when the message may go at ``now``; else what to record instead: skipped
+        (consent, suppression, caps, a shared number), held for the patient's next lawful
+        instant, or failed for good when the patient's stored zone or state is not valid
+        (campaigns.clock.whereabouts refuses to guess)."""
+        channel, definition = c.channel, self.definition
+        past = self._history.get(c.patient_id, []) + self._sent_now.get(c.patient_id, [])
+        contact = recipient.contact(channel)
+        try:
+            verdict = consent.check_send(
+                recipient,
+                channel,
+                past,
+                now=now,
+                cap_days=definition.limits.frequency_cap_days,
+                run_id=c.run_id,
+                suppressed=self._by_contact.is_suppressed(channel, contact),
+                shared=self._by_contact.others(channel, contact, c.patient_id),
+            )
+            if verdict is not None:
+                return Outcome(c.delivery_id, DeliveryState.SKIPPED, skip_reason=verdict)
+            when = recipient_send_time(
+                self.svc, occurrence, definition, recipient, channel, now, hold=True
+            )
+        except MeridianError:
+            # The value is not logged: the ledger's reason says what to fix, staff look
+            # the patient up.
+            log.warning("delivery %s failed for good: %s", c.delivery_id, BAD_WHEREABOUTS)
+            return Outcome(c.delivery_id, DeliveryState.FAILED, error_reason=BAD_WHEREABOUTS)
+        if when.at is None:
+            return Outcome(
+                c.delivery_id, DeliveryState.SKIPPED, skip_reason=SkipReason.NO_LAWFUL_TIME
+            )
+        if when.at > now:
+            # Not lawful now everywhere the patient might be (the clock moved, a
+            # backlog, a pause or the rate limiter made it late, a retry landed at
+            # night): wait for the next lawful instant, never send early, never drop
+            # for lateness.
+            return Outcome(
+                c.delivery_id, DeliveryState.PENDING, next_attempt_at=when.at, tried=False
+            )
+        return None
+
+
+BAD_WHEREABOUTS = "the patient's stored zone/state is not valid"
+_REASON_MAX = 200  # deliveries.error_reason is a String(200)
+
+
+def _render_failure(exc: MeridianError, recipient: Recipient) -> str:
+    """The ledger's reason for a message that could not be rendered: the template file,
+    line and error (campaigns.content.rendering), never the patient's values."""
+    problems = getattr(exc, "problems", None)
+    said = "; ".join(str(p) for p in problems) if problems else str(exc)
+    for value in (
+        recipient.first_name,
+        recipient.last_name,
+        recipient.contact("sms"),
+        recipient.contact("email"),
+    ):
+        if value and len(value) > 1:
+            said = said.replace(value, "[patient value]")
+    reason = f"the message could not be rendered: {said}"
+    return reason if len(reason) <= _REASON_MAX else reason[: _REASON_MAX - 1] + "…"
 
 
 class _ByContact:

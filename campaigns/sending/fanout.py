@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.domain.models import CHANNELS, Channel, Recipient
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
-from campaigns.errors import NotFound
+from campaigns.errors import InputError, NotFound
 from campaigns.people.consent import skip_reason
 from campaigns.sending.pending import queue_pending
 
@@ -68,11 +69,20 @@ def recipient_send_time(
 
 
 class _Planner:
-    """Plans each patient's channels, remembering the numbers and addresses this run
-    has already planned a message to (one per occurrence, however many share them)."""
+    """Plans each patient's channels and when each is due, remembering the numbers and
+    addresses this run has already planned a message to (one per occurrence, however
+    many share them). A number is taken only by a delivery that will be sent: a patient
+    skipped (for want of a lawful time, say) leaves it to the next who shares it."""
 
-    def __init__(self, definition: CampaignDefinition) -> None:
+    def __init__(
+        self,
+        definition: CampaignDefinition,
+        send_time: Callable[[Recipient, Channel], datetime | None],
+        now: datetime,
+    ) -> None:
         self.definition = definition
+        self.send_time = send_time
+        self.now = now
         self.taken: set[tuple[Channel, str]] = set()
         self.suppressed: dict[Channel, set[str]] = {"sms": set(), "email": set()}
 
@@ -85,8 +95,8 @@ class _Planner:
             return SkipReason.SHARED_NUMBER
         return found
 
-    def plan(self, recipient: Recipient) -> list[tuple[Channel, SkipReason | None]]:
-        """Which channels this patient gets, each with a skip reason or None."""
+    def plan(self, recipient: Recipient) -> list[tuple[Channel, SkipReason | None, datetime]]:
+        """Which channels this patient gets, each with a skip reason or None, and due."""
         definition = self.definition
         channels = list(definition.channels)
         if definition.channel_policy == "all_consented":
@@ -104,11 +114,26 @@ class _Planner:
                 if chosen is not None
                 else [(preferred, self.reason(recipient, preferred))]
             )
+        out: list[tuple[Channel, SkipReason | None, datetime]] = []
         for channel, skip in planned:
-            contact = recipient.contact(channel)
-            if skip is None and contact:
-                self.taken.add((channel, contact))
-        return planned
+            due = self.now
+            if skip is None:
+                try:
+                    at = self.send_time(recipient, channel)
+                except InputError:
+                    # A stored zone or state that is not valid: the send loop fails
+                    # this delivery, with its reason, and does not take the number.
+                    out.append((channel, None, due))
+                    continue
+                if at is None:
+                    skip = SkipReason.NO_LAWFUL_TIME
+                else:
+                    due = at
+                    contact = recipient.contact(channel)
+                    if contact:
+                        self.taken.add((channel, contact))
+            out.append((channel, skip, due))
+        return out
 
 
 def fan_out(svc: Services, run_id: int) -> int:
@@ -138,21 +163,20 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
     now = svc.now()
     today = now.astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
     total = 0
-    planner = _Planner(definition)
+    planner = _Planner(
+        definition,
+        lambda recipient, channel: (
+            recipient_send_time(svc, run["occurrence"], definition, recipient, channel, now).at
+        ),
+        now,
+    )
     for chunk in svc.patients.stream_audience(definition.audience.model_dump(), today):
         for channel in CHANNELS:
             contacts = (r.contact(channel) for r in chunk)
             planner.suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
         rows = []
         for recipient in chunk:
-            for channel, skip in planner.plan(recipient):
-                due = now
-                if skip is None:
-                    when = recipient_send_time(
-                        svc, run["occurrence"], definition, recipient, channel, now
-                    )
-                    due = when.at or now
-                    skip = None if when.at else SkipReason.NO_LAWFUL_TIME
+            for channel, skip, due in planner.plan(recipient):
                 rows.append(
                     {
                         "patient_id": recipient.patient_id,

@@ -3,7 +3,11 @@ campaign's ``max_attempts``, and sends held back until the patient's window open
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +15,10 @@ from campaigns.domain.models import PatientRecord
 from campaigns.domain.states import RunState
 from campaigns.errors import TransientError
 from campaigns.sending import control
+from tests.conftest import ROOT, make_settings
 from tests.sending.builders import add_patients, delivery_rows, patient, save_campaign
-from tests.support.stubs import StubbedServices, fan_out_queued, send_due
+from tests.sending.conftest import MIDDAY
+from tests.support.stubs import SlowLimiter, StubbedServices, fan_out_queued, send_due
 
 
 def _start(svc: StubbedServices, name: str, who: PatientRecord) -> tuple[int, int]:
@@ -144,3 +150,178 @@ def test_waiting_for_the_patients_window_is_not_one_of_the_tries(svc: StubbedSer
 
     assert len(provider.offered) == 1
     assert _row(svc, run_id, sms)["state"] == "pending"  # one try of two: tried again
+
+
+# the rate limiter's wait -------------------------------------------------------------
+
+
+def test_a_message_judged_lawful_before_the_rate_limiters_wait_is_held_if_the_window_closed(
+    svc: StubbedServices,
+) -> None:
+    # 20:59:55 in Boston: lawful when the claim is judged; the shared limiter's token
+    # comes ten seconds later, after 21:00.
+    svc.set_clock(_utc(16, 0, 59) + timedelta(seconds=55))
+    run_id, sms = _start(svc, save_campaign(svc), patient("BOSTON"))
+    svc.use_limiter("sms", SlowLimiter(svc, timedelta(seconds=10)))
+    provider = svc.recorder("sms")
+
+    (result,) = send_due(svc)
+
+    assert provider.offered == []
+    assert result.counts == {"pending": 1}
+    row = _row(svc, run_id, sms)
+    opens = _utc(16, 12)  # 08:00 EDT on Thursday
+    assert (row["state"], row["next_attempt_at"], row["attempts"]) == ("pending", opens, 0)
+    assert svc.queued() == {sms: opens}
+
+
+# messages that can never be rendered or timed ---------------------------------------
+
+LONG_NAME = "Bartholomew-Maximilian Featherstonehaugh"  # 40 characters
+# Renders for the trial sample ("Maximiliana", 13 * 3,000 characters) and for Robin,
+# but past the sandbox's 100,000 characters for a 40-letter first name.
+PADDED = (
+    '{{ clinic.name }}: Hi {{ (patient.first_name ~ "! ") * 3000 }}'
+    "Book a visit: {{ clinic.phone }}. Reply STOP to opt out"
+)
+
+
+@pytest.fixture
+def own_templates(tmp_path: Path, database_url: str) -> Iterator[StubbedServices]:
+    """The stubs on a copy of the shipped templates, which the test edits."""
+    copied = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", copied)
+    settings = make_settings(tmp_path, database_url=database_url, templates_dir=copied)
+    services = StubbedServices(settings, at=MIDDAY)
+    services.db.upgrade()
+    yield services
+    services.close()
+
+
+def _sms_template(svc: StubbedServices) -> Path:
+    return svc.settings.templates_dir / "cold-and-flu-season" / "sms.txt.j2"
+
+
+def _run_both(
+    svc: StubbedServices, good: PatientRecord, bad: PatientRecord
+) -> tuple[int, dict[str, int]]:
+    names = add_patients(svc, good, bad)
+    run_id = control.run_now(svc, save_campaign(svc), actor="test")
+    assert run_id is not None
+    fan_out_queued(svc)
+    rows = delivery_rows(svc, run_id)
+    ids = {names[r["patient_id"]]: r["id"] for r in rows if r["channel"] == "sms"}
+    return run_id, ids
+
+
+def _finishes_with_one_failure(
+    svc: StubbedServices, run_id: int, ids: dict[str, int], bad: str
+) -> str:
+    """Sends what is due twice over; the bad delivery failed once, every other sent, the
+    run finished and nothing left queued. The failure's reason."""
+    provider = svc.recorder("sms")
+    (result,) = send_due(svc)
+    assert result.claimed == len(ids)
+    svc.advance(seconds=1)
+    assert send_due(svc) == []  # nothing given back to try again
+    rows = {r["id"]: r for r in delivery_rows(svc, run_id)}
+    states = {name: rows[i]["state"] for name, i in ids.items()}
+    assert result.counts == {"sent": len(ids) - 1, "failed": 1}
+    assert states == {name: "failed" if name == bad else "sent" for name in ids}
+    assert rows[ids[bad]]["attempts"] == 1
+    assert sorted(provider.taken_ids()) == sorted(i for n, i in ids.items() if n != bad)
+    assert svc.queued() == {}
+    assert svc.runs.status(run_id) == RunState.FINISHED
+    reason = rows[ids[bad]]["error_reason"]
+    assert isinstance(reason, str)
+    return reason
+
+
+def test_a_template_the_sandbox_refuses_for_one_patients_values_fails_that_delivery_only(
+    own_templates: StubbedServices,
+) -> None:
+    svc = own_templates
+    _sms_template(svc).write_text(PADDED)
+    long_name = dataclasses.replace(patient("LONG"), first_name=LONG_NAME)
+    run_id, ids = _run_both(svc, patient("ROBIN"), long_name)
+
+    reason = _finishes_with_one_failure(svc, run_id, ids, "LONG")
+
+    assert reason.startswith("the message could not be rendered: cold-and-flu-season/sms.txt.j2:1")
+    assert "refused by the sandbox" in reason
+    assert LONG_NAME not in reason and "Bartholomew" not in reason
+
+
+@pytest.mark.parametrize(
+    ("edited", "says"),
+    [
+        ("{{ clinic.name }}: Hi {{ patient.first_name }. Reply STOP to opt out", "syntax error"),
+        ("{{ clinic.name }}: Hi {{ patient.nickname }}. Reply STOP to opt out", "unknown variable"),
+    ],
+    ids=["syntax-error", "unknown-variable"],
+)
+def test_a_template_edited_on_disk_after_the_run_started_fails_each_delivery_once(
+    own_templates: StubbedServices, edited: str, says: str
+) -> None:
+    svc = own_templates
+    names = add_patients(svc, patient("P1"), patient("P2"))
+    run_id = control.run_now(svc, save_campaign(svc), actor="test")
+    assert run_id is not None
+    fan_out_queued(svc)
+    _sms_template(svc).write_text(edited)
+    svc.new_worker_renderer()  # a worker that starts now reads the edited file
+
+    (result,) = send_due(svc)
+    svc.advance(seconds=1)
+    assert send_due(svc) == []
+
+    assert result.counts == {"failed": 2}
+    rows = [r for r in delivery_rows(svc, run_id) if r["channel"] == "sms"]
+    assert {(names[r["patient_id"]], r["state"], r["attempts"]) for r in rows} == {
+        ("P1", "failed", 1),
+        ("P2", "failed", 1),
+    }
+    for r in rows:
+        assert r["error_reason"].startswith(
+            "the message could not be rendered: cold-and-flu-season/sms.txt.j2:1: " + says
+        )
+        assert "Robin" not in r["error_reason"]
+    assert svc.recorder("sms").offered == []
+    assert svc.runs.status(run_id) == RunState.FINISHED
+
+
+@pytest.mark.parametrize(
+    ("zone", "state"),
+    [("Mars/Olympus_Mons", "MA"), ("America/New_York", "ZZ")],
+    ids=["zone", "state"],
+)
+def test_a_patient_whose_stored_zone_or_state_is_not_valid_fails_and_the_others_go(
+    svc: StubbedServices, zone: str, state: str
+) -> None:
+    # Imported past the CSV's checks (an older import, a zone tzdata has since dropped).
+    bad = patient("BAD", timezone=zone, state=state)
+    run_id, ids = _run_both(svc, patient("GOOD"), bad)
+
+    reason = _finishes_with_one_failure(svc, run_id, ids, "BAD")
+
+    assert reason == "the patient's stored zone/state is not valid"
+
+
+# slices -------------------------------------------------------------------------------
+
+
+def test_an_email_only_campaign_claims_a_second_of_email_not_of_sms(
+    svc: StubbedServices,
+) -> None:
+    # 1 text and 10 emails a second (the defaults): an email-only batch of six is one
+    # slice, not six slices of one text each.
+    assert (svc.settings.sms_rate, svc.settings.email_rate) == (1.0, 10.0)
+    add_patients(svc, *(patient(f"P{i}", sms=None, email=True) for i in range(6)))
+    run_id = control.run_now(svc, save_campaign(svc, channels=["email"]), actor="test")
+    assert run_id is not None
+    fan_out_queued(svc)
+
+    (result,) = send_due(svc)
+
+    assert result.counts == {"sent": 6}
+    assert len(svc.memory_tally.slices) == 1

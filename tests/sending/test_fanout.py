@@ -16,7 +16,7 @@ from tests.sending.builders import (
     plan,
     save_campaign,
 )
-from tests.support.stubs import StubbedServices, fan_out_queued
+from tests.support.stubs import StubbedServices, fan_out_queued, send_due
 
 # audience dates -----------------------------------------------------------------------
 
@@ -229,3 +229,39 @@ def test_a_run_now_is_due_at_once_where_the_patient_is_in_hours_else_when_they_o
         ("AUSTIN-BY-PHONE", "sms"): _hour(15, 14),
         ("AUSTIN-BY-PHONE", "email"): _hour(15, 13),
     }
+
+
+# shared numbers -----------------------------------------------------------------------
+
+
+def test_a_shared_number_goes_to_the_next_patient_when_the_first_has_no_lawful_time(
+    svc: StubbedServices,
+) -> None:
+    # Sunday: Rhode Island allows no marketing texts, so the first patient on the
+    # number (an RI address) has no lawful time within the 6 h grace; the second, with
+    # a Massachusetts address, may have the text at 10:00.
+    svc.set_clock(SUNDAY_MORNING)
+    shared = "+16175550199"
+    names = add_patients(
+        svc,
+        patient("RHODE-ISLAND", state="RI", phone=shared),
+        patient("MASSACHUSETTS", state="MA", phone=shared),
+    )
+    name = save_campaign(svc)
+
+    run_id = runs.start_run(svc, name, occurrence="2025-10-19", trigger="schedule", actor="beat")
+    assert run_id is not None
+    svc.memory_dispatcher.queue_fan_out(run_id)
+    fan_out_queued(svc)
+
+    sms = {(p, s, r) for p, ch, s, r in plan(svc, run_id, names) if ch == "sms"}
+    assert sms == {
+        ("RHODE-ISLAND", "skipped", "no_lawful_time"),
+        ("MASSACHUSETTS", "pending", None),
+    }
+    assert due_times(svc, run_id, names)[("MASSACHUSETTS", "sms")] == _hour(19, 14)
+
+    # ... and has it: the RI patient's skip takes nothing from the number.
+    svc.set_clock(_hour(19, 14))
+    send_due(svc)
+    assert [t.message.to for t in svc.recorder("sms").taken] == [shared]

@@ -95,6 +95,20 @@ class RecordingTransport(AcceptTransport):
         return [t.message.delivery_id for t in self.taken]
 
 
+class SlowLimiter(MemoryLimiter):
+    """A limiter whose every grant comes ``wait`` later on the stub clock, as at a
+    shared rate of 1/s with many messages ahead in the queue."""
+
+    def __init__(self, svc: StubbedServices, wait: timedelta) -> None:
+        super().__init__()
+        self.svc = svc
+        self.wait = wait
+
+    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+        self.svc.advance(seconds=self.wait.total_seconds())
+        super().acquire(n, timeout_s)
+
+
 class MemoryRedis:
     """The redis-py calls the core still makes past its ports: fan-out's and the
     sweeper's locks (``lock``, ``exists``) and the early statuses' hash (``hset``,
@@ -193,10 +207,25 @@ class StubbedServices(Services):
         assert isinstance(transport, RecordingTransport)
         return transport
 
+    def use_limiter(self, channel: Channel, limiter: MemoryLimiter) -> None:
+        """Hand the send loop this limiter for ``channel`` (one that takes its time)."""
+        self.limiters[channel] = limiter
+        self._limiters[channel] = limiter
+
+    def new_worker_renderer(self) -> None:
+        """Templates read afresh, as by a worker process started after they changed
+        on disk (each process compiles a template once)."""
+        self.__dict__.pop("renderer", None)
+
     @property
     def memory_due(self) -> MemoryDueQueue:
         assert isinstance(self.due, MemoryDueQueue)
         return self.due
+
+    @property
+    def memory_tally(self) -> MemoryTally:
+        assert isinstance(self.tally, MemoryTally)
+        return self.tally
 
     @property
     def memory_dispatcher(self) -> MemoryDispatcher:
