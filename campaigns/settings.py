@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     sms_smart_encoding: bool = False
 
     public_url: str = "http://127.0.0.1:8000"
+    # How many proxies in front of the web app set X-Forwarded-For/-Proto (the TLS
+    # proxy: 1). 0 ignores the headers: anyone could forge them.
+    trusted_proxies: int = Field(default=0, ge=0, le=10)
     secret_key: SecretStr = SecretStr(_DEV_SECRET)
 
     clinic_name: str = "Clinic"
