@@ -204,3 +204,31 @@ def test_signing_in_removes_stale_sessions_and_keeps_live_ones(shifted: Services
         left = set(conn.execute(select(staff_sessions.c.id)).scalars())
     assert "idle" not in left and "old" not in left
     assert "live" in left and len(left) == 2  # mara's live one and ada's new one
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\\evil.com",  # a browser reads the backslash as a slash: //evil.com
+        "/\\/evil.com",
+        "\\\\evil.com",
+        "//evil.com",
+        "/\t/evil.com",  # browsers drop tabs and line breaks in URLs
+        "/\n/evil.com",
+        "https://evil.com/",
+        "evil.com",
+    ],
+)
+def test_sign_in_never_redirects_to_another_host(svc: Services, target: str) -> None:
+    client = create_app(svc).test_client()
+    form = {"csrf_token": _csrf(client, "/login"), "username": "ada", "password": PASSWORD}
+    reply = client.post("/login", data={**form, "next": target})
+    assert reply.status_code == 302
+    assert reply.headers["Location"] == "/"
+
+
+def test_sign_in_returns_to_the_page_asked_for(svc: Services) -> None:
+    client = create_app(svc).test_client()
+    form = {"csrf_token": _csrf(client, "/login"), "username": "ada", "password": PASSWORD}
+    reply = client.post("/login", data={**form, "next": "/patients?page=2"})
+    assert reply.headers["Location"] == "/patients?page=2"
