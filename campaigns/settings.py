@@ -301,7 +301,7 @@ _CLINIC_OWN = "required in production (the clinic's own)"
 
 
 def _known_keys() -> set[str]:
-    keys = set()
+    keys: set[str] = set()
     for name, info in Settings.model_fields.items():
         alias = info.validation_alias
         if isinstance(alias, AliasChoices):
