@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     sms_smart_encoding: bool = False
 
     public_url: str = "http://127.0.0.1:8000"
+    # How many proxies in front of the web app set X-Forwarded-For/-Proto (the TLS
+    # proxy: 1). 0 ignores the headers: anyone could forge them.
+    trusted_proxies: int = Field(default=0, ge=0, le=10)
     secret_key: SecretStr = SecretStr(_DEV_SECRET)
 
     clinic_name: str = "Clinic"
@@ -236,6 +239,8 @@ def _production_problems(s: Settings) -> list[tuple[str, str | None]]:
         "accept": "'accept' is for benchmarks only; use 'twilio' or 'smtp'",
     }
     sqlite = s.database_url.startswith("sqlite")
+    twilio = s.sms_transport == "twilio"
+    token = s.twilio_auth_token.get_secret_value() if s.twilio_auth_token is not None else ""
     return [
         ("MERIDIAN_SECRET_KEY", _secret_key_problem(s.secret_key.get_secret_value())),
         ("MERIDIAN_CLINIC_ADDRESS", None if s.clinic_address.strip() else _CLINIC_OWN),
@@ -256,20 +261,72 @@ def _production_problems(s: Settings) -> list[tuple[str, str | None]]:
             else f"must be https:// in production (it is {s.public_url!r}): links in "
             "messages and the console's cookies travel over it",
         ),
+        # Without the token every Twilio webhook is refused: STOP replies are lost.
+        (
+            "TWILIO_ACCOUNT_SID",
+            _NEEDED_BY_TWILIO if twilio and _blank(s.twilio_account_sid) else None,
+        ),
+        ("TWILIO_AUTH_TOKEN", _NEEDED_BY_TWILIO if twilio and not token.strip() else None),
+        (
+            "MERIDIAN_TWILIO_FROM",
+            "MERIDIAN_SMS_TRANSPORT=twilio needs a sender: MERIDIAN_TWILIO_FROM or "
+            "MERIDIAN_TWILIO_MESSAGING_SERVICE_SID"
+            if twilio and _blank(s.twilio_from) and _blank(s.twilio_messaging_service_sid)
+            else None,
+        ),
+        (
+            "MERIDIAN_SMTP_HOST",
+            "required in production when MERIDIAN_EMAIL_TRANSPORT=smtp"
+            if s.email_transport == "smtp" and _blank(s.smtp_host)
+            else None,
+        ),
+        (
+            "MERIDIAN_CLOCK_SHIFT_S",
+            None
+            if s.clock_shift_s == 0
+            else f"must be 0 in production (it is {s.clock_shift_s:g}): a shifted clock "
+            "times every message and stamps every record wrong",
+        ),
     ]
+
+
+_NEEDED_BY_TWILIO = "required in production when MERIDIAN_SMS_TRANSPORT=twilio"
+
+
+def _blank(value: str | None) -> bool:
+    return value is None or not value.strip()
 
 
 _CLINIC_OWN = "required in production (the clinic's own)"
 
 
 def _known_keys() -> set[str]:
-    keys = set()
+    keys: set[str] = set()
     for name, info in Settings.model_fields.items():
-        keys.add(PREFIX + name.upper())
         alias = info.validation_alias
         if isinstance(alias, AliasChoices):
+            # Read only under its alias (Twilio's own name): the MERIDIAN_ spelling
+            # would be ignored, so it is not a known key (see _read_as).
             keys.update(str(a).upper() for a in alias.choices)
+        else:
+            keys.add(PREFIX + name.upper())
     return keys
+
+
+def _read_as() -> dict[str, str]:
+    """MERIDIAN_ spellings of the settings read under another name -> that name."""
+    return {
+        PREFIX + name.upper(): str(info.validation_alias.choices[0]).upper()
+        for name, info in Settings.model_fields.items()
+        if isinstance(info.validation_alias, AliasChoices)
+    }
+
+
+def _unknown(key: str) -> ConfigError:
+    right = _read_as().get(key.upper())
+    if right is not None:
+        return ConfigError(f"{key}: unknown setting; Meridian reads {right} (Twilio's own name)")
+    return ConfigError(f"{key}: unknown setting (known: see README, Settings)")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -279,7 +336,7 @@ def load_settings(**overrides: object) -> Settings:
         k for k in os.environ if k.upper().startswith(PREFIX) and k.upper() not in known
     )
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown setting (known: see README, Settings)")
+        raise _unknown(unknown[0])
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -290,7 +347,8 @@ def load_settings(**overrides: object) -> Settings:
         key = field.upper()
         if not key.startswith(("TWILIO_", PREFIX)):
             key = PREFIX + key
-        msg = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(f"{key}: {msg}") from exc
+        if first["type"] == "extra_forbidden":  # from the .env file
+            raise _unknown(key) from exc
+        raise ConfigError(f"{key}: {first['msg']}") from exc
     settings.check_production()
     return settings

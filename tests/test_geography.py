@@ -17,7 +17,6 @@ from campaigns.clock import geography
 from campaigns.clock.geography import (
     parse_area_codes,
     patient_state,
-    patient_zone,
     state_from_description,
 )
 from campaigns.errors import ConfigError, InputError
@@ -30,36 +29,11 @@ HONOLULU = ZoneInfo("Pacific/Honolulu")
 # -- where the patient is ------------------------------------------------------------
 
 
-def test_patient_zone_comes_from_the_area_code() -> None:
-    assert patient_zone(None, "+12125550123", "UTC", year=2027) == NEW_YORK
-    assert patient_zone("", "+18085550123", "UTC", year=2027) == HONOLULU
-
-
-def test_the_patients_own_zone_wins_over_the_area_code() -> None:
-    assert patient_zone("America/Chicago", "+12125550123", "UTC", year=2027) == CHICAGO
-
-
-def test_patient_zone_falls_back_when_the_area_code_spans_zones() -> None:
-    # 208 (Idaho) is Boise or Los Angeles; toll-free 800 is anywhere.
-    assert patient_zone(None, "+12085550123", "America/Denver", year=2027) == ZoneInfo(
-        "America/Denver"
-    )
-    assert patient_zone(None, "+18005550123", "America/Denver", year=2027) == ZoneInfo(
-        "America/Denver"
-    )
-    assert patient_zone(None, None, "America/Denver", year=2027) == ZoneInfo("America/Denver")
-
-
 def test_candidate_zones_agree_only_when_their_clocks_never_differ() -> None:
     assert geography._zones_agree(("America/New_York", "America/Toronto"), 2027)
     assert not geography._zones_agree(("America/Boise", "America/Los_Angeles"), 2027)
     # Same offsets all winter, but Phoenix skips daylight time.
     assert not geography._zones_agree(("America/Denver", "America/Phoenix"), 2027)
-
-
-def test_an_unknown_zone_name_is_an_error_not_a_guess() -> None:
-    with pytest.raises(InputError, match="not an IANA time zone"):
-        patient_zone("America/Gotham", "+12125550123", "UTC", year=2027)
 
 
 def test_patient_state_comes_from_the_area_code() -> None:

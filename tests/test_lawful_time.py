@@ -103,6 +103,17 @@ def test_a_run_started_by_hand_sends_from_its_start_or_when_it_is_next_lawful() 
 # -- where the patient might be -------------------------------------------------------
 
 
+def test_an_area_code_alone_gives_its_one_zone_and_state() -> None:
+    assert locate(None, None, "+12125550142", year=2027).candidates == (
+        Candidate("America/New_York", "NY"),
+    )
+    hawaii = locate(None, None, "+18085550142", year=2027)
+    assert hawaii.candidates == (Candidate("Pacific/Honolulu", "HI"),)
+    assert hawaii.certain
+    # Toll-free is anywhere: no evidence, so every zone the clinic serves.
+    assert [e.kind for e in locate(None, None, "+18005550142", year=2027).evidence] == ["clinic"]
+
+
 def test_an_area_code_that_spans_zones_makes_every_zone_a_candidate() -> None:
     where = locate(None, None, "+19075550142", year=2026)
     assert where.candidates == (

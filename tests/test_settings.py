@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from campaigns.errors import ConfigError
@@ -57,6 +59,10 @@ SAFE_PRODUCTION = {
     "MERIDIAN_EMAIL_TRANSPORT": "smtp",
     "MERIDIAN_DATABASE_URL": "postgresql+psycopg://meridian@db/meridian",
     "MERIDIAN_PUBLIC_URL": "https://meridian.example.org",
+    "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+    "TWILIO_AUTH_TOKEN": "twilio-auth-token",
+    "MERIDIAN_TWILIO_FROM": "+16175550100",
+    "MERIDIAN_SMTP_HOST": "smtp.example.org",
 }
 
 
@@ -90,6 +96,11 @@ def test_production_needs_the_clinics_postal_address_and_phone(
         ("MERIDIAN_EMAIL_TRANSPORT", "accept", "'accept' is for benchmarks only"),
         ("MERIDIAN_DATABASE_URL", "sqlite:///var/meridian.db", "MERIDIAN_ALLOW_SQLITE=true"),
         ("MERIDIAN_PUBLIC_URL", "http://meridian.example.org", "must be https://"),
+        ("TWILIO_ACCOUNT_SID", "", "required in production when MERIDIAN_SMS_TRANSPORT=twilio"),
+        ("TWILIO_AUTH_TOKEN", " ", "required in production when MERIDIAN_SMS_TRANSPORT=twilio"),
+        ("MERIDIAN_TWILIO_FROM", "", "MERIDIAN_TWILIO_MESSAGING_SERVICE_SID"),
+        ("MERIDIAN_SMTP_HOST", "", "required in production when MERIDIAN_EMAIL_TRANSPORT=smtp"),
+        ("MERIDIAN_CLOCK_SHIFT_S", "-28800", "must be 0 in production (it is -28800)"),
     ],
 )
 def test_production_refuses_each_unsafe_setting_naming_its_key(
@@ -123,3 +134,28 @@ def test_development_starts_without_the_clinics_address_and_phone(
 ) -> None:
     monkeypatch.delenv("MERIDIAN_CLINIC_PHONE", raising=False)
     assert load_settings(_env_file=None).clinic_phone == ""
+
+
+def test_a_messaging_service_is_sender_enough_in_production(
+    production: pytest.MonkeyPatch,
+) -> None:
+    production.delenv("MERIDIAN_TWILIO_FROM")
+    production.setenv("MERIDIAN_TWILIO_MESSAGING_SERVICE_SID", "MG0123456789abcdef")
+    assert load_settings(_env_file=None).twilio_messaging_service_sid == "MG0123456789abcdef"
+
+
+@pytest.mark.parametrize("key", ["MERIDIAN_TWILIO_ACCOUNT_SID", "MERIDIAN_TWILIO_AUTH_TOKEN"])
+def test_a_meridian_spelling_of_twilios_keys_is_refused_naming_the_right_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
+) -> None:
+    # Only Twilio's own names are read: the MERIDIAN_ spelling would be silently
+    # ignored (and a missing auth token refuses every webhook, STOP replies included).
+    right = key.removeprefix("MERIDIAN_")
+    monkeypatch.setenv(key, "AC123")
+    with pytest.raises(ConfigError, match=f"^{key}: unknown setting; Meridian reads {right}"):
+        load_settings(_env_file=None)
+    monkeypatch.delenv(key)
+    env = tmp_path / ".env"
+    env.write_text(f"{key}=AC123\n")
+    with pytest.raises(ConfigError, match=f"^{key}: unknown setting; Meridian reads {right}"):
+        load_settings(_env_file=env)

@@ -4,7 +4,7 @@ Every rule is read in the *recipient's* local time (COMPLIANCE.md, "where the
 recipient is"). This module reads single facts: a stored zone or state, the area of
 a phone number (``phone_area``: its state and zones), a state's zones. Sending
 combines them in ``campaigns.clock.whereabouts`` into every place the patient might
-be; ``patient_zone`` and ``patient_state`` are the older one-answer readings.
+be; ``patient_state`` reads one state (a stored one normalised, else the phone's).
 
 The state of an area code comes from ``campaigns/data/us_area_codes.csv``, a table
 generated from phonenumbers' geocoder by ``scripts/area_codes.py``: the geocoder
@@ -35,7 +35,6 @@ __all__ = [
     "area_code_state",
     "parse_area_codes",
     "patient_state",
-    "patient_zone",
     "phone_area",
     "state_from_description",
     "state_zones",
@@ -86,28 +85,6 @@ _AGREE_SAMPLES = 2 * 366 * 24 * 4
 
 
 # Pure functions of a few strings, asked for every message: cached per process.
-@functools.lru_cache(maxsize=1 << 16)
-def patient_zone(
-    timezone: str | None, phone_e164: str | None, fallback: str, *, year: int
-) -> ZoneInfo:
-    """The zone a patient's messages are timed in.
-
-    The patient's own zone wins; else the zone of the phone's area code, when
-    phonenumbers gives exactly one or all its candidates keep the same clock in
-    ``year`` (Meridian's, from ``svc.now()``) and the next; else
-    ``fallback`` (the clinic's). A patient zone that is not an IANA zone raises
-    InputError (a bad fallback, ConfigError): guessing would risk texting someone
-    at night.
-    """
-    if timezone and timezone.strip():
-        return _zone(timezone.strip(), "patient time zone", InputError)
-    if phone_e164:
-        derived = _zone_from_phone(phone_e164, year)
-        if derived is not None:
-            return derived
-    return _zone(fallback, "fallback time zone", ConfigError)
-
-
 @functools.lru_cache(maxsize=1 << 16)
 def patient_state(state: str | None, phone_e164: str | None) -> str | None:
     """The patient's two-letter USPS code, else the area code's state, else None.
@@ -249,27 +226,6 @@ def _parse_phone(phone_e164: str) -> phonenumbers.PhoneNumber | None:
     except phonenumbers.NumberParseException:
         # The phone is only a proxy here; patients.py is where a bad number is reported.
         return None
-
-
-def _zone_from_phone(phone_e164: str, year: int) -> ZoneInfo | None:
-    number = _parse_phone(phone_e164)
-    if number is None:
-        return None
-    names = tuple(
-        sorted(
-            {
-                str(name)
-                for name in phone_timezones.time_zones_for_number(number)
-                if name != phone_timezones.UNKNOWN_TIMEZONE
-            }
-        )
-    )
-    if not names or (len(names) > 1 and not _zones_agree(names, year)):
-        return None
-    try:
-        return ZoneInfo(names[0])
-    except (ZoneInfoNotFoundError, ValueError):
-        return None  # phonenumbers knows a zone this machine's tzdata lacks
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,8 +1,9 @@
 """Named SQL for what staff read in the console (``svc.reports``), and the few events
-they record there: staff account events and reviews of flagged texts.
+they record there: staff account events. The inbox's reads and "mark done" are
+campaigns.store.inbound's.
 
-These reads span table families (runs with their campaign's name, inbound texts with
-their patient's), so they live together here rather than in one table's repository.
+These reads span table families (runs with their campaign's name, deliveries, patients,
+the audit log), so they live together here rather than in one table's repository.
 They return plain dicts and tuples: the web never sees SQLAlchemy.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, cast, func, or_, select, update
+from sqlalchemy import Date, cast, func, or_, select
 
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
@@ -21,7 +22,6 @@ from campaigns.store.tables import (
     campaign_runs,
     campaigns,
     deliveries,
-    inbound_messages,
     patients,
 )
 
@@ -178,47 +178,3 @@ class ReportRepository:
         """Audit a staff account event (sign-in, sign-out, token, new user) on its own."""
         with self.db.begin() as conn:
             audit(conn, self.clock(), actor, action, "staff", username)
-
-    # flagged inbound texts -------------------------------------------------------------
-
-    def flagged_inbound(
-        self, *, include_reviewed: bool = False, limit: int = 200
-    ) -> list[dict[str, Any]]:
-        """Inbound texts flagged for a person to read, newest first, with the patient's ids."""
-        cond: list[Any] = [inbound_messages.c.flagged.is_(True)]
-        if not include_reviewed:
-            cond.append(inbound_messages.c.reviewed_by.is_(None))
-        with self.db.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(
-                        inbound_messages,
-                        patients.c.external_id,
-                        patients.c.first_name,
-                        patients.c.last_name,
-                    )
-                    .outerjoin(patients, patients.c.id == inbound_messages.c.patient_id)
-                    .where(*cond)
-                    .order_by(inbound_messages.c.received_at.desc(), inbound_messages.c.id.desc())
-                    .limit(limit)
-                )
-                .mappings()
-                .all()
-            )
-        return [dict(r) for r in rows]
-
-    def mark_reviewed(self, message_id: int, *, actor: str) -> bool:
-        """Record that ``actor`` read a flagged inbound text; False if there is none to mark."""
-        with self.db.begin() as conn:
-            changed = conn.execute(
-                update(inbound_messages)
-                .where(
-                    inbound_messages.c.id == message_id,
-                    inbound_messages.c.flagged.is_(True),
-                    inbound_messages.c.reviewed_by.is_(None),
-                )
-                .values(reviewed_by=actor)
-            ).rowcount
-            if changed:
-                audit(conn, self.clock(), actor, "inbound.reviewed", "inbound_message", message_id)
-            return bool(changed)

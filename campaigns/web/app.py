@@ -7,6 +7,7 @@ dispatcher into the services, so the views never import it.
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from campaigns.services import Services
 from campaigns.web import auth, failures, security
@@ -43,6 +44,12 @@ def create_app(svc: Services) -> Flask:
         SESSION_COOKIE_SECURE=production or svc.settings.public_url.startswith("https://"),
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
+    if svc.settings.trusted_proxies > 0:
+        # Behind the TLS proxy every request comes from the proxy's address: take the
+        # client's from the headers the trusted proxies set (the sign-in limit counts
+        # failures per address), and https from X-Forwarded-Proto.
+        hops = svc.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     plug_services(app, svc)
     if not svc.has_dispatcher:  # run control queues work for the workers through it
         from tasks.app import dispatcher

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
+from datetime import timedelta
 
 import redis
 from flask import (
@@ -211,6 +211,11 @@ def _session_id(token: str) -> str:
 def open_session(svc: Services, staff: Staff) -> None:
     """A new server-side session; the cookie holds only its random token."""
     token = secrets.token_urlsafe(32)
+    # Sessions nobody came back to are removed here: a sign-in is rare and the
+    # staff table small, so this costs one DELETE and needs no sweeper of its own.
+    svc.staff.end_stale_sessions(
+        timedelta(seconds=IDLE_TIMEOUT_S), timedelta(seconds=SESSION_LIFETIME_S)
+    )
     svc.staff.open_session(_session_id(token), staff.username)
     session.clear()
     session["sid"] = token
@@ -240,12 +245,15 @@ def _staff_from_session(svc: Services) -> Staff | None:
     if row is None:  # signed out, disabled, or ended
         session.clear()
         return None
-    now = time.time()
-    created, seen = row["created_at"].timestamp(), row["seen_at"].timestamp()
+    # Meridian's clock, the one StaffRepository stamps the session with: both shift
+    # together under MERIDIAN_CLOCK_SHIFT_S (rehearsals, the demo).
+    now = svc.now()
+    age = (now - row["created_at"]).total_seconds()
+    idle = (now - row["seen_at"]).total_seconds()
     ended = None
-    if now - created > SESSION_LIFETIME_S:
+    if age > SESSION_LIFETIME_S:
         ended = "You were signed out: a session lasts at most 12 hours."
-    elif now - seen > IDLE_TIMEOUT_S:
+    elif idle > IDLE_TIMEOUT_S:
         ended = "You were signed out after 15 minutes without activity."
     if ended is not None:
         svc.staff.end_sessions(session_id=sid)
@@ -257,7 +265,7 @@ def _staff_from_session(svc: Services) -> Staff | None:
         svc.staff.end_sessions(session_id=sid)
         session.clear()
         return None
-    if POLL_HEADER not in request.headers and now - seen > _TOUCH_EVERY_S:
+    if POLL_HEADER not in request.headers and idle > _TOUCH_EVERY_S:
         svc.staff.touch_session(sid)
     return found[0]
 

@@ -12,7 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from campaigns.people import staff as accounts
 from campaigns.services import Services
@@ -136,3 +136,99 @@ def test_an_admin_disables_a_user_in_the_console_and_their_session_ends(
     assert {"staff.disable", "staff.enable", "staff.role.viewer"} <= actions
     refused = admin.post("/users/ada/disable", data={"csrf_token": csrf}, follow_redirects=True)
     assert "cannot disable yourself" in refused.get_data(as_text=True)
+
+
+EIGHT_HOURS_S = 8 * 60 * 60
+
+
+@pytest.fixture(params=[-EIGHT_HOURS_S, EIGHT_HOURS_S], ids=["clock-8h", "clock+8h"])
+def shifted(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> Iterator[Services]:
+    """Services on a clock shifted as the demo's is (MERIDIAN_CLOCK_SHIFT_S)."""
+    settings = make_settings(tmp_path, database_url=database_url, clock_shift_s=request.param)
+    services = Services(settings)
+    services.db.upgrade()
+    accounts.add_user(services, "ada", PASSWORD, "admin")
+    yield services
+    services.close()
+
+
+def _stamp(svc: Services, **ago: timedelta) -> None:
+    """Set the session's stamps to these spans before Meridian's now."""
+    now = svc.now()
+    with svc.db.begin() as conn:
+        conn.execute(update(staff_sessions).values({k: now - v for k, v in ago.items()}))
+
+
+def test_a_fresh_session_stays_signed_in_on_a_shifted_clock(shifted: Services) -> None:
+    client = _signed_in(create_app(shifted))
+    assert not _is_login_page(client)
+    _stamp(shifted, seen_at=timedelta(minutes=14))
+    assert not _is_login_page(client)  # 14 minutes idle by Meridian's clock: still in
+
+
+def test_the_idle_limit_holds_on_meridians_clock(shifted: Services) -> None:
+    client = _signed_in(create_app(shifted))
+    _stamp(shifted, seen_at=timedelta(minutes=16))
+    assert _is_login_page(client)
+    assert "15 minutes without activity" in client.get("/login").get_data(as_text=True)
+
+
+def test_the_twelve_hour_limit_holds_on_meridians_clock(shifted: Services) -> None:
+    client = _signed_in(create_app(shifted))
+    _stamp(shifted, created_at=timedelta(hours=11, minutes=59), seen_at=timedelta(0))
+    assert not _is_login_page(client)
+    _stamp(shifted, created_at=timedelta(hours=12, minutes=1), seen_at=timedelta(0))
+    assert _is_login_page(client)
+    assert "at most 12 hours" in client.get("/login").get_data(as_text=True)
+
+
+def test_signing_in_removes_stale_sessions_and_keeps_live_ones(shifted: Services) -> None:
+    accounts.add_user(shifted, "mara", PASSWORD, "marketer")
+    now = shifted.now()
+    rows = {
+        "idle": (now - timedelta(hours=1), now - timedelta(minutes=16)),
+        "old": (now - timedelta(hours=12, minutes=1), now),
+        "live": (now - timedelta(hours=1), now - timedelta(minutes=1)),
+    }
+    with shifted.db.begin() as conn:
+        for sid, (created, seen) in rows.items():
+            conn.execute(
+                insert(staff_sessions).values(
+                    id=sid, username="mara", created_at=created, seen_at=seen
+                )
+            )
+    _signed_in(create_app(shifted))
+    with shifted.db.connect() as conn:
+        left = set(conn.execute(select(staff_sessions.c.id)).scalars())
+    assert "idle" not in left and "old" not in left
+    assert "live" in left and len(left) == 2  # mara's live one and ada's new one
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\\evil.com",  # a browser reads the backslash as a slash: //evil.com
+        "/\\/evil.com",
+        "\\\\evil.com",
+        "//evil.com",
+        "/\t/evil.com",  # browsers drop tabs and line breaks in URLs
+        "/\n/evil.com",
+        "https://evil.com/",
+        "evil.com",
+    ],
+)
+def test_sign_in_never_redirects_to_another_host(svc: Services, target: str) -> None:
+    client = create_app(svc).test_client()
+    form = {"csrf_token": _csrf(client, "/login"), "username": "ada", "password": PASSWORD}
+    reply = client.post("/login", data={**form, "next": target})
+    assert reply.status_code == 302
+    assert reply.headers["Location"] == "/"
+
+
+def test_sign_in_returns_to_the_page_asked_for(svc: Services) -> None:
+    client = create_app(svc).test_client()
+    form = {"csrf_token": _csrf(client, "/login"), "username": "ada", "password": PASSWORD}
+    reply = client.post("/login", data={**form, "next": "/patients?page=2"})
+    assert reply.headers["Location"] == "/patients?page=2"

@@ -56,10 +56,18 @@ def logout() -> ResponseReturnValue:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never another host (an open redirect)."""
-    if not target:
+    """Only a path on this site: never another host (an open redirect).
+
+    Browsers read a backslash as a slash and drop tabs and line breaks, so
+    ``/\\evil.com`` and ``/<tab>/evil.com`` are ``//evil.com`` to them: another host.
+    """
+    if not target or not target.startswith("/") or not _plain_path(target):
         return url_for("console.dashboard")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or target.startswith("//"):
         return url_for("console.dashboard")
     return target
+
+
+def _plain_path(target: str) -> bool:
+    return "\\" not in target and all(" " <= c != "\x7f" for c in target)
