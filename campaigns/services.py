@@ -28,6 +28,7 @@ from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
+from campaigns.store.delivery_queries import DeliveryQueries
 from campaigns.store.health import HealthRepository
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.patients import PatientRepository
@@ -60,6 +61,7 @@ class Services:
         self.campaigns = CampaignRepository(self.db, self.now)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
+        self.delivery_queries = DeliveryQueries(self.db)
         self.staff = StaffRepository(self.db, self.now)
         self.inbound = InboundRepository(self.db)
         self.suppressions = SuppressionRepository(self.db, self.now)

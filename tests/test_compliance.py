@@ -14,13 +14,11 @@ import yaml
 from campaigns.content import catalogue
 from campaigns.content.compliance import (
     Channel,
-    Finding,
     finding_key,
     lint_rendered,
     lint_source,
-    load_rules,
-    parse_rules,
 )
+from campaigns.content.compliance_rules import Finding, load_rules, parse_rules
 from campaigns.content.definitions import CampaignDefinition, load_definition, parse_definition
 from campaigns.errors import ConfigError, InputError
 from campaigns.sending.runs import start_run, tick_campaign

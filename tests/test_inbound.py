@@ -1,4 +1,5 @@
-"""campaigns.people.inbound without Flask: texts in, delivery reports, unsubscribe links."""
+"""campaigns.people.inbound, status_callbacks and unsubscribe_links without Flask: texts in,
+delivery reports, unsubscribe links."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from sqlalchemy import select
 
 from campaigns.content.sms import count_segments
 from campaigns.domain.models import Channel
-from campaigns.people import inbound
-from campaigns.people.inbound import InboundSms, handle_inbound, handle_status
+from campaigns.people import inbound, unsubscribe_links
+from campaigns.people.inbound import InboundSms, handle_inbound
+from campaigns.people.status_callbacks import handle_status
 from campaigns.people.tokens import UnsubscribeClaim
 from campaigns.services import Services
 from campaigns.store.tables import audit_events, inbound_messages
@@ -394,11 +396,11 @@ def test_error_21610_also_records_an_sms_opt_out_once(svc: Services) -> None:
 def test_an_unsubscribe_link_revokes_email_with_the_delivery_as_evidence(svc: Services) -> None:
     pid = add_patient(svc, "P1", email="robin@example.org", email_opt_in=True)
     token = svc.unsubscribe_url(pid, 17).rsplit("/", 1)[1]
-    claim = inbound.read_unsubscribe(svc, token)
+    claim = unsubscribe_links.read_unsubscribe(svc, token)
     assert claim == UnsubscribeClaim(pid, 17, "email")
 
-    assert inbound.unsubscribe(svc, claim, one_click=False) is True
-    assert inbound.unsubscribe(svc, claim, one_click=True) is False
+    assert unsubscribe_links.unsubscribe(svc, claim, one_click=False) is True
+    assert unsubscribe_links.unsubscribe(svc, claim, one_click=True) is False
 
     assert svc.consent.current(pid) == {"sms": True, "email": False}
     last = svc.consent.history(pid)[-1]
@@ -413,4 +415,4 @@ def test_an_unsubscribe_link_revokes_email_with_the_delivery_as_evidence(svc: Se
 def test_a_token_for_a_patient_that_does_not_exist_is_refused(svc: Services) -> None:
     token = svc.unsubscribe_url(999, None).rsplit("/", 1)[1]
 
-    assert inbound.read_unsubscribe(svc, token) is None
+    assert unsubscribe_links.read_unsubscribe(svc, token) is None

@@ -13,8 +13,9 @@ from sqlalchemy.exc import DBAPIError
 
 from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.people import consent
-from campaigns.people.inbound import InboundSms, handle_inbound, handle_status
+from campaigns.people.inbound import InboundSms, handle_inbound
 from campaigns.people.patients import import_patients
+from campaigns.people.status_callbacks import handle_status
 from campaigns.services import Services
 from campaigns.store.tables import consents, patients, suppressions
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from campaigns.clock import schedules
-from campaigns.content import compliance
+from campaigns.content import compliance, compliance_rules
 from campaigns.content.definitions import (
     CampaignDefinition,
     load_definition,
@@ -61,7 +61,7 @@ def lint_definition(svc: Services, definition: CampaignDefinition) -> list[dict[
     """Compile and trial-render every template, then run the compliance lint."""
     samples = {ch: sample_context(svc, ch, definition.name) for ch in definition.channels}
     rendered = svc.renderer.check(definition.templates, list(definition.channels), samples)
-    findings: list[compliance.Finding] = []
+    findings: list[compliance_rules.Finding] = []
     for channel in definition.channels:
         for part in PARTS[channel]:
             name = f"{definition.templates}/{part}"
@@ -89,7 +89,7 @@ _CLINIC_SETTING = {"name": "MERIDIAN_CLINIC_NAME", "address": "MERIDIAN_CLINIC_A
 
 def _empty_clinic_settings(
     svc: Services, folder: str, channel: Channel
-) -> list[compliance.Finding]:
+) -> list[compliance_rules.Finding]:
     """An error for each use of a clinic setting that is empty, where it is used:
     otherwise the message goes out with a blank ("Book a visit: . Reply STOP")."""
     values = {"name": svc.clinic.name, "address": svc.clinic.address, "phone": svc.clinic.phone}
@@ -102,7 +102,7 @@ def _empty_clinic_settings(
             if name in values and not values[name].strip():
                 key = _CLINIC_SETTING.get(name, f"MERIDIAN_CLINIC_{name.upper()}")
                 found.append(
-                    compliance.Finding(
+                    compliance_rules.Finding(
                         rule="clinic-setting-empty",
                         severity="error",
                         template=template,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from campaigns.content import compliance, sms
+from campaigns.content import compliance_rules, sms
 from campaigns.content.catalogue import lint_definition, load_campaign, mark_acknowledged
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
@@ -33,7 +33,7 @@ def preview(svc: Services, campaign: str, external_id: str, *, actor: str) -> di
         "patient": external_id,
         "channels": channels,
         "findings": findings,
-        "rules": len(compliance.load_rules().rules),
+        "rules": len(compliance_rules.load_rules().rules),
     }
 
 

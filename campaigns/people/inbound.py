@@ -1,4 +1,4 @@
-"""What patients and Twilio send back: texts, delivery reports, unsubscribe clicks.
+"""What patients text back: each text stored, acted on, and answered.
 
 Every text is stored and shown to staff (the inbox), whatever it holds: an empty or
 1,600-character body, emoji, a sender that is not E.164 or is missing. How a text
@@ -8,38 +8,29 @@ number on the suppression list, even when no patient has it yet). A patient gets
 most one confirmation, with no marketing in it (COMPLIANCE.md, SMS rows
 "revocation", "confirmation after opt-out", "HELP reply").
 
+Twilio's delivery reports are handled in campaigns.people.status_callbacks, and
+unsubscribe links in campaigns.people.unsubscribe_links.
+
 Nothing here logs a phone number, an address or a message body: only ids, kinds
 and counts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-import redis
-
-from campaigns import keys
 from campaigns.content.rendering import Clinic
-from campaigns.domain.states import Channel, channel_of
 from campaigns.people import consent
 from campaigns.people.replies import Reading, read_reply
-from campaigns.people.tokens import UnsubscribeClaim, read_unsubscribe_token
 
 if TYPE_CHECKING:
     from campaigns.services import Services
 
 log = logging.getLogger(__name__)
 
-# Twilio's MessageStatus -> the delivery state it settles; any other status
-# (queued, sending, sent, accepted, read, ...) says nothing final and is ignored.
-_FINAL_STATUSES = {"delivered": "delivered", "undelivered": "undelivered", "failed": "undelivered"}
-# "Attempt to send to unsubscribed recipient": the carrier or Twilio holds a STOP.
-OPTED_OUT_CODE = "21610"
 
 _UNSUBSCRIBED = (
     "{name}: you're unsubscribed and will get no more texts. Reply START to resubscribe."
@@ -78,15 +69,6 @@ class InboundOutcome:
     flagged: bool = False  # needs a person
     reply: str | None = None
     actions: tuple[str, ...] = ()  # what Meridian did, as the inbox shows it
-
-
-@dataclass(frozen=True)
-class StatusOutcome:
-    """What a status callback did: the delivery it settled, and whether it opted out."""
-
-    delivery_id: int | None
-    state: str | None
-    opted_out: bool = False
 
 
 def handle_inbound(svc: Services, message: InboundSms) -> InboundOutcome:
@@ -250,122 +232,3 @@ def help_text(clinic: Clinic, *, fallback: str | None = None) -> str:
     else:
         contact = "reply to this number"
     return _HELP.format(name=clinic.name, contact=contact)
-
-
-# An early callback not matched within this long belongs to no delivery of ours.
-EARLY_STATUS_TTL = timedelta(days=1)
-
-
-def _keep_for_later(svc: Services, message_sid: str, status: str, code: str | None) -> None:
-    """A send is recorded in bulk after its slice (about a second), so a fast
-    callback can arrive before its SID is in the ledger: keep it for the sweeper."""
-    value = json.dumps({"status": status, "code": code, "at": svc.now().isoformat()})
-    try:
-        svc.redis.hset(keys.EARLY_STATUSES, message_sid, value)
-    except redis.exceptions.RedisError as exc:
-        log.warning("status for provider id %s not kept (%s)", message_sid, type(exc).__name__)
-        return
-    log.info("status %s for provider id %s: no delivery has it yet; kept", status, message_sid)
-
-
-def apply_early_statuses(svc: Services) -> int:
-    """Apply kept callbacks whose SID has reached the ledger; drop the stale ones."""
-    applied = 0
-    now = svc.now()
-    for raw_sid, raw in svc.redis.hgetall(keys.EARLY_STATUSES).items():
-        sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
-        kept = json.loads(raw)
-        if svc.deliveries.find_by_provider_id(sid) is not None:
-            handle_status(svc, sid, kept["status"], kept["code"])
-            applied += 1
-        elif now - datetime.fromisoformat(kept["at"]) < EARLY_STATUS_TTL:
-            continue
-        svc.redis.hdel(keys.EARLY_STATUSES, sid)
-    return applied
-
-
-def handle_status(
-    svc: Services, message_sid: str, status: str, error_code: str | None
-) -> StatusOutcome:
-    """Settle the delivery Twilio reports on; a 21610 also records an SMS opt-out."""
-    state = _FINAL_STATUSES.get(status.strip().lower())
-    if state is None:
-        return StatusOutcome(None, None)
-    delivery_id = svc.deliveries.find_by_provider_id(message_sid)
-    if delivery_id is None:
-        _keep_for_later(svc, message_sid, status, error_code)
-        return StatusOutcome(None, state)
-    code = (error_code or None) if state == "undelivered" else None
-    svc.deliveries.set_status(delivery_id, state, code, svc.now())
-    opted_out = code == OPTED_OUT_CODE and _record_provider_opt_out(svc, delivery_id)
-    log.info("delivery %s: %s (code %s)", delivery_id, state, code or "-")
-    return StatusOutcome(delivery_id, state, opted_out)
-
-
-def _record_provider_opt_out(svc: Services, delivery_id: int) -> bool:
-    found = svc.inbound.delivery_recipient(delivery_id)
-    if found is None or found[1] != "sms":
-        return False
-    patient_id = found[0]
-    if svc.consent.current(patient_id)["sms"] is False:
-        reason = f"provider-{OPTED_OUT_CODE}"
-        consent.suppress_contact(svc, patient_id, "sms", reason=reason, text="provider error")
-        return False
-    consent.record_provider_opt_out(svc, patient_id, "sms", OPTED_OUT_CODE)
-    log.info("patient %s: SMS opt-out recorded from delivery %s (21610)", patient_id, delivery_id)
-    return True
-
-
-# Email (and SMS) unsubscribe links -----------------------------------------
-
-
-def read_unsubscribe(svc: Services, token: str) -> UnsubscribeClaim | None:
-    """The claim of a genuine token whose patient still exists; None otherwise."""
-    claim = read_unsubscribe_token(svc.settings.secret_key.get_secret_value(), token)
-    if claim is None:
-        return None
-    if claim.patient_id not in svc.patients.recipients([claim.patient_id]):
-        log.info("unsubscribe link for patient %s: no such patient", claim.patient_id)
-        return None
-    return claim
-
-
-def claim_channel(claim: UnsubscribeClaim) -> Channel:
-    return channel_of(claim.channel)
-
-
-def is_unsubscribed(svc: Services, claim: UnsubscribeClaim) -> bool:
-    return svc.consent.current(claim.patient_id)[claim_channel(claim)] is False
-
-
-def unsubscribe(svc: Services, claim: UnsubscribeClaim, *, one_click: bool) -> bool:
-    """Revoke the link's channel for its patient; False when already unsubscribed."""
-    channel = claim_channel(claim)
-    if is_unsubscribed(svc, claim):
-        log.info(
-            "patient %s: %s already unsubscribed; nothing to record", claim.patient_id, channel
-        )
-        return False
-    source = "one-click" if one_click else "unsubscribe-link"
-    how = "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe link"
-    where = f" in delivery {claim.delivery_id}" if claim.delivery_id is not None else ""
-    consent.record(
-        svc,
-        [claim.patient_id],
-        channel,
-        False,
-        source=source,
-        actor="patient",
-        text=f"{how}{where}",
-    )
-    consent.suppress_contact(
-        svc, claim.patient_id, channel, reason="unsubscribe", text=f"{how}{where}", actor="patient"
-    )
-    log.info(
-        "patient %s: %s unsubscribed by %s (delivery %s)",
-        claim.patient_id,
-        channel,
-        source,
-        claim.delivery_id,
-    )
-    return True

@@ -61,7 +61,7 @@ def unattended_queues(svc: Services) -> list[Unattended] | None:
 def has_due_work(svc: Services, run_id: int, status: str) -> bool:
     if status == RunState.FANNING_OUT:
         return True
-    return status == RunState.RUNNING and svc.deliveries.due_work(run_id, svc.now()) > 0
+    return status == RunState.RUNNING and svc.delivery_queries.due_work(run_id, svc.now()) > 0
 
 
 def run_warnings(svc: Services, run_id: int, status: str) -> list[str]:

@@ -130,7 +130,7 @@ def run_status(svc: Services, run_id: int) -> dict[str, Any]:
     skipped: dict[str, int] = {}
     by_channel: dict[str, dict[str, int]] = {}
     total = 0
-    for channel, state, reason, n in svc.deliveries.counts(run_id):
+    for channel, state, reason, n in svc.delivery_queries.counts(run_id):
         total += n
         by_state[state] = by_state.get(state, 0) + n
         by_channel.setdefault(channel, {})

@@ -24,7 +24,7 @@ from campaigns.content.catalogue import load_campaign
 from campaigns.domain.models import Claimed, PendingAgain
 from campaigns.domain.states import DeliveryState, RunState, channel_of
 from campaigns.errors import TransientError
-from campaigns.people import inbound
+from campaigns.people import status_callbacks
 from campaigns.sending.delivery import build_message
 from campaigns.sending.fanout import stalled_fan_outs
 from campaigns.sending.pending import back_to_pending, queue_pending
@@ -70,7 +70,7 @@ def sweep(svc: Services) -> dict[str, Any]:
             log.warning(
                 "re-queued %s batches of overdue pending deliveries from the ledger", requeued
             )
-        early = inbound.apply_early_statuses(svc)
+        early = status_callbacks.apply_early_statuses(svc)
         finished = sum(
             svc.runs.finish_if_done(r, svc.now())
             for r in svc.runs.ids_with_status(RunState.RUNNING)

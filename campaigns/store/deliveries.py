@@ -1,9 +1,10 @@
-"""Named SQL for deliveries: the claim, the outcomes, the way back to pending, the counts.
+"""Named SQL that moves deliveries: the claim, the outcomes, the way back to pending.
 
 The claim is one conditional UPDATE: whoever flips a delivery from ``pending`` to
 ``sending`` owns it, and a redelivered task that loses the race does nothing.
 Every other write is conditional on the state it leaves, as the state machine
-(campaigns.domain.states) allows. Times come from the caller (``svc.now()``).
+(campaigns.domain.states) allows. Times come from the caller (``svc.now()``). The
+reads that change nothing (what was sent, counts) are in campaigns.store.delivery_queries.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from campaigns.domain.models import Claimed, Outcome, PendingAgain
 from campaigns.domain.states import (
@@ -25,7 +26,7 @@ from campaigns.domain.states import (
 )
 from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
-from campaigns.store.tables import campaign_runs, deliveries, patients
+from campaigns.store.tables import campaign_runs, deliveries
 
 _CLAIMED = (
     deliveries.c.id,
@@ -324,68 +325,6 @@ class DeliveryRepository:
                 )
             ).rowcount
 
-    def sent_since(
-        self, patient_ids: Sequence[int], since: datetime, exclude_run: int
-    ) -> dict[int, list[tuple[int, str, datetime]]]:
-        """(run_id, channel, sent_at) of every message handed over to these patients
-        since ``since``, other runs only: the facts the frequency caps count."""
-        with self.db.connect() as conn:
-            rows = conn.execute(
-                select(
-                    deliveries.c.patient_id,
-                    deliveries.c.run_id,
-                    deliveries.c.channel,
-                    deliveries.c.sent_at,
-                ).where(
-                    deliveries.c.patient_id.in_(list(patient_ids)),
-                    deliveries.c.sent_at >= since,
-                    deliveries.c.run_id != exclude_run,
-                )
-            ).all()
-        out: dict[int, list[tuple[int, str, datetime]]] = {}
-        for pid, rid, ch, at in rows:
-            out.setdefault(int(pid), []).append((int(rid), ch, at))
-        return out
-
-    def sent_to_contacts(
-        self, channel: str, contacts: Sequence[str], since: datetime
-    ) -> dict[str, list[tuple[int, int, str, datetime]]]:
-        """(patient_id, run_id, channel, sent_at) of every message on ``channel``
-        handed over since ``since`` to a patient whose number (sms) or address (email)
-        is now one of ``contacts``, this run's included, by that number or address:
-        the per-number caps and the one-message-per-occurrence rule count them."""
-        wanted = sorted(set(contacts))
-        if not wanted:
-            return {}
-        column = patients.c.phone if channel == "sms" else patients.c.email
-        out: dict[str, list[tuple[int, int, str, datetime]]] = {}
-        with self.db.connect() as conn:
-            for start in range(0, len(wanted), 900):
-                rows = conn.execute(
-                    select(
-                        column,
-                        deliveries.c.patient_id,
-                        deliveries.c.run_id,
-                        deliveries.c.channel,
-                        deliveries.c.sent_at,
-                    )
-                    .join(patients, patients.c.id == deliveries.c.patient_id)
-                    .where(
-                        column.in_(wanted[start : start + 900]),
-                        deliveries.c.channel == channel,
-                        deliveries.c.sent_at >= since,
-                    )
-                ).all()
-                for contact, pid, rid, ch, at in rows:
-                    out.setdefault(str(contact), []).append((int(pid), int(rid), ch, at))
-        return out
-
-    def find_by_provider_id(self, provider_id: str) -> int | None:
-        with self.db.connect() as conn:
-            return conn.execute(
-                select(deliveries.c.id).where(deliveries.c.provider_id == provider_id)
-            ).scalar_one_or_none()
-
     def set_status(self, delivery_id: int, state: str, code: str | None, now: datetime) -> None:
         """What the provider's status callback says of a sent message (last word wins)."""
         settled = DeliveryState(state)
@@ -396,35 +335,3 @@ class DeliveryRepository:
                 .where(deliveries.c.id == delivery_id, deliveries.c.state.in_(sources))
                 .values(state=settled, error_code=code, updated_at=now)
             )
-
-    def due_work(self, run_id: int, now: datetime) -> int:
-        """Deliveries of the run a worker should be at now: pending and due, or claimed."""
-        with self.db.connect() as conn:
-            n = conn.execute(
-                select(func.count()).where(
-                    deliveries.c.run_id == run_id,
-                    or_(
-                        and_(
-                            deliveries.c.state == DeliveryState.PENDING,
-                            deliveries.c.next_attempt_at <= now,
-                        ),
-                        deliveries.c.state == DeliveryState.SENDING,
-                    ),
-                )
-            ).scalar_one()
-        return int(n)
-
-    def counts(self, run_id: int) -> list[tuple[str, str, str | None, int]]:
-        """(channel, state, skip_reason, n) for every group in the run."""
-        with self.db.connect() as conn:
-            rows = conn.execute(
-                select(
-                    deliveries.c.channel,
-                    deliveries.c.state,
-                    deliveries.c.skip_reason,
-                    func.count(),
-                )
-                .where(deliveries.c.run_id == run_id)
-                .group_by(deliveries.c.channel, deliveries.c.state, deliveries.c.skip_reason)
-            ).all()
-        return [(c, s, r, int(n)) for c, s, r, n in rows]

@@ -15,7 +15,7 @@ from campaigns import keys
 from campaigns.content.catalogue import apply_campaign, load_campaign
 from campaigns.domain.models import Channel, Outcome
 from campaigns.domain.states import DeliveryState
-from campaigns.people import inbound
+from campaigns.people import status_callbacks
 from campaigns.sending import control, runs
 from campaigns.sending import sweeper as reconcile
 from campaigns.sending.delivery import build_message
@@ -233,7 +233,7 @@ def test_a_delivery_report_that_beats_the_send_record_is_applied_by_the_sweeper(
     claim(svc, [delivery_id])
     # Twilio's callback arrives while the slice is still sending: no delivery has
     # the SID yet.
-    assert inbound.handle_status(svc, "SMearly", "delivered", None).delivery_id is None
+    assert status_callbacks.handle_status(svc, "SMearly", "delivered", None).delivery_id is None
     assert reconcile.sweep(svc)["early_statuses"] == 0  # still nothing to apply it to
     svc.deliveries.record(
         [Outcome(delivery_id, DeliveryState.SENT, provider_id="SMearly")], svc.now()

@@ -289,7 +289,7 @@ def _verdict(
         int(m.group(1)) for m in (_NAME.search(str(a.get("body", ""))) for a in accepted) if m
     )
     ledger: dict[str, int] = {}
-    for _, state, _, n in svc.deliveries.counts(run_id):
+    for _, state, _, n in svc.delivery_queries.counts(run_id):
         ledger[state] = ledger.get(state, 0) + n
     return ChaosResult(
         database=svc.settings.database_url.split(":", 1)[0].split("+", 1)[0],

@@ -10,7 +10,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from campaigns.content import catalogue, compliance
+from campaigns.content import catalogue, compliance_rules
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.preview import preview_channels
 from campaigns.domain.states import CampaignState
@@ -137,7 +137,7 @@ def campaign_preview() -> ResponseReturnValue:
         timing=timing,
         timing_problem=timing_problem,
         findings=catalogue.mark_acknowledged(definition, findings),
-        rules=len(compliance.load_rules().rules),
+        rules=len(compliance_rules.load_rules().rules),
         patient=external_id,
     )
 

@@ -9,7 +9,8 @@
 
 The blueprint is named "public": the login check (campaigns.web.auth) lets it
 through by that name, and the app factory exempts it from CSRF protection. The
-work is done in ``campaigns.people.inbound``; nothing here logs a phone number, an
+work is done in ``campaigns.people.inbound``, ``status_callbacks`` and
+``unsubscribe_links``; nothing here logs a phone number, an
 address or a message body.
 """
 
@@ -20,7 +21,7 @@ import logging
 from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
 
-from campaigns.people import inbound
+from campaigns.people import inbound, status_callbacks, unsubscribe_links
 from campaigns.people.tokens import UnsubscribeClaim
 from campaigns.services import Services
 from campaigns.transports.twilio_webhooks import (
@@ -89,7 +90,7 @@ def twilio_status() -> ResponseReturnValue:
     if not sid or not status:
         log.warning("refused %s: signed, but MessageSid or MessageStatus is missing", request.path)
         return _plain("MessageSid and MessageStatus are required form fields", 400)
-    inbound.handle_status(svc, sid, status, request.form.get("ErrorCode"))
+    status_callbacks.handle_status(svc, sid, status, request.form.get("ErrorCode"))
     return Response(status=204)
 
 
@@ -129,14 +130,14 @@ def _plain(text: str, status: int) -> Response:
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str) -> ResponseReturnValue:
     svc = services()
-    claim = inbound.read_unsubscribe(svc, token)
+    claim = unsubscribe_links.read_unsubscribe(svc, token)
     if claim is None:
         return _invalid_link(svc)
     return render_template(
         "public/unsubscribe.html",
         clinic=svc.clinic,
         channel=_channel_noun(claim),
-        already=inbound.is_unsubscribed(svc, claim),
+        already=unsubscribe_links.is_unsubscribed(svc, claim),
         token=token,
     )
 
@@ -144,11 +145,11 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
 @bp.post("/unsubscribe/<token>")
 def unsubscribe(token: str) -> ResponseReturnValue:
     svc = services()
-    claim = inbound.read_unsubscribe(svc, token)
+    claim = unsubscribe_links.read_unsubscribe(svc, token)
     if claim is None:
         return _invalid_link(svc)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    inbound.unsubscribe(svc, claim, one_click=one_click)
+    unsubscribe_links.unsubscribe(svc, claim, one_click=one_click)
     # 200 with the page, never a redirect: RFC 8058 forbids one for one-click.
     return render_template(
         "public/unsubscribed.html", clinic=svc.clinic, channel=_channel_noun(claim)
@@ -165,4 +166,4 @@ def _invalid_link(svc: Services) -> ResponseReturnValue:
 
 
 def _channel_noun(claim: UnsubscribeClaim) -> str:
-    return "texts" if inbound.claim_channel(claim) == "sms" else "emails"
+    return "texts" if unsubscribe_links.claim_channel(claim) == "sms" else "emails"

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from campaigns.content.compliance import Finding
+from campaigns.content.compliance_rules import Finding
 from campaigns.content.definitions import CampaignDefinition, ScheduleSpec
 from campaigns.domain.models import Channel
 from campaigns.domain.states import CampaignState
