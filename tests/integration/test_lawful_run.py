@@ -157,6 +157,15 @@ def test_each_delivery_goes_when_campaigns_when_said_it_would(
                 return all(p in rows and rows[p]["state"] == "sent" for p in due)
 
             wait_until(sent, 120, f"the deliveries due at {instant:%H:%M} UTC", workers.logs)
+            if phase == len(instants) - 1:
+                # The last send task records its outcomes, then marks the run finished:
+                # stop the workers only after that.
+                wait_until(
+                    lambda: bool(svc.runs.ids_with_status(RunState.FINISHED)),
+                    60,
+                    "the run to be marked finished",
+                    workers.logs,
+                )
         finally:
             workers.stop()
         rows = _ledger(svc)
@@ -187,12 +196,5 @@ def test_each_delivery_goes_when_campaigns_when_said_it_would(
                 # Due later: still waiting, never sent early.
                 assert (row["state"], row["sent_at"]) == ("pending", None), patient
 
-    # The last send task records its outcomes, then marks the run finished.
-    wait_until(
-        lambda: bool(svc.runs.ids_with_status(RunState.FINISHED)),
-        60,
-        "the run to be marked finished",
-        workers.logs,
-    )
     run_id = svc.runs.ids_with_status(RunState.FINISHED)[0]
     assert runs.run_status(svc, run_id)["by_state"] == {"sent": 5, "skipped": 1}
