@@ -23,13 +23,12 @@ from rich.console import Console
 
 from campaigns import keys
 from campaigns.cli.progress import follow_run, print_summary
+from campaigns.cli.startup import plugged
 from campaigns.content.catalogue import apply_campaign
 from campaigns.errors import BrokerUnavailable, MeridianError
 from campaigns.people.patients import import_patients
 from campaigns.sending import control
-from campaigns.services import Services
 from campaigns.settings import load_settings
-from tasks.app import dispatcher
 
 DEMO_DIR = Path("var/demo")
 CLINIC = {
@@ -67,7 +66,7 @@ def run_demo(console: Console) -> None:
     for key, value in env.items():
         os.environ.setdefault(key, value)
     settings = load_settings()
-    svc = Services(settings, dispatcher())
+    svc = plugged(settings)
     # The demo's Redis is its own (make demo starts a private one): what it holds
     # belongs to the ledger just removed, so it goes too.
     try:

@@ -18,12 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from campaigns.cli.startup import plugged
 from campaigns.errors import ConfigError, MeridianError
 from campaigns.sending.health import Check, readiness
-from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
 from campaigns.transports.probe import probe_smtp, probe_twilio
-from tasks.app import dispatcher
 
 
 def doctor(
@@ -58,7 +57,7 @@ def run_checks() -> list[Check]:
             f"email {settings.email_transport}, database {_backend(settings)}",
         )
     ]
-    svc = Services(settings, dispatcher())
+    svc = plugged(settings)
     try:
         checks += readiness(svc)
     finally:

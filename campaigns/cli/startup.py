@@ -22,7 +22,7 @@ from rich.markup import escape
 from campaigns import logs
 from campaigns.errors import ConfigError, InputError, MeridianError, NotFound
 from campaigns.services import Services
-from campaigns.settings import load_settings
+from campaigns.settings import Settings, load_settings
 from tasks.app import dispatcher
 
 out = Console()
@@ -99,11 +99,17 @@ def _fail(
 _opened: list[Services] = []
 
 
+def plugged(settings: Settings) -> Services:
+    """Services on ``settings`` with the workers' Celery dispatcher plugged in: the one
+    place the CLI reaches the workers' side (an import-linter contract)."""
+    return Services(settings, dispatcher())
+
+
 def services(*, migrated: bool = True) -> Services:
     """Services for this command, with the workers' dispatcher plugged in; ``handled``
     closes them (engine, transports) at its end. Unless ``migrated`` is False, a
     database not at the code's migration head is refused with what to run."""
-    svc = Services(load_settings(), dispatcher())
+    svc = plugged(load_settings())
     _opened.append(svc)
     if migrated:
         svc.db.require_schema()
