@@ -18,13 +18,14 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import pytest
+
+from tests.support.waiting import TimedOut, wait_until
 
 _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 10.0
@@ -82,14 +83,18 @@ def _die_with_parent() -> None:
 
 
 def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    """``wait_until`` the server answers; RuntimeError if it exits or never answers
+    (the callers retry a start that lost its port to another process)."""
+
+    def up() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with status {proc.returncode} while starting")
-        if ready():
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"{what} did not become ready within {_START_TIMEOUT_S:.0f} s")
+        return ready()
+
+    try:
+        wait_until(up, _START_TIMEOUT_S, f"{what} to become ready")
+    except TimedOut as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def _end_process(proc: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:

@@ -9,18 +9,15 @@ CI=true. Screenshots of the main pages land in test-output/screenshots/ for revi
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
 from campaigns.services import Services
-from campaigns.web.app import create_app
+from tests.support.browser import shot
 from tests.support.factories import (
     EXAMPLE_CAMPAIGN,
     EXAMPLE_NAME,
@@ -32,24 +29,8 @@ from tests.support.factories import (
 from tests.support.settings import ROOT
 from tests.support.workers import Workers, shift_into_window, worker_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = ROOT / "test-output/screenshots"
 NAME = EXAMPLE_NAME
 RUN_TIMEOUT_MS = 180_000
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what}; CI must provide it", pytrace=False)
-    pytest.skip(what)
 
 
 @pytest.fixture
@@ -94,26 +75,6 @@ def celery_pointed_at(url: str) -> Iterator[None]:
         reset(*before)
 
 
-@pytest.fixture
-def base_url(svc: Services) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(svc), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM}: not installed (apt-get install chromium)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 def sign_in(browser: Browser, base_url: str, username: str) -> Page:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -123,11 +84,6 @@ def sign_in(browser: Browser, base_url: str, username: str) -> Page:
     page.click("button:has-text('Sign in')")
     page.wait_for_url(f"{base_url}/")
     return page
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def test_a_marketer_imports_writes_and_previews_a_campaign(

@@ -8,12 +8,10 @@ from pathlib import Path
 from playwright.sync_api import Browser, expect
 
 from campaigns.services import Services
+from tests.support.browser import shot
 from tests.support.factories import EXAMPLE_CAMPAIGN as CAMPAIGN
 from tests.web.test_browser import (  # noqa: F401 - fixtures
-    base_url,
-    browser,
     settings_overrides,
-    shot,
     sign_in,
     staff,
 )
@@ -21,8 +19,8 @@ from tests.web.test_console_send_time import load
 
 
 def test_staff_see_where_a_patient_might_be_and_when_the_preview_would_send(
-    browser: Browser,  # noqa: F811
-    base_url: str,  # noqa: F811
+    browser: Browser,
+    base_url: str,
     svc: Services,
     tmp_path: Path,
 ) -> None:

@@ -8,31 +8,24 @@ Screenshots land in test-output/screenshots/ (20-* to 26-*).
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
-from argon2 import PasswordHasher
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.people import consent
 from campaigns.people import staff as accounts
 from campaigns.services import Services
-from campaigns.web.app import create_app
-from tests.conftest import ROOT, make_settings
+from tests.conftest import make_settings
+from tests.support.browser import shot
+from tests.support.factories import STAFF_PASSWORD
 from tests.support.twilio_server import TwilioServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-SHOTS = ROOT / "test-output/screenshots"
-PASSWORD = "correct horse battery staple"
 SIGNED_UP = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
 PUBLIC_URL = "https://clinic.example"
 CLINIC_NUMBER = "+16175550142"
@@ -43,25 +36,6 @@ HEADER = (
     "next_appointment,sms_consent,sms_consent_at,sms_consent_source,email_consent,"
     "email_consent_at,email_consent_source,preferred_channel\n"
 )
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -80,7 +54,7 @@ def svc(tmp_path: Path, database_url: str, twilio: TwilioServer) -> Iterator[Ser
         )
     )
     services.db.upgrade()
-    accounts.add_user(services, "mara", PASSWORD, "marketer")
+    accounts.add_user(services, "mara", STAFF_PASSWORD, "marketer")
     facts = (ConsentFact("sms", True, SIGNED_UP, "intake-form", "I agree to texts"),)
     records = [
         PatientRecord(ext, first, "Example", None, phone, "America/New_York", "MA",
@@ -90,29 +64,6 @@ def svc(tmp_path: Path, database_url: str, twilio: TwilioServer) -> Iterator[Ser
     services.patients.import_batches([records], dry_run=False, actor="test")
     yield services
     services.close()
-
-
-@pytest.fixture
-def base_url(svc: Services) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(svc), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM}: not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must provide it", pytrace=False)
-        pytest.skip(message)
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def text_in(svc: Services, base_url: str, sender: str, body: str, sid: str) -> str:
@@ -138,7 +89,7 @@ def sign_in(browser: Browser, base_url: str) -> Page:
     page.set_default_timeout(15_000)
     page.goto(f"{base_url}/login")
     page.fill("#username", "mara")
-    page.fill("#password", PASSWORD)
+    page.fill("#password", STAFF_PASSWORD)
     page.click("button:has-text('Sign in')")
     page.wait_for_url(f"{base_url}/")
     return page
