@@ -203,9 +203,10 @@ class _SliceSender:
                 continue
             occurrence = self._occurrence(c.run_id)
             # Judged once before rendering and waiting for the rate limiter (nothing
-            # skipped or held costs a token), and again after the wait, on a fresh
-            # clock: at a shared 1/s the wait may be long enough to close the window.
-            stop = checks.judge(c, recipient, occurrence, svc.now())
+            # skipped or held costs a token), and again after a wait, on a fresh clock:
+            # at a shared 1/s the wait may be long enough to close the window.
+            now = svc.now()
+            stop = checks.judge(c, recipient, occurrence, now)
             if stop is not None:
                 self.outcomes.append(stop)
                 continue
@@ -232,11 +233,11 @@ class _SliceSender:
                 started = time.monotonic()
                 limiter.acquire()  # a token taken for a message then held is lost: harmless
                 self.figures.waits[channel].append(time.monotonic() - started)
-            now = svc.now()
-            stop = checks.judge(c, recipient, occurrence, now)
-            if stop is not None:
-                self.outcomes.append(stop)
-                continue
+                now = svc.now()
+                stop = checks.judge(c, recipient, occurrence, now)
+                if stop is not None:
+                    self.outcomes.append(stop)
+                    continue
             self.in_flight = c
             started = time.monotonic()
             outcome = send_one(svc, definition, c, recipient, message)
