@@ -1,5 +1,5 @@
 """Headless Chromium for the console's browser tests: Debian's chromium, no browser
-download, and screenshots a person looks at in test-output/screenshots."""
+download, and screenshots a person looks at in var/screenshots."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = ROOT / "test-output/screenshots"
+SHOTS = ROOT / "var/screenshots"
 
 
 def shot(page: Page, name: str) -> None:

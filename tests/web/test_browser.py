@@ -4,7 +4,7 @@ A marketer imports the sample patients, writes the cold-and-flu campaign and
 previews it; schedules a campaign and runs it now, through a real redis-server and
 Celery worker; a viewer sees no edit buttons and is refused on a POST. Chromium or
 redis-server missing skips the tests that need it locally, and fails them under
-CI=true. Screenshots of the main pages land in test-output/screenshots/ for review.
+CI=true. Screenshots of the main pages land in var/screenshots/ for review.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """In headless Chromium: the patient page's evidence and the preview's send time, as a
-person sees them. Screenshots land in test-output/screenshots/ for review."""
+person sees them. Screenshots land in var/screenshots/ for review."""
 
 from __future__ import annotations
 

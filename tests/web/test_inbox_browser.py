@@ -3,7 +3,7 @@
 Signed webhooks go to a running console over HTTP; a marketer works the inbox in
 Chromium; staff replies go out through the real twilio client to the local
 Twilio-compatible server, which is where the test reads what the patient received.
-Screenshots land in test-output/screenshots/ (20-* to 26-*).
+Screenshots land in var/screenshots/ (20-* to 26-*).
 """
 
 from __future__ import annotations
