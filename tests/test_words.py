@@ -31,7 +31,9 @@ def test_an_unknown_stored_reason_is_shown_as_it_is() -> None:
 @pytest.mark.parametrize(
     ("span", "size"),
     [
-        (timedelta(seconds=40), 60),
+        (timedelta(0), 1),
+        (timedelta(seconds=40), 1),
+        (timedelta(minutes=5), 15),
         (timedelta(minutes=30), 60),
         (timedelta(hours=2), 300),
         (timedelta(hours=10), 900),

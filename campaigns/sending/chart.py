@@ -1,6 +1,6 @@
 """A run's messages over time as bars a template draws in SVG: the bucket size chosen
 from the span so that a run of any size (a hundred texts in a minute or 100,000 over
-a week) gets a readable few dozen bars, the y axis rounded to a tidy top, and the
+a week) gets a readable few dozen bars (of a second to a week each), the y axis rounded to a tidy top, and the
 x axis labelled in the clinic's zone.
 
 Pure: campaigns.sending.results asks the ledger (aggregated in SQL) and hands the rows here.
@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo
 
 # Bucket sizes in seconds, smallest first, each with its name for the axis title.
 BUCKETS: tuple[tuple[int, str], ...] = (
+    (1, "second"),
+    (5, "5 seconds"),
+    (15, "15 seconds"),
     (60, "minute"),
     (300, "5 minutes"),
     (900, "15 minutes"),
@@ -27,6 +30,7 @@ BUCKETS: tuple[tuple[int, str], ...] = (
     (7 * 86400, "week"),
 )
 MAX_BARS = 48
+MIN_BARS = 12  # a short run is drawn over this many buckets, padded with empty ones
 X_LABELS = 6  # about this many labels on the time axis
 CHANNEL_ORDER = ("sms", "email")
 
@@ -71,7 +75,7 @@ def build(
         per.setdefault(start, {})[channel] = per.get(start, {}).get(channel, 0) + n
     first, last = min(per), max(per)
     step = timedelta(seconds=bucket_s)
-    count = int((last - first) / step) + 1
+    count = max(int((last - first) / step) + 1, MIN_BARS)
     starts = [first + i * step for i in range(count)]
     top = nice_top(max(sum(v.values()) for v in per.values()))
     channels = [c for c in CHANNEL_ORDER if any(c in v for v in per.values())]
@@ -98,6 +102,7 @@ def build(
             }
         )
     first_local, last_local = starts[0].astimezone(zone), (starts[-1] + step).astimezone(zone)
+    shown = "%a %d %b %H:%M:%S" if bucket_s < 60 else "%a %d %b %H:%M"
     return {
         "empty": False,
         "bars": bars,
@@ -107,12 +112,14 @@ def build(
         "bucket": bucket_name,
         "total": sum(sum(v.values()) for v in per.values()),
         "zone": first_local.strftime("%Z"),
-        "from": first_local,
-        "to": last_local,
+        "from": first_local.strftime(shown),
+        "to": last_local.strftime(shown),
     }
 
 
 def _label(local: datetime, bucket_s: int) -> str:
+    if bucket_s < 60:
+        return local.strftime("%H:%M:%S")
     if bucket_s >= 86400:
         return local.strftime("%d %b")
     if local.hour == 0 and local.minute == 0 and bucket_s >= 3600:

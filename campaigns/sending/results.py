@@ -149,7 +149,7 @@ def timeline(svc: Services, run_id: int) -> dict[str, Any]:
     now = svc.now()
     rows = svc.results.pending_by_due(run_id, 60)
     if len({r[0] for r in rows}) > MAX_GROUPS:
-        size, _ = chart.choose_bucket(rows[0][0], rows[-1][0], MAX_GROUPS)
+        size = max(60, chart.choose_bucket(rows[0][0], rows[-1][0], MAX_GROUPS)[0])
         rows = svc.results.pending_by_due(run_id, size, chart.offset_s(zone, rows[0][0]))
     reasons = _reasons(svc, run_id, [r for r in rows[:_EXPLAINED] if r[1] != "retry"])
     groups: list[dict[str, Any]] = []
@@ -231,7 +231,7 @@ def _why(decided_by: str, held: bool, occurrence: str, send_time: time) -> str:
     if "no marketing texts on" in decided_by:
         return "held past a day with no texts (a Sunday or holiday where the patient may be)"
     if "the window opens" in decided_by or "the window closes" in decided_by:
-        return "held for quiet hours: waiting for lawful hours where the patient may be"
+        return "held until the patient's window opens (quiet hours where they may be)"
     if held:
         return "held until it is lawful where the patient may be"
     if occurrence.startswith("now:"):
