@@ -1,7 +1,7 @@
-"""A run's messages over time as bars a template draws in SVG: the bucket size chosen
-from the span so that a run of any size (a hundred texts in a minute or 100,000 over
-a week) gets a readable few dozen bars (of a second to a week each), the y axis rounded to a tidy top, and the
-x axis labelled in the clinic's zone.
+"""A run's messages over time as bars a template draws in SVG: the bucket size (a
+second to a week) chosen from the span so that a run of any size (a hundred texts in
+a minute or 100,000 over a week) gets a readable few dozen bars, the y axis rounded to
+a tidy top, and the x axis labelled in the clinic's zone.
 
 Pure: campaigns.sending.results asks the ledger (aggregated in SQL) and hands the rows here.
 """
