@@ -8,6 +8,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from rich.console import Console
+
+from campaigns.cli.progress import print_summary
 from campaigns.domain.models import Outcome, PendingAgain
 from campaigns.domain.states import DeliveryState, SkipReason
 from campaigns.sending import chart, results
@@ -16,6 +19,7 @@ from campaigns.services import Services
 from tests.support.factories import (
     add_campaign,
     add_deliveries,
+    add_example_campaign,
     add_patients,
     add_run,
     claim,
@@ -225,3 +229,61 @@ def test_run_status_tells_skip_reasons_in_plain_words(svc: Services) -> None:
         ("frequency_cap", 1),
     ]
     assert told[1]["words"] == "already messaged recently (frequency cap)"
+
+
+def test_runs_show_prints_skip_reasons_in_the_same_words(svc: Services) -> None:
+    pids = _patients(svc, 2)
+    run_id = add_run(svc, add_campaign(svc))
+    add_deliveries(
+        svc, run_id, pids, state=DeliveryState.SKIPPED, skip_reason=SkipReason.SUPPRESSED
+    )
+    console = Console(record=True, width=160)
+
+    print_summary(console, run_status(svc, run_id))
+
+    shown = console.export_text()
+    assert "the number or address is on the suppression list" in shown
+    assert "suppressed" in shown and " 2 " in shown
+
+
+def _west_coast_run(svc: Services, occurrence: str) -> tuple[int, list[int]]:
+    name = add_example_campaign(svc)
+    campaign = svc.campaigns.get(name)
+    assert campaign is not None
+    pids = add_patients(
+        svc,
+        [
+            patient_record(
+                f"W{i}", phone="+14155550100", timezone="America/Los_Angeles", state="CA"
+            )
+            for i in range(3)
+        ],
+    )
+    return add_run(svc, int(campaign["id"]), occurrence=occurrence), pids
+
+
+def test_a_group_planned_for_the_send_time_says_it_waits_for_each_patients_clock(
+    svc: Services,
+) -> None:
+    run_id, pids = _west_coast_run(svc, "2027-10-15")
+    ten_in_la = datetime(2027, 10, 15, 17, 0, tzinfo=UTC)
+    add_deliveries(svc, run_id, pids, due_at=ten_in_la)
+
+    (group,) = results.timeline(svc, run_id)["groups"]
+
+    assert group["count"] == 3 and group["kind"] == "planned"
+    assert group["words"] == "waiting for 10:00 in each patient's zone (their send time)"
+    assert group["when"] == "13:00 EDT on Fri 15 Oct"
+
+
+def test_a_group_held_by_quiet_hours_says_it_waits_for_the_window_to_open(
+    svc: Services,
+) -> None:
+    # run by hand at 04:00 in Los Angeles: fan-out planned them for 08:00 there
+    run_id, pids = _west_coast_run(svc, "now:2027-10-15T11:00:00+00:00")
+    eight_in_la = datetime(2027, 10, 15, 15, 0, tzinfo=UTC)
+    add_deliveries(svc, run_id, pids, due_at=eight_in_la)
+
+    (group,) = results.timeline(svc, run_id)["groups"]
+
+    assert group["words"] == "held until the patient's window opens (quiet hours where they may be)"
