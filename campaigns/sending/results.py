@@ -71,7 +71,7 @@ def _next_occurrence(svc: Services, row: dict[str, Any], now: datetime) -> str:
     if not upcoming:
         return "none: the schedule has no date left"
     at = upcoming[0]
-    return f"{at:%a %d %b %Y}, {at:%H:%M} on each patient's clock"
+    return f"{at:%a %d %b %Y} ({_until(at, now)}), {at:%H:%M} on each patient's clock"
 
 
 def _run_figures(run: dict[str, Any] | None, zone: ZoneInfo) -> dict[str, Any] | None:
