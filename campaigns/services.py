@@ -33,6 +33,7 @@ from campaigns.store.health import HealthRepository
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.patients import PatientRepository
 from campaigns.store.reports import ReportRepository
+from campaigns.store.results import ResultsRepository
 from campaigns.store.runs import RunRepository
 from campaigns.store.staff import StaffRepository
 from campaigns.store.suppression import SuppressionRepository
@@ -66,6 +67,7 @@ class Services:
         self.inbound = InboundRepository(self.db)
         self.suppressions = SuppressionRepository(self.db, self.now)
         self.reports = ReportRepository(self.db, self.now)
+        self.results = ResultsRepository(self.db)
         self.health = HealthRepository(self.db)
         self._dispatcher = dispatcher
         self._due = due

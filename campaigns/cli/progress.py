@@ -61,8 +61,8 @@ def print_summary(console: Console, status: dict[str, Any]) -> None:
             ),
         )
     console.print(table)
-    if status["skipped_by_reason"]:
-        reasons = Table("skipped because", "deliveries")
-        for reason, n in sorted(status["skipped_by_reason"].items(), key=lambda kv: -kv[1]):
-            reasons.add_row(reason, str(n))
+    if status["skip_reasons"]:
+        reasons = Table("skipped because", "reason code", "deliveries")
+        for skipped in status["skip_reasons"]:
+            reasons.add_row(skipped["words"], skipped["reason"], str(skipped["count"]))
         console.print(reasons)

@@ -18,6 +18,7 @@ from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
 from campaigns.sending import liveness
 from campaigns.sending.pending import queue_pending
+from campaigns.sending.results import skipped_in_words
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -148,6 +149,8 @@ def run_status(svc: Services, run_id: int) -> dict[str, Any]:
         "total": total,
         "by_state": by_state,
         "skipped_by_reason": skipped,
+        # the same reasons in plain words (campaigns.domain.words), the commonest first
+        "skip_reasons": skipped_in_words(skipped),
         "by_channel": by_channel,
         # A run with due work and no worker at one of its queues says so (liveness).
         "warnings": liveness.run_warnings(svc, run_id, run["status"]),

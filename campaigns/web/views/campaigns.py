@@ -15,7 +15,7 @@ from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.preview import preview_channels
 from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
-from campaigns.sending import control, timing
+from campaigns.sending import control, results, timing
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -40,7 +40,9 @@ schedule:
 @bp.get("/campaigns")
 @require_role("viewer")
 def campaigns() -> ResponseReturnValue:
-    return render_template("console/campaigns.html", campaigns=services().campaigns.all())
+    # each row with its next occurrence and last run's figures (campaigns.sending.results)
+    listed = results.campaign_overview(services())
+    return render_template("console/campaigns.html", campaigns=listed)
 
 
 @bp.get("/campaigns/new")

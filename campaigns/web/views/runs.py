@@ -1,4 +1,6 @@
-"""A run's page: live counts (polled by htmx until the run is final), pause, resume, cancel."""
+"""A run's page: live counts and what the run waits for (polled by htmx until the run
+is final), the timeline of due times, skip reasons, failures and a chart of messages
+over time (campaigns.sending.results); pause, resume, cancel."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from campaigns.domain.states import FINAL_RUN_STATES
-from campaigns.sending import runs
+from campaigns.sending import results, runs
 from campaigns.web.context import services
 from campaigns.web.security import require_role
 from campaigns.web.views.console import actor, attempt, bp
@@ -17,15 +19,28 @@ from campaigns.web.views.console import actor, attempt, bp
 @bp.get("/runs/<int:run_id>")
 @require_role("viewer")
 def run(run_id: int) -> ResponseReturnValue:
-    status = runs.run_status(services(), run_id)
-    return render_template("console/run.html", status=status, final=FINAL_RUN_STATES)
+    svc = services()
+    status = runs.run_status(svc, run_id)
+    return render_template(
+        "console/run.html",
+        status=status,
+        final=FINAL_RUN_STATES,
+        results=results.run_results(svc, run_id),
+        timeline=results.timeline(svc, run_id),
+    )
 
 
 @bp.get("/runs/<int:run_id>/progress")
 @require_role("viewer")
 def run_progress(run_id: int) -> ResponseReturnValue:
-    status = runs.run_status(services(), run_id)
-    return render_template("console/_run_progress.html", status=status, final=FINAL_RUN_STATES)
+    svc = services()
+    status = runs.run_status(svc, run_id)
+    return render_template(
+        "console/_run_progress.html",
+        status=status,
+        final=FINAL_RUN_STATES,
+        timeline=results.timeline(svc, run_id),
+    )
 
 
 @bp.post("/runs/<int:run_id>/<any(pause, resume, cancel):action>")

@@ -103,6 +103,12 @@ class RunStarted(_Reply):
     run_id: int
 
 
+class SkipReasonCount(_Reply):
+    reason: str = Field(description="the ledger's code (campaigns.domain.states.SkipReason)")
+    words: str = Field(description="what it means, in the words the console shows")
+    count: int
+
+
 class RunStatus(_Reply):
     run_id: int
     campaign: str
@@ -114,6 +120,9 @@ class RunStatus(_Reply):
     total: int
     by_state: dict[str, int]
     skipped_by_reason: dict[str, int]
+    skip_reasons: list[SkipReasonCount] = Field(
+        description="the skip reasons in plain words, the commonest first"
+    )
     by_channel: dict[str, dict[str, int]]
     warnings: list[str] = Field(
         description="due work that no worker is at: which queue, since when, what to start"
