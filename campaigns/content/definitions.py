@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from campaigns.clock.schedules import Schedule, parse_rrule
+from campaigns.content.field_errors import field_path, human_message
 from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
 
@@ -170,16 +171,6 @@ class CampaignDefinition(_Strict):
         return self.model_dump(mode="json")
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item not in ("function-after", "function-before") and "[" not in str(item):
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
-
-
 def parse_definition(data: Any, source: str) -> CampaignDefinition:
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a mapping of campaign fields at the top level")
@@ -187,7 +178,7 @@ def parse_definition(data: Any, source: str) -> CampaignDefinition:
         return CampaignDefinition.model_validate(data)
     except ValidationError as exc:
         problems = [
-            Problem(f"{source}: {_where(e['loc'])}", e["msg"].removeprefix("Value error, "))
+            Problem(f"{source}: {field_path(e['loc'])}", human_message(CampaignDefinition, e))
             for e in exc.errors()
         ]
         raise InputError(f"{source}: invalid campaign definition", problems) from exc
