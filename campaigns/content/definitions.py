@@ -29,8 +29,19 @@ class _Strict(BaseModel):
 class Audience(_Strict):
     tags_any: list[str] = Field(default_factory=list)
     tags_none: list[str] = Field(default_factory=list)
+    # the patient's address state (two letters), any of; none given: every state
+    states: list[str] = Field(default_factory=list)
     last_visit_within_days: int | None = Field(default=None, ge=1)
     no_appointment_within_days: int | None = Field(default=None, ge=0)
+
+    @field_validator("states")
+    @classmethod
+    def _state_codes(cls, value: list[str]) -> list[str]:
+        codes = [s.strip().upper() for s in value]
+        bad = [s for s in codes if not re.fullmatch(r"[A-Z]{2}", s)]
+        if bad:
+            raise ValueError(f"use two-letter state codes like 'MA', not {bad[0]!r}")
+        return codes
 
 
 class ScheduleSpec(_Strict):

@@ -27,6 +27,7 @@ LABELS: dict[str, str] = {
     "audience": "Audience",
     "audience.tags_any": "Tags (any of)",
     "audience.tags_none": "Tags to exclude",
+    "audience.states": "States",
     "audience.last_visit_within_days": "Last visit within (days)",
     "audience.no_appointment_within_days": "No appointment within (days)",
     "schedule": "Schedule",

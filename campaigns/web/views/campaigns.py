@@ -1,5 +1,7 @@
-"""Campaigns: the list, the YAML editor with its live preview, one campaign's page and
-its controls (approve and schedule, run now, pause, resume, cancel)."""
+"""Campaigns: the list (archived ones under their own filter), the "Advanced: YAML"
+editor with its live preview, one campaign's page and its controls (approve and
+schedule, run now, pause, resume, cancel). The form without YAML, clone, archive
+and restore are campaigns.web.views.studio_form's."""
 
 from __future__ import annotations
 
@@ -40,19 +42,21 @@ schedule:
 @bp.get("/campaigns")
 @require_role("viewer")
 def campaigns() -> ResponseReturnValue:
-    return render_template("console/campaigns.html", campaigns=services().campaigns.all())
+    archived = request.args.get("show") == "archived"
+    rows = services().campaigns.all(archived=archived)
+    return render_template("console/campaigns.html", campaigns=rows, archived=archived)
 
 
-@bp.get("/campaigns/new")
+@bp.get("/campaigns/new/yaml")
 @require_role("marketer")
-def campaign_new() -> ResponseReturnValue:
+def campaign_yaml_new() -> ResponseReturnValue:
     once = (services().now() + timedelta(days=30)).date().isoformat()
     return render_template("console/campaign_form.html", text=NEW_CAMPAIGN_YAML.format(once=once))
 
 
-@bp.get("/campaigns/<name>/edit")
+@bp.get("/campaigns/<name>/yaml")
 @require_role("marketer")
-def campaign_edit(name: str) -> ResponseReturnValue:
+def campaign_yaml(name: str) -> ResponseReturnValue:
     row, _ = catalogue.load_campaign(services(), name)
     return render_template(
         "console/campaign_form.html", text=definition_yaml(row["definition"]), campaign=row
