@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 
 def exported(svc: Services, definition: CampaignDefinition) -> dict[str, Any]:
-    """One campaign as it is exported: its definition's fields, in order."""
-    data = definition.to_json()
+    """One campaign as it is exported: its definition's fields, in order (an unset
+    optional field left out, as a person would write the file)."""
+    data = definition.model_dump(mode="json", exclude_none=True)
     # INTEGRATION (studio-templates): add the campaign's copy here, e.g.
     #   copy = current_copy(svc, definition.name)
     #   if copy is not None: data["copy"] = copy
