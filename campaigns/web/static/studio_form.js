@@ -74,7 +74,7 @@
     if (audience.excluded.length) {
       const table = el("table");
       table.id = "excluded";
-      table.append(el("caption", "Left out, and why"));
+      table.append(el("caption", "Left out, and why (patients, by reason on any channel)"));
       audience.excluded.forEach(function (row) {
         const tr = el("tr");
         tr.append(el("td", row.words));
