@@ -170,7 +170,7 @@ def _audience_answer(svc: Services, read: FormRead) -> dict[str, Any] | None:
     found = preview_audience(svc, definition, sample=5)
     shown = [r.patient_id for r, _ in found.sample_in] + [r.patient_id for r, _ in found.sample_out]
     if shown:
-        svc.reports.record_access(actor(), "audience.sample", None, patients=shown)
+        svc.reports.record_access(actor(), "patient.audience_sample", None, ids=shown)
     return {
         "selected": found.selected,
         "reached": found.reached,
