@@ -140,6 +140,8 @@ def run_status(svc: Services, run_id: int) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "campaign": run["campaign"],
+        # The name may since belong to a newer campaign: the id says which one ran.
+        "campaign_id": int(run["campaign_id"]),
         "occurrence": run["occurrence"],
         "trigger": run["trigger"],
         "status": run["status"],

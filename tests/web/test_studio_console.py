@@ -158,3 +158,32 @@ def test_the_console_and_the_api_export_what_the_cli_does_and_the_console_import
     assert uploaded.status_code == 302
     row = svc.campaigns.get("flu-copy")
     assert row is not None and row["status"] == "draft"
+
+
+def test_a_cancelled_campaign_whose_name_was_taken_again_keeps_its_own_page_and_runs(
+    svc: Services, client: FlaskClient
+) -> None:
+    from campaigns.domain.states import CampaignState, RunState
+
+    add_example_campaign(svc)
+    old = svc.campaigns.get(EXAMPLE_NAME)
+    assert old is not None
+    run_id = svc.runs.create(
+        old["id"], "2026-10-15", "schedule", RunState.MISSED, svc.now(), actor="t"
+    )
+    assert svc.campaigns.set_status(old["id"], CampaignState.CANCELLED, actor="test")
+    add_example_campaign(svc)  # the same name, a new draft
+    new = svc.campaigns.get(EXAMPLE_NAME)
+    assert new is not None and new["id"] != old["id"]
+
+    listing = client.get("/campaigns").get_data(as_text=True)
+    assert f'href="/campaigns/id/{old["id"]}"' in listing
+    assert f'href="/campaigns/{EXAMPLE_NAME}"' in listing
+    old_page = client.get(f"/campaigns/id/{old['id']}").get_data(as_text=True)
+    assert "cancelled" in old_page and f"id {old['id']}" in old_page
+    assert f'href="/runs/{run_id}"' in old_page
+    assert "Edit</a>" not in old_page
+    new_page = client.get(f"/campaigns/{EXAMPLE_NAME}").get_data(as_text=True)
+    assert "draft" in new_page and f'href="/runs/{run_id}"' not in new_page
+    run_page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert f'href="/campaigns/id/{old["id"]}"' in run_page

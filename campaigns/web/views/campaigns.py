@@ -96,8 +96,19 @@ def campaign_save() -> ResponseReturnValue:
 @bp.get("/campaigns/<name>")
 @require_role("viewer")
 def campaign(name: str) -> ResponseReturnValue:
+    return _campaign_page(name)
+
+
+@bp.get("/campaigns/id/<int:campaign_id>")
+@require_role("viewer")
+def campaign_by_id(campaign_id: int) -> ResponseReturnValue:
+    """One campaign by id: a cancelled or archived one whose name a newer one took."""
+    return _campaign_page(campaign_id)
+
+
+def _campaign_page(key: str | int) -> ResponseReturnValue:
     svc = services()
-    shown = catalogue.campaign_summary(svc, name, audience=True)
+    shown = catalogue.campaign_summary(svc, key, audience=True)
     # Linted now, against the templates as they are: what schedule and run will judge.
     try:
         findings = catalogue.mark_acknowledged(

@@ -114,6 +114,7 @@ class RunStarted(_Reply):
 class RunStatus(_Reply):
     run_id: int
     campaign: str
+    campaign_id: int
     occurrence: str
     trigger: str
     status: str

@@ -22,7 +22,7 @@ from campaigns.clock.schedule_words import MONTHS, WEEKDAYS, describe, upcoming
 from campaigns.content import catalogue
 from campaigns.content.definitions import ScheduleSpec
 from campaigns.domain.models import Recipient
-from campaigns.domain.states import CampaignState
+from campaigns.domain.states import FREED_NAME_STATES
 from campaigns.errors import InputError
 from campaigns.sending import control
 from campaigns.sending.fanout import preview_audience
@@ -204,39 +204,47 @@ def _who(recipient: Recipient) -> str:
 # clone, archive, restore ---------------------------------------------------------------
 
 
-@bp.post("/campaigns/<name>/clone")
+def _page_of(svc: Services, campaign_id: int) -> ResponseReturnValue:
+    """Back to the campaign's page: by name while it holds it, else by id."""
+    row = svc.campaigns.get(campaign_id)
+    if row is None or row["status"] in FREED_NAME_STATES:
+        return redirect(url_for("console.campaign_by_id", campaign_id=campaign_id))
+    return redirect(url_for("console.campaign", name=row["name"]))
+
+
+# By id: a cancelled or archived campaign may share its name with a newer one.
+@bp.post("/campaigns/id/<int:campaign_id>/clone")
 @require_role("marketer")
-def campaign_clone(name: str) -> ResponseReturnValue:
+def campaign_clone(campaign_id: int) -> ResponseReturnValue:
     svc, who = services(), actor()
     new_name = request.form.get("new_name", "").strip()
-    done, applied = attempt("Clone", lambda: control.clone(svc, name, new_name, actor=who))
+    done, applied = attempt("Clone", lambda: control.clone(svc, campaign_id, new_name, actor=who))
     if not done or applied is None:
-        return redirect(url_for("console.campaign", name=name))
-    flash(f"Cloned {name} as {applied.name}, a draft: check it and save.", "ok")
-    return redirect(url_for("console.campaign_edit", name=applied.name))
+        return _page_of(svc, campaign_id)
+    name = applied.name
+    flash(f"Cloned as {name}, a draft: check it and save.", "ok")
+    return redirect(url_for("console.campaign_edit", name=name))
 
 
-@bp.post("/campaigns/<name>/archive")
+@bp.post("/campaigns/id/<int:campaign_id>/archive")
 @require_role("marketer")
-def campaign_archive(name: str) -> ResponseReturnValue:
+def campaign_archive(campaign_id: int) -> ResponseReturnValue:
     svc, who = services(), actor()
-    done, said = attempt("Archive", lambda: control.archive(svc, name, actor=who))
+    done, said = attempt("Archive", lambda: control.archive(svc, campaign_id, actor=who))
     if done:
         flash(f"{said}.", "ok")
         return redirect(url_for("console.campaigns"))
-    return redirect(url_for("console.campaign", name=name))
+    return _page_of(svc, campaign_id)
 
 
-@bp.post("/campaigns/archived/<int:campaign_id>/restore")
+@bp.post("/campaigns/id/<int:campaign_id>/restore")
 @require_role("marketer")
 def campaign_restore(campaign_id: int) -> ResponseReturnValue:
     svc, who = services(), actor()
     done, said = attempt("Restore", lambda: control.restore(svc, campaign_id, actor=who))
     if done:
         flash(f"{said}.", "ok")
-        row = svc.campaigns.get(campaign_id)
-        if row is not None and row["status"] == CampaignState.DRAFT:
-            return redirect(url_for("console.campaign", name=row["name"]))
+        return _page_of(svc, campaign_id)
     return redirect(url_for("console.campaigns", show="archived"))
 
 
