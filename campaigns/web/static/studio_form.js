@@ -65,12 +65,11 @@
     const count = el("p");
     count.id = "audience-total";
     count.append(el("span", String(audience.reached), "big"));
-    count.append(document.createTextNode(
-      " of " + audience.selected + " selected patients would get a message today"));
+    const judged = audience.looked_at < audience.selected
+      ? " of the first " + audience.looked_at + " (of " + audience.selected + ") selected patients"
+      : " of " + audience.selected + " selected patients";
+    count.append(document.createTextNode(judged + " would get a message today"));
     box.append(count);
-    if (audience.looked_at < audience.selected) {
-      box.append(el("p", "Judged the first " + audience.looked_at + " of them.", "hint"));
-    }
     if (audience.excluded.length) {
       const table = el("table");
       table.id = "excluded";
