@@ -16,6 +16,7 @@ from campaigns.content import exchange
 from campaigns.services import Services
 from campaigns.web.app import create_app
 from tests.support.factories import (
+    EXAMPLE_CAMPAIGN,
     EXAMPLE_NAME,
     STAFF_PASSWORD,
     add_example_campaign,
@@ -23,6 +24,7 @@ from tests.support.factories import (
     add_staff,
 )
 
+EXAMPLE_YAML = EXAMPLE_CAMPAIGN.read_text()
 FORM = {
     "name": "spring-visit",
     "channels": ["sms", "email"],
@@ -187,3 +189,23 @@ def test_a_cancelled_campaign_whose_name_was_taken_again_keeps_its_own_page_and_
     assert "draft" in new_page and f'href="/runs/{run_id}"' not in new_page
     run_page = client.get(f"/runs/{run_id}").get_data(as_text=True)
     assert f'href="/campaigns/id/{old["id"]}"' in run_page
+
+
+def test_the_api_refuses_a_bad_value_in_the_same_words_as_the_form(client: FlaskClient) -> None:
+    token = client.post("/api/token", json={"username": "mara", "password": STAFF_PASSWORD}).json
+    assert token is not None
+    body = exchange.dump([{**yaml.safe_load(EXAMPLE_YAML), "limits": {"max_attempts": "lots"}}])
+    reply = client.post(
+        "/api/campaigns",
+        data=body,
+        content_type="application/yaml",
+        headers={"Authorization": f"Bearer {token['token']}"},
+    )
+    assert reply.status_code == 422
+    assert reply.json is not None
+    assert reply.json["problems"] == [
+        {
+            "where": "request body: limits.max_attempts",
+            "reason": "Max attempts must be a whole number between 1 and 20",
+        }
+    ]
