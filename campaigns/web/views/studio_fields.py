@@ -105,8 +105,10 @@ def read_form(form: MultiDict[str, str]) -> FormRead:
         for problem in exc.problems or []:
             path = problem.where.removeprefix(f"{SOURCE}: ")
             read.errors.setdefault(_form_field(path, kind), problem.reason)
-    for name, message in schedule_problems.items():
-        read.errors[name] = message  # the builder's words are more precise than the rule's
+    if schedule_problems:
+        # The builder's words name the field; the rule it could not write says less.
+        read.errors.pop("schedule_kind", None)
+        read.errors.update(schedule_problems)
     if read.errors:
         read.definition = None
     return read
