@@ -51,7 +51,13 @@ def test_the_states_are_the_strings_the_ledger_has_always_stored() -> None:
         "suppressed",
         "shared_number",
     }
-    assert {s.value for s in CampaignState} == {"draft", "scheduled", "paused", "cancelled"}
+    assert {s.value for s in CampaignState} == {
+        "draft",
+        "scheduled",
+        "paused",
+        "cancelled",
+        "archived",
+    }
     assert RunState.RUNNING == "running" and f"run.{RunState.PAUSED}" == "run.paused"
     assert f"campaign.{CampaignState.SCHEDULED}" == "campaign.scheduled"
 
@@ -75,8 +81,9 @@ def test_only_a_paused_run_resumes_and_only_a_running_one_pauses() -> None:
         run_sources(RunState.RUNNING, [RunState.FINISHED])
 
 
-def test_a_cancelled_campaign_changes_no_more_and_only_a_paused_one_resumes() -> None:
-    assert not any(CampaignState.CANCELLED.can_become(s) for s in CampaignState)
+def test_a_cancelled_campaign_is_only_archived_and_only_a_paused_one_resumes() -> None:
+    assert [s for s in CampaignState if CampaignState.CANCELLED.can_become(s)] == ["archived"]
+    assert [s for s in CampaignState if CampaignState.ARCHIVED.can_become(s)] == ["draft"]
     assert CampaignState.sources(CampaignState.PAUSED) == {CampaignState.SCHEDULED}
     assert CampaignState.sources(CampaignState.CANCELLED) == {
         CampaignState.DRAFT,

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from campaigns.cli import doctor, when
+from campaigns.cli import doctor, studio, when
 from campaigns.cli.campaigns import app as campaigns_app
 from campaigns.cli.db import app as db_app
 from campaigns.cli.patients import app as patients_app
@@ -91,6 +91,7 @@ def demo_command() -> None:
 
 
 when.register(campaigns_app, handled, services)
+studio.register(campaigns_app)
 app.command("doctor")(doctor.doctor)
 
 

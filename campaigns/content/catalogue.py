@@ -244,12 +244,15 @@ def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str,
     schedule entry the workers tick on.
     """
     row, definition = load_campaign(svc, key)
-    cancelled = InputError(f"campaign {row['name']}: cancelled; apply it again under a new name")
-    if row["status"] == CampaignState.CANCELLED:
-        raise cancelled
+    ended = InputError(
+        f"campaign {row['name']}: {row['status']}; apply it again (the name is free), "
+        "or restore it if archived"
+    )
+    if row["status"] in (CampaignState.CANCELLED, CampaignState.ARCHIVED):
+        raise ended
     refuse_open_claims(svc, row, definition, "scheduled")
     if not svc.campaigns.set_status(row["id"], CampaignState.SCHEDULED, actor=actor):
-        raise cancelled  # meanwhile: only a cancelled campaign may not be scheduled
+        raise InputError(f"campaign {row['name']}: cancelled or archived meanwhile")
     return row
 
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from campaigns.clock.schedules import Schedule, parse_rrule
+from campaigns.content.field_errors import field_path, human_message
 from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
 
@@ -28,8 +29,19 @@ class _Strict(BaseModel):
 class Audience(_Strict):
     tags_any: list[str] = Field(default_factory=list)
     tags_none: list[str] = Field(default_factory=list)
+    # the patient's address state (two letters), any of; none given: every state
+    states: list[str] = Field(default_factory=list)
     last_visit_within_days: int | None = Field(default=None, ge=1)
     no_appointment_within_days: int | None = Field(default=None, ge=0)
+
+    @field_validator("states")
+    @classmethod
+    def _state_codes(cls, value: list[str]) -> list[str]:
+        codes = [s.strip().upper() for s in value]
+        bad = [s for s in codes if not re.fullmatch(r"[A-Z]{2}", s)]
+        if bad:
+            raise ValueError(f"use two-letter state codes like 'MA', not {bad[0]!r}")
+        return codes
 
 
 class ScheduleSpec(_Strict):
@@ -170,16 +182,6 @@ class CampaignDefinition(_Strict):
         return self.model_dump(mode="json")
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item not in ("function-after", "function-before") and "[" not in str(item):
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
-
-
 def parse_definition(data: Any, source: str) -> CampaignDefinition:
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a mapping of campaign fields at the top level")
@@ -187,7 +189,7 @@ def parse_definition(data: Any, source: str) -> CampaignDefinition:
         return CampaignDefinition.model_validate(data)
     except ValidationError as exc:
         problems = [
-            Problem(f"{source}: {_where(e['loc'])}", e["msg"].removeprefix("Value error, "))
+            Problem(f"{source}: {field_path(e['loc'])}", human_message(CampaignDefinition, e))
             for e in exc.errors()
         ]
         raise InputError(f"{source}: invalid campaign definition", problems) from exc

@@ -35,7 +35,8 @@ class CampaignState(StrEnum):
     DRAFT = "draft"  # saved, not approved: nothing starts
     SCHEDULED = "scheduled"  # approved: occurrences start on the schedule, or by hand
     PAUSED = "paused"  # held: no occurrence starts until resumed
-    CANCELLED = "cancelled"  # for good; apply it again under a new name
+    CANCELLED = "cancelled"  # its runs stop for good; the name is free for a new campaign
+    ARCHIVED = "archived"  # hidden from the list, never starts; restored as a draft
 
     def can_become(self, other: CampaignState) -> bool:
         return other in CAMPAIGN_TRANSITIONS[self]
@@ -94,16 +95,30 @@ class SkipReason(StrEnum):
 
 
 # A campaign is saved as a draft and approved (scheduled); it may pause and resume,
-# and be cancelled from any state but cancelled. Scheduling again is allowed (it
-# writes the schedule entry again).
+# and be cancelled from any state but cancelled and archived. Scheduling again is
+# allowed (it writes the schedule entry again). Any campaign may be archived; an
+# archived one is restored as a draft, to be approved again. Cancelled and archived
+# campaigns free their name (FREED_NAME_STATES).
 CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
-    CampaignState.DRAFT: frozenset({CampaignState.SCHEDULED, CampaignState.CANCELLED}),
-    CampaignState.SCHEDULED: frozenset(
-        {CampaignState.SCHEDULED, CampaignState.PAUSED, CampaignState.CANCELLED}
+    CampaignState.DRAFT: frozenset(
+        {CampaignState.SCHEDULED, CampaignState.CANCELLED, CampaignState.ARCHIVED}
     ),
-    CampaignState.PAUSED: frozenset({CampaignState.SCHEDULED, CampaignState.CANCELLED}),
-    CampaignState.CANCELLED: frozenset(),
+    CampaignState.SCHEDULED: frozenset(
+        {
+            CampaignState.SCHEDULED,
+            CampaignState.PAUSED,
+            CampaignState.CANCELLED,
+            CampaignState.ARCHIVED,
+        }
+    ),
+    CampaignState.PAUSED: frozenset(
+        {CampaignState.SCHEDULED, CampaignState.CANCELLED, CampaignState.ARCHIVED}
+    ),
+    CampaignState.CANCELLED: frozenset({CampaignState.ARCHIVED}),
+    CampaignState.ARCHIVED: frozenset({CampaignState.DRAFT}),
 }
+# A campaign in one of these no longer holds its name: a new one may take it.
+FREED_NAME_STATES = frozenset({CampaignState.CANCELLED, CampaignState.ARCHIVED})
 
 # A run is created fanning out (or missed), runs, may pause and resume, and ends.
 RUN_TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {

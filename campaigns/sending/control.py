@@ -1,6 +1,6 @@
-"""What staff ask of a campaign (run now, schedule, pause, resume, cancel), and the
-schedule's tick: the ledger's side, then the workers' side through ``svc.dispatcher``
-(a fan-out queued, a schedule entry written or removed).
+"""What staff ask of a campaign (run now, schedule, pause, resume, cancel, clone,
+archive, restore), and the schedule's tick: the ledger's side, then the workers' side
+through ``svc.dispatcher`` (a fan-out queued, a schedule entry written or removed).
 
 The CLI, the API and the console call these; the workers' tasks call ``tick``.
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from campaigns.content.catalogue import load_campaign, schedule_campaign
-from campaigns.domain.states import CampaignState, RunState
+from campaigns.content.catalogue import Applied, load_campaign, save_definition, schedule_campaign
+from campaigns.content.definitions import parse_definition
+from campaigns.domain.states import FINAL_RUN_STATES, CampaignState, RunState
+from campaigns.errors import InputError, Problem
 from campaigns.sending import runs
 
 if TYPE_CHECKING:
@@ -106,3 +108,55 @@ def cancel(svc: Services, campaign: str, *, actor: str) -> str:
     )
     svc.dispatcher.remove_schedule(campaign_id)
     return f"{skipped} pending deliveries skipped as cancelled"
+
+
+def clone(svc: Services, campaign: str | int, new_name: str, *, actor: str) -> Applied:
+    """A new draft with the campaign's definition under ``new_name``, which no campaign
+    may hold (a cancelled or archived one's name is free)."""
+    _, definition = load_campaign(svc, campaign)
+    new_name = new_name.strip()
+    if svc.campaigns.name_taken(new_name):
+        raise InputError(
+            f"cannot clone {definition.name}: the name is taken",
+            [Problem("name", f"a campaign named {new_name!r} exists; choose another name")],
+        )
+    copy = parse_definition({**definition.to_json(), "name": new_name}, "clone")
+    return save_definition(svc, copy, actor=actor, source=f"clone of {definition.name}")
+
+
+def archive(svc: Services, campaign: str | int, *, actor: str) -> str:
+    """Hide the campaign from the list and stop its schedule for good (until restored);
+    refused while one of its runs is still going. A sentence saying what was done."""
+    row, _ = load_campaign(svc, campaign)
+    campaign_id = int(row["id"])
+    going = [
+        r
+        for r in svc.runs.of_campaign(campaign_id)
+        if RunState(r["status"]) not in FINAL_RUN_STATES
+    ]
+    if going:
+        raise InputError(
+            f"campaign {row['name']}: run {going[0]['id']} is still {going[0]['status']}; "
+            "cancel it or let it finish before archiving the campaign"
+        )
+    if row["status"] == CampaignState.ARCHIVED:
+        return f"campaign {row['name']} was already archived"
+    if not svc.campaigns.set_status(campaign_id, CampaignState.ARCHIVED, actor=actor):
+        raise InputError(f"campaign {row['name']}: changed meanwhile; look again and retry")
+    if row["status"] == CampaignState.SCHEDULED:
+        # Only a scheduled campaign has an entry; one left behind (Redis down) ticks
+        # harmlessly: the tick starts nothing for a campaign that is not scheduled.
+        svc.dispatcher.remove_schedule(campaign_id)
+    return f"campaign {row['name']} archived: it is hidden from the list and never starts"
+
+
+def restore(svc: Services, campaign_id: int, *, actor: str) -> str:
+    """An archived campaign back in the list, as a draft to be approved again."""
+    row, _ = load_campaign(svc, campaign_id)
+    if row["status"] != CampaignState.ARCHIVED:
+        raise InputError(f"campaign {row['name']} is {row['status']}, not archived")
+    if not svc.campaigns.set_status(
+        campaign_id, CampaignState.DRAFT, actor=actor, only_from=[CampaignState.ARCHIVED]
+    ):
+        raise InputError(f"campaign {row['name']}: changed meanwhile; look again and retry")
+    return f"campaign {row['name']} restored as a draft: approve and schedule it again to send"

@@ -7,6 +7,9 @@ accounted for. Patients who share a number (or an email address) get one message
 per occurrence: the first of them in id order; the others are skipped as
 ``shared_number``. Then the pending deliveries
 are queued in the due set by due time and the run is running.
+
+``preview_audience`` judges today's audience by the same planner, writing nothing:
+the campaign form's live count, with who is left out and why.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -217,3 +221,52 @@ def stalled_fan_outs(svc: Services, older_than: datetime) -> list[int]:
         for run_id in svc.runs.ids_with_status(RunState.FANNING_OUT, started_before=older_than)
         if not svc.redis.exists(keys.fan_out_lock(run_id))
     ]
+
+
+@dataclass
+class AudiencePreview:
+    """Who a definition's audience selects today, and who of them fan-out would skip
+    and why (the same rules, without the hour of sending, which depends on the day)."""
+
+    selected: int  # patients the audience picks
+    reached: int  # of those looked at, those at least one channel would carry a message to
+    looked_at: int  # patients judged (all, up to PREVIEW_LIMIT)
+    excluded: dict[str, int] = field(default_factory=dict)  # skip reason -> patients
+    sample_in: list[tuple[Recipient, list[Channel]]] = field(default_factory=list)
+    sample_out: list[tuple[Recipient, list[tuple[Channel, str]]]] = field(default_factory=list)
+
+
+PREVIEW_LIMIT = 20_000  # patients judged for a live preview; the count covers them all
+
+
+def preview_audience(
+    svc: Services, definition: CampaignDefinition, *, sample: int = 5
+) -> AudiencePreview:
+    """Fan-out's judgement of today's audience, written nowhere: for the campaign form."""
+    today = svc.now().astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
+    audience = definition.audience.model_dump()
+    found = AudiencePreview(
+        selected=svc.patients.count_audience(audience, today), reached=0, looked_at=0
+    )
+    planner = _Planner(definition, lambda recipient, channel: svc.now(), svc.now())
+    for chunk in svc.patients.stream_audience(audience, today):
+        for channel in CHANNELS:
+            contacts = (r.contact(channel) for r in chunk)
+            planner.suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
+        for recipient in chunk:
+            plan = planner.plan(recipient)
+            sent = [ch for ch, skip, _ in plan if skip is None]
+            found.looked_at += 1
+            if sent:
+                found.reached += 1
+                if len(found.sample_in) < sample:
+                    found.sample_in.append((recipient, sent))
+                continue
+            reasons = [(ch, str(skip)) for ch, skip, _ in plan if skip is not None]
+            for reason in {r for _, r in reasons}:
+                found.excluded[reason] = found.excluded.get(reason, 0) + 1
+            if len(found.sample_out) < sample:
+                found.sample_out.append((recipient, reasons))
+        if found.looked_at >= PREVIEW_LIMIT:
+            break
+    return found

@@ -39,14 +39,14 @@ HANDED_OVER = (DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.UNDELI
 # the campaign list ---------------------------------------------------------------------
 
 
-def campaign_overview(svc: Services) -> list[dict[str, Any]]:
+def campaign_overview(svc: Services, *, archived: bool | None = None) -> list[dict[str, Any]]:
     """Every campaign with its status, next occurrence and last run's figures; two
     queries for the runs' figures whatever the number of campaigns."""
     last = svc.results.last_runs()
     now = svc.now()
     zone = ZoneInfo(svc.settings.clinic_timezone)
     listed = []
-    for row in svc.campaigns.all():
+    for row in svc.campaigns.all(archived=archived):
         listed.append(
             {
                 **row,

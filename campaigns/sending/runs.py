@@ -36,8 +36,8 @@ def start_run(
 ) -> int | None:
     """Insert the run of one occurrence. None when that occurrence already has a run."""
     row, definition = load_campaign(svc, key)
-    if row["status"] == CampaignState.CANCELLED:
-        raise InputError(f"campaign {row['name']}: cancelled")
+    if row["status"] in (CampaignState.CANCELLED, CampaignState.ARCHIVED):
+        raise InputError(f"campaign {row['name']}: {row['status']}, so it never starts")
     refuse_open_claims(svc, row, definition, "run")
     now = svc.now()
     occ = occurrence or f"now:{now.replace(microsecond=0).isoformat()}"
@@ -141,6 +141,8 @@ def run_status(svc: Services, run_id: int) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "campaign": run["campaign"],
+        # The name may since belong to a newer campaign: the id says which one ran.
+        "campaign_id": int(run["campaign_id"]),
         "occurrence": run["occurrence"],
         "trigger": run["trigger"],
         "status": run["status"],

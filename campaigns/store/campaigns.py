@@ -1,5 +1,9 @@
 """Named SQL for campaign definitions: saved by name, with their lint findings and status.
 
+A name belongs to one campaign that holds it (not cancelled, not archived); a
+cancelled or archived campaign keeps its row, id and runs, and a new campaign may
+take its name. ``get(name)`` gives the holder, or else the newest row of that name.
+
 A status change is one conditional UPDATE from the states the state machine
 (campaigns.domain.states.CAMPAIGN_TRANSITIONS) allows, so a cancel racing a resume
 never leaves a cancelled campaign scheduled.
@@ -10,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 
 from campaigns.domain.ports import Clock, utc_now
-from campaigns.domain.states import CampaignState, campaign_sources
+from campaigns.domain.states import FREED_NAME_STATES, CampaignState, campaign_sources
+from campaigns.errors import InputError
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
 from campaigns.store.tables import campaigns
+
+_HOLDS_NAME: ColumnElement[bool] = campaigns.c.status.not_in(sorted(FREED_NAME_STATES))
 
 
 class CampaignRepository:
@@ -29,7 +36,9 @@ class CampaignRepository:
     ) -> int:
         now = self.clock()
         with self.db.begin() as conn:
-            found = conn.execute(select(campaigns.c.id).where(campaigns.c.name == name)).first()
+            found = conn.execute(
+                select(campaigns.c.id).where(campaigns.c.name == name, _HOLDS_NAME)
+            ).first()
             if found is None:
                 cid = int(
                     conn.execute(
@@ -57,14 +66,37 @@ class CampaignRepository:
             return cid
 
     def get(self, key: str | int) -> dict[str, Any] | None:
-        column = campaigns.c.id if isinstance(key, int) else campaigns.c.name
+        """By id; or by name: the campaign holding it, else the newest that had it."""
+        if isinstance(key, int):
+            query = select(campaigns).where(campaigns.c.id == key)
+        else:
+            query = (
+                select(campaigns)
+                .where(campaigns.c.name == key)
+                .order_by(_HOLDS_NAME.desc(), campaigns.c.id.desc())
+                .limit(1)
+            )
         with self.db.connect() as conn:
-            row = conn.execute(select(campaigns).where(column == key)).mappings().first()
+            row = conn.execute(query).mappings().first()
         return None if row is None else dict(row)
 
-    def all(self) -> list[dict[str, Any]]:
+    def name_taken(self, name: str) -> bool:
+        """True when a campaign that is not cancelled or archived has this name."""
         with self.db.connect() as conn:
-            rows = conn.execute(select(campaigns).order_by(campaigns.c.name)).mappings().all()
+            found = conn.execute(
+                select(campaigns.c.id).where(campaigns.c.name == name, _HOLDS_NAME)
+            ).first()
+        return found is not None
+
+    def all(self, *, archived: bool | None = None) -> list[dict[str, Any]]:
+        """Every campaign by name (then oldest first); with ``archived``, only the
+        archived ones (True) or all but them (False)."""
+        query = select(campaigns).order_by(campaigns.c.name, campaigns.c.id)
+        if archived is not None:
+            is_archived = campaigns.c.status == CampaignState.ARCHIVED
+            query = query.where(is_archived if archived else ~is_archived)
+        with self.db.connect() as conn:
+            rows = conn.execute(query).mappings().all()
         return [dict(r) for r in rows]
 
     def set_status(
@@ -80,6 +112,8 @@ class CampaignRepository:
         sources = campaign_sources(status, only_from)
         now = self.clock()
         with self.db.begin() as conn:
+            if status not in FREED_NAME_STATES:
+                self._refuse_taken_name(conn, campaign_id)
             changed = (
                 conn.execute(
                     update(campaigns)
@@ -91,3 +125,23 @@ class CampaignRepository:
             if changed:
                 audit(conn, now, actor, f"campaign.{status}", "campaign", campaign_id)
             return changed
+
+    @staticmethod
+    def _refuse_taken_name(conn: Any, campaign_id: int) -> None:
+        """A campaign taking its name back (restored) while another holds it: refused
+        with a sentence rather than the unique index's error."""
+        row = conn.execute(
+            select(campaigns.c.name, campaigns.c.status).where(campaigns.c.id == campaign_id)
+        ).first()
+        if row is None or row.status not in FREED_NAME_STATES:
+            return
+        holder = conn.execute(
+            select(campaigns.c.id).where(
+                campaigns.c.name == row.name, _HOLDS_NAME, campaigns.c.id != campaign_id
+            )
+        ).first()
+        if holder is not None:
+            raise InputError(
+                f"campaign {row.name!r} (id {campaign_id}) cannot come back under its name: "
+                f"campaign id {holder.id} has it now. Clone it under a new name instead."
+            )

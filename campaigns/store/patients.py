@@ -177,6 +177,20 @@ class PatientRepository:
                 ).scalar_one()
             )
 
+    def tags_in_use(self) -> list[str]:
+        """Every tag some patient has, sorted: what the audience builder offers."""
+        with self.db.connect() as conn:
+            stored = conn.execute(select(patients.c.tags).distinct()).scalars().all()
+        return sorted({tag for tags in stored for tag in (tags or "").split(";") if tag})
+
+    def states_in_use(self) -> list[str]:
+        """Every address state some patient has, sorted."""
+        with self.db.connect() as conn:
+            found = conn.execute(
+                select(patients.c.state).where(patients.c.state.is_not(None)).distinct()
+            ).scalars()
+            return sorted(str(s) for s in found)
+
     def recipients(self, patient_ids: Sequence[int]) -> dict[int, Recipient]:
         with self.db.connect() as conn:
             rows = conn.execute(
@@ -277,6 +291,9 @@ def _audience_clause(audience: dict[str, Any], today: date) -> list[Any]:
         clauses.append(or_(*(_has_tag(t) for t in tags_any)))
     for tag in audience.get("tags_none") or []:
         clauses.append(not_(_has_tag(tag)))
+    states = audience.get("states") or []
+    if states:
+        clauses.append(patients.c.state.in_([s.upper() for s in states]))
     within = audience.get("last_visit_within_days")
     if within is not None:
         clauses.append(patients.c.last_visit >= today - timedelta(days=int(within)))

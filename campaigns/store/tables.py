@@ -30,10 +30,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
-from campaigns.domain.states import CampaignState
+from campaigns.domain.states import FREED_NAME_STATES, CampaignState
 from campaigns.errors import InputError
 
 metadata = MetaData(
@@ -125,13 +126,27 @@ campaigns = Table(
     "campaigns",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("name", String(64), nullable=False, unique=True),
+    # unique among the campaigns that hold their name (uq_campaigns_live_name below)
+    Column("name", String(64), nullable=False),
     Column("definition", JSON, nullable=False),
     # a CampaignState; its moves are campaigns.domain.states.CAMPAIGN_TRANSITIONS
     Column("status", String(16), nullable=False, default=CampaignState.DRAFT.value),
     Column("findings", JSON, nullable=False, default=list),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+)
+
+# A cancelled or archived campaign frees its name (migration 0006): a new campaign may
+# take it, while the old row keeps its id, and its runs keep pointing at it.
+_HOLDS_NAME = text(
+    "status NOT IN (" + ", ".join(f"'{state.value}'" for state in sorted(FREED_NAME_STATES)) + ")"
+)
+Index(
+    "uq_campaigns_live_name",
+    campaigns.c.name,
+    unique=True,
+    sqlite_where=_HOLDS_NAME,
+    postgresql_where=_HOLDS_NAME,
 )
 
 campaign_runs = Table(

@@ -25,11 +25,23 @@ from campaigns.web.views import (
     public,
     review,
     runs,
+    studio_exchange,
+    studio_form,
     users,
 )
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox, users)
+CONSOLE_GROUPS = (
+    dashboard,
+    patients,
+    campaigns,
+    studio_form,
+    studio_exchange,
+    runs,
+    review,
+    inbox,
+    users,
+)
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 

@@ -111,7 +111,7 @@ def test_a_marketer_imports_writes_and_previews_a_campaign(
     expect(page.locator("h2:has-text('Consent history') + table")).to_contain_text("granted")
     shot(page, "04-patient-consent-history")
 
-    page.goto(f"{base_url}/campaigns/new")
+    page.goto(f"{base_url}/campaigns/new/yaml")
     page.fill("#definition", EXAMPLE_CAMPAIGN.read_text())
     page.fill("#patient", "P000002")
     preview = page.locator("#preview")
@@ -198,7 +198,7 @@ def test_a_marketer_sees_each_open_claim_with_the_acknowledgement_to_paste(
 ) -> None:
     text = EXAMPLE_CAMPAIGN.read_text().partition("compliance:")[0]
     page = sign_in(browser, base_url, "mara")
-    page.goto(f"{base_url}/campaigns/new")
+    page.goto(f"{base_url}/campaigns/new/yaml")
     page.fill("#definition", text)
     page.click("button:has-text('Save')")
 

@@ -36,7 +36,7 @@ def test_staff_see_where_a_patient_might_be_and_when_the_preview_would_send(
     shot(page, "20-patient-whereabouts")
 
     marketer = sign_in(browser, base_url, "mara")
-    marketer.goto(f"{base_url}/campaigns/new")
+    marketer.goto(f"{base_url}/campaigns/new/yaml")
     marketer.fill("#definition", CAMPAIGN.read_text())
     marketer.fill("#patient", "CA212")
     preview = marketer.locator("#preview")

@@ -1,5 +1,7 @@
-"""Campaigns: the list, the YAML editor with its live preview, one campaign's page and
-its controls (approve and schedule, run now, pause, resume, cancel)."""
+"""Campaigns: the list (archived ones under their own filter), the "Advanced: YAML"
+editor with its live preview, one campaign's page and its controls (approve and
+schedule, run now, pause, resume, cancel). The form without YAML, clone, archive
+and restore are campaigns.web.views.studio_form's."""
 
 from __future__ import annotations
 
@@ -41,20 +43,21 @@ schedule:
 @require_role("viewer")
 def campaigns() -> ResponseReturnValue:
     # each row with its next occurrence and last run's figures (campaigns.sending.results)
-    listed = results.campaign_overview(services())
-    return render_template("console/campaigns.html", campaigns=listed)
+    archived = request.args.get("show") == "archived"
+    listed = results.campaign_overview(services(), archived=archived)
+    return render_template("console/campaigns.html", campaigns=listed, archived=archived)
 
 
-@bp.get("/campaigns/new")
+@bp.get("/campaigns/new/yaml")
 @require_role("marketer")
-def campaign_new() -> ResponseReturnValue:
+def campaign_yaml_new() -> ResponseReturnValue:
     once = (services().now() + timedelta(days=30)).date().isoformat()
     return render_template("console/campaign_form.html", text=NEW_CAMPAIGN_YAML.format(once=once))
 
 
-@bp.get("/campaigns/<name>/edit")
+@bp.get("/campaigns/<name>/yaml")
 @require_role("marketer")
-def campaign_edit(name: str) -> ResponseReturnValue:
+def campaign_yaml(name: str) -> ResponseReturnValue:
     row, _ = catalogue.load_campaign(services(), name)
     return render_template(
         "console/campaign_form.html", text=definition_yaml(row["definition"]), campaign=row
@@ -94,8 +97,19 @@ def campaign_save() -> ResponseReturnValue:
 @bp.get("/campaigns/<name>")
 @require_role("viewer")
 def campaign(name: str) -> ResponseReturnValue:
+    return _campaign_page(name)
+
+
+@bp.get("/campaigns/id/<int:campaign_id>")
+@require_role("viewer")
+def campaign_by_id(campaign_id: int) -> ResponseReturnValue:
+    """One campaign by id: a cancelled or archived one whose name a newer one took."""
+    return _campaign_page(campaign_id)
+
+
+def _campaign_page(key: str | int) -> ResponseReturnValue:
     svc = services()
-    shown = catalogue.campaign_summary(svc, name, audience=True)
+    shown = catalogue.campaign_summary(svc, key, audience=True)
     # Linted now, against the templates as they are: what schedule and run will judge.
     try:
         findings = catalogue.mark_acknowledged(

@@ -101,6 +101,22 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/export/campaigns",
+        "Export every current campaign's definition as YAML",
+        "viewer",
+        s.ExportedCampaigns,
+    ),
+    Operation(
+        "get",
+        "/export/campaigns/{name}",
+        "Export one campaign's definition as YAML",
+        "viewer",
+        s.ExportedCampaigns,
+        parameters=(_NAME,),
+        refusals=(404,),
+    ),
+    Operation(
+        "get",
         "/campaigns/{name}",
         "Show a campaign: definition, lint findings, next sends, runs",
         "viewer",

@@ -72,6 +72,14 @@ class CampaignList(_Reply):
     campaigns: list[CampaignSummary]
 
 
+class ExportedCampaigns(_Reply):
+    campaigns: list[str] = Field(description="the campaigns exported, by name")
+    yaml: str = Field(
+        description="their definitions, one YAML document each; "
+        "`meridian campaigns import` and POST /campaigns read them back"
+    )
+
+
 class RunOfCampaign(_Reply):
     id: int
     occurrence: str
@@ -112,6 +120,7 @@ class SkipReasonCount(_Reply):
 class RunStatus(_Reply):
     run_id: int
     campaign: str
+    campaign_id: int
     occurrence: str
     trigger: str
     status: str
