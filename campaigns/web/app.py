@@ -25,11 +25,12 @@ from campaigns.web.views import (
     public,
     review,
     runs,
+    studio_copy,
     users,
 )
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox, users)
+CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox, users, studio_copy)
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 
