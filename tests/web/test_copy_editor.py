@@ -49,10 +49,11 @@ def sign_in(browser: Browser, base_url: str, username: str) -> Page:
     return page
 
 
-def checked(page: Page, field: str) -> None:
-    """Wait for the server's answer to what the field holds now."""
-    before = page.get_attribute(f"#{field}", "data-checked") or "0"
-    expect(page.locator(f"#{field}")).not_to_have_attribute("data-checked", before)
+def painted(page: Page) -> None:
+    """The sample email loaded and scrolled past (Chromium paints no off-screen frame),
+    so the full-page screenshot shows it."""
+    expect(page.frame_locator("iframe.email").locator("body")).to_contain_text("Unsubscribe")
+    page.locator("iframe.email").scroll_into_view_if_needed()
 
 
 def test_a_marketer_writes_saves_compares_and_restores_copy(
@@ -62,12 +63,16 @@ def test_a_marketer_writes_saves_compares_and_restores_copy(
     page.goto(f"{base_url}/campaigns/{campaign}")
     page.click("a:has-text('Write the copy')")
     expect(page.locator("h1")).to_contain_text("from the templates folder")
+    # The editor opens on what the campaign sends today, from its folder.
+    assert "seasonal wellness visit" in page.input_value("#sms")
+    assert page.is_checked("#format-html") and page.is_checked("#text-by-hand")
     shot(page, "40-copy-editor-new")
 
     page.click("#use-starter")
     expect(page.locator(".flash.ok")).to_contain_text("Version 1")
     expect(page.locator("#version-now")).to_have_text("version 1")
     assert "seasonal wellness visit" in page.input_value("#sms")
+    painted(page)
     shot(page, "41-copy-editor-starter")
 
     # An SMS in GSM-7: one segment. One character outside it: UCS-2, more segments,
@@ -89,6 +94,7 @@ def test_a_marketer_writes_saves_compares_and_restores_copy(
     expect(counter).to_have_attribute("data-server-segments", "3")
     expect(counter).to_have_attribute("data-server-encoding", "UCS-2")
     expect(sample).to_contain_text("UCS-2 · 2 segments")
+    painted(page)
     shot(page, "42-copy-editor-sms-ucs2")
     page.fill("#sms", GSM_SMS)
     expect(counter).to_contain_text("GSM-7 · 1 segment")
@@ -97,9 +103,8 @@ def test_a_marketer_writes_saves_compares_and_restores_copy(
     page.check("#format-markdown")
     page.fill("#subject", "Winter hours at {{ clinic.name }}")
     page.fill("#body", MARKDOWN.replace("{{ clinic.phone }}", "{{ clinic.phnoe }}"))
-    expect(page.locator("#body-problems")).to_contain_text(
-        "line 8: unknown variable: clinic.phnoe"
-    )
+    expect(page.locator("#body-problems")).to_contain_text("line 8: unknown variable: clinic.phnoe")
+    painted(page)
     shot(page, "43-copy-editor-unknown-variable")
     page.fill("#body", "")
     page.click("#body")
@@ -151,6 +156,7 @@ def test_a_refused_save_keeps_everything_typed(
 ) -> None:
     page = sign_in(browser, base_url, "mara")
     page.goto(f"{base_url}/campaigns/{campaign}/copy")
+    page.check("#format-markdown")
     page.fill("#sms", "Hi {{ patient.first_name }\nReply STOP to opt out")
     page.fill("#subject", "Kept subject")
     page.fill("#body", "Kept **body**")

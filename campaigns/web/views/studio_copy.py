@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 from campaigns.content import catalogue, copybook
 from campaigns.content.copy import BodyFormat, Copy
 from campaigns.content.rendering import Rendered
-from campaigns.errors import InputError, MeridianError, Problem
+from campaigns.errors import InputError, MeridianError, NotFound, Problem
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -30,10 +30,18 @@ _MAX_FIELD = 20_000  # characters: far beyond any message, short of abuse
 @require_role("viewer")
 def copy_editor(name: str) -> ResponseReturnValue:
     svc = services()
-    catalogue.load_campaign(svc, name)  # 404 first
+    _, definition = catalogue.load_campaign(svc, name)  # 404 first
     current = svc.copies.current(name)
-    copy = Copy.from_row(current) if current else None
+    copy = Copy.from_row(current) if current else _folder_copy(svc, definition.templates)
     return _page(svc, name, copy, current=current)
+
+
+def _folder_copy(svc: Services, folder: str) -> Copy | None:
+    """What the campaign sends today from its templates folder, to edit into a version."""
+    try:
+        return copybook.starter_copy(svc, folder)
+    except (NotFound, OSError):
+        return None
 
 
 @bp.post("/campaigns/<name>/copy")
