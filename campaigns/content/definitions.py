@@ -154,7 +154,7 @@ class CampaignDefinition(_Strict):
     compliance: Compliance = Field(default_factory=Compliance)
     # The copy written inline (campaigns.content.copy.from_block's shape): saved to the
     # ledger as a version by apply, never kept in the stored definition.
-    copy_block: dict[str, Any] | None = Field(default=None, alias="copy")
+    copy_block: dict[str, Any] | None = Field(default=None, alias="copy", exclude=True)
 
     @field_validator("name", "templates")
     @classmethod
@@ -185,7 +185,7 @@ class CampaignDefinition(_Strict):
 
     def to_json(self) -> dict[str, Any]:
         """The definition as the ledger keeps it: without its inline copy."""
-        return self.model_dump(mode="json", exclude={"copy_block"})
+        return self.model_dump(mode="json")
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
