@@ -257,3 +257,26 @@ def test_migration_0005_goes_down_to_0004_and_up_again(svc: Services) -> None:
     assert svc.db.revisions()[0] == "0005"
     copybook.save_copy(svc, name, written(), actor="ana")
     assert [v["number"] for v in svc.copies.of_campaign(name)] == [1]
+
+
+def test_an_acknowledgement_of_ledger_copy_outlives_edits_elsewhere_in_it(
+    svc: Services, tmp_path: Path
+) -> None:
+    claim_sms = "{{ clinic.name }}: Cold and flu season is here. Reply STOP to opt out"
+    data = yaml.safe_load(EXAMPLE_CAMPAIGN.read_text())
+    data["compliance"] = {"acknowledged": []}
+    data["copy"] = to_block(written(sms=claim_sms))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    applied = catalogue.apply_campaign(svc, path, actor=ACTOR)
+    (finding,) = [f for f in applied.unacknowledged if f["template"] == "@copy/sms.txt.j2"]
+    ack = {k: finding[k] for k in ("rule", "template", "line", "phrase", "sentence")}
+    data["compliance"]["acknowledged"] = [
+        {**ack, "reason": "names the season, claims nothing", "by": "practice manager"}
+    ]
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    assert catalogue.apply_campaign(svc, path, actor=ACTOR).unacknowledged == []
+    # A new version that changes only the email keeps the SMS finding acknowledged.
+    copybook.save_copy(svc, data["name"], written(sms=claim_sms, subject="New"), actor="ana")
+    row, definition = catalogue.load_campaign(svc, data["name"])
+    catalogue.refuse_open_claims(svc, row, definition, "run")  # nothing open: no error

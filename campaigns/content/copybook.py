@@ -22,6 +22,7 @@ from campaigns.content.catalogue import (
     sample_context,
 )
 from campaigns.content.copy import Copy, to_block
+from campaigns.content.sandbox import render_bounded
 from campaigns.errors import InputError, NotFound
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def check_text(svc: Services, campaign: str, part: str, text: str) -> dict[str, 
         if tree is not None and not problems:
             context = sample_context(svc, "sms", campaign)
             try:
-                sample = env.from_string(text).render(context).strip()
+                sample = render_bounded(env.from_string(text), context).strip()
             except Exception as exc:
                 problems.append({"line": None, "message": f"cannot render: {exc}"})
             else:
