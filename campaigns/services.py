@@ -134,7 +134,7 @@ class Services:
         templates (versions never change, so the renderer keeps what this returns)."""
         version = version_of(key)
         row = None if version is None else self.copies.get(version)
-        return None if row is None else compile_templates(Copy.from_row(row), key)
+        return None if row is None else compile_templates(Copy.from_row(row))
 
     @property
     def clinic(self) -> Clinic:

@@ -280,3 +280,14 @@ def test_an_acknowledgement_of_ledger_copy_outlives_edits_elsewhere_in_it(
     copybook.save_copy(svc, data["name"], written(sms=claim_sms, subject="New"), actor="ana")
     row, definition = catalogue.load_campaign(svc, data["name"])
     catalogue.refuse_open_claims(svc, row, definition, "run")  # nothing open: no error
+
+
+def test_a_claim_in_a_markdown_body_is_found_on_the_line_it_was_written_on(
+    svc: Services,
+) -> None:
+    name = add_example_campaign(svc)
+    body = "Hi {{ patient.first_name }},\n\n- evenings until 7\n\nAcupuncture will cure your flu."
+    saved = copybook.save_copy(svc, name, written(body=body), actor="ana")
+    claims = [f for f in saved.findings if f["severity"] == "claim"]
+    assert claims and {(f["template"], f["line"]) for f in claims} == {("@copy/email.html.j2", 5)}
+    assert "Acupuncture will cure your flu." in claims[0]["sentence"]

@@ -80,7 +80,7 @@ def lint_definition(
     renderer, key = svc.renderer, templates_key(svc, definition)
     if draft is not None:
         key = draft_key(draft)
-        renderer = svc.renderer.with_draft(key, compile_templates(draft, key))
+        renderer = svc.renderer.with_draft(key, compile_templates(draft))
     samples = {ch: sample_context(svc, ch, definition.name) for ch in definition.channels}
     rendered = renderer.check(key, list(definition.channels), samples)
     findings: list[compliance_rules.Finding] = []

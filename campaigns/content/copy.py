@@ -104,8 +104,10 @@ class Templates:
     text_from: str | None = None
 
 
-def compile_templates(copy: Copy, key: str) -> Templates:
-    """The Jinja sources of each part, ready for the renderer's loader under ``key``."""
+def compile_templates(copy: Copy) -> Templates:
+    """The Jinja sources of each part, ready for the renderer's loader. A body fragment
+    stands in ``email.html.j2`` itself, from its first line, so that the lint and
+    ``Renderer.source`` see the words that are sent, on the lines they are written on."""
     sources = {"sms.txt.j2": copy.sms or "", "email.subject.j2": copy.subject or ""}
     body = copy.body or ""
     if copy.body_format == "html" and "{% extends" in body:
@@ -115,8 +117,9 @@ def compile_templates(copy: Copy, key: str) -> Templates:
         fragment = markdown_to_html(body) if copy.body_format == "markdown" else body
         sources[BODY_PART] = fragment
         sources["email.html.j2"] = (
-            '{% extends "_layouts/email.html.j2" %}\n'
-            f'{{% block body %}}{{% include "{key}/{BODY_PART}" %}}{{% endblock %}}\n'
+            '{% extends "_layouts/email.html.j2" %}{% block body %}'
+            + fragment
+            + "\n{% endblock %}\n"
         )
     if copy.text is not None:
         sources["email.txt.j2"] = copy.text
@@ -132,16 +135,41 @@ def compile_templates(copy: Copy, key: str) -> Templates:
 
 
 def markdown_to_html(markdown: str) -> str:
-    """Markdown as safe HTML, its Jinja tags untouched."""
+    """Markdown as safe HTML, its Jinja tags untouched, each block starting on the line
+    it was written on where it can (so a finding's line points at the Markdown)."""
     held: list[str] = []
 
     def hold(match: re.Match[str]) -> str:
         held.append(match.group(0))
         return f"JINJAHELD{len(held) - 1}X"
 
-    html = _MARKDOWN.render(_JINJA.sub(hold, markdown))
-    html = nh3.clean(html, link_rel=None)
-    return re.sub(r"JINJAHELD(\d+)X", lambda m: held[int(m.group(1))], html).strip()
+    html = nh3.clean(_blocks_on_their_lines(_JINJA.sub(hold, markdown)), link_rel=None)
+    return re.sub(r"JINJAHELD(\d+)X", lambda m: held[int(m.group(1))], html).rstrip()
+
+
+def _blocks_on_their_lines(markdown: str) -> str:
+    """markdown-it's HTML, one top-level block at a time, each padded down to the line
+    its source starts on (blank lines between blocks mean nothing in HTML)."""
+    env: dict[str, Any] = {}
+    tokens = _MARKDOWN.parse(markdown, env)
+    out: list[str] = []
+    line, depth, start = 0, 0, 0
+    for i, token in enumerate(tokens):
+        depth += token.nesting
+        if depth != 0:
+            continue
+        block = tokens[start : i + 1]
+        start = i + 1
+        html = _MARKDOWN.renderer.render(block, _MARKDOWN.options, env)
+        html = re.sub(r"<(ul|ol)([^>]*)>\n", r"<\1\2>", html).replace("</li>\n</ul>", "</li></ul>")
+        html = html.replace("</li>\n</ol>", "</li></ol>")
+        first = block[0].map[0] if block[0].map else line
+        if first > line:
+            out.append("\n" * (first - line))
+            line = first
+        out.append(html)
+        line += html.count("\n")
+    return "".join(out)
 
 
 def html_to_text(html: str) -> str:
