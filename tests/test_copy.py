@@ -291,3 +291,18 @@ def test_a_claim_in_a_markdown_body_is_found_on_the_line_it_was_written_on(
     claims = [f for f in saved.findings if f["severity"] == "claim"]
     assert claims and {(f["template"], f["line"]) for f in claims} == {("@copy/email.html.j2", 5)}
     assert "Acupuncture will cure your flu." in claims[0]["sentence"]
+
+
+def test_a_definition_being_edited_previews_and_lints_its_inline_copy(svc: Services) -> None:
+    from campaigns.content.definitions import parse_definition
+
+    name = add_example_campaign(svc)
+    data = yaml.safe_load(EXAMPLE_CAMPAIGN.read_text())
+    data["copy"] = to_block(written(sms="{{ clinic.name }}: draft text. Reply STOP to opt out"))
+    definition = parse_definition(data, "editor")
+    recipient = next(iter(svc.patients.recipients([add_patient(svc, "P1")]).values()))
+    shown = preview_channels(svc, definition, recipient)
+    assert "draft text" in shown["sms"]["body"] and "winter hours" in shown["email"]["html"]
+    findings = catalogue.lint_definition(svc, definition)
+    assert all(f["template"].startswith("@copy/") for f in findings)
+    assert svc.copies.of_campaign(name) == []  # previewing saves nothing

@@ -76,7 +76,10 @@ def lint_definition(
     svc: Services, definition: CampaignDefinition, *, draft: Copy | None = None
 ) -> list[dict[str, Any]]:
     """Compile and trial-render every template, then run the compliance lint: on the
-    campaign's copy as it is now (templates_key), or on ``draft``, copy not saved yet."""
+    campaign's copy as it is now (templates_key), or on ``draft``, copy not saved yet
+    (by default the definition's own ``copy:`` block, when it has one)."""
+    if draft is None and definition.copy_block is not None:
+        draft = from_block(definition.copy_block, f"campaign {definition.name}")
     renderer, key = svc.renderer, templates_key(svc, definition)
     if draft is not None:
         key = draft_key(draft)
