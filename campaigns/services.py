@@ -14,6 +14,7 @@ from functools import cached_property
 
 import redis
 
+from campaigns.content.copy import Copy, Templates, compile_templates, version_of
 from campaigns.content.rendering import Clinic, Renderer
 from campaigns.domain.models import CHANNELS, Channel
 from campaigns.domain.ports import Dispatcher, DueQueue, Limiter, Tally, utc_now
@@ -26,6 +27,7 @@ from campaigns.sending.tally import RedisTally
 from campaigns.settings import Settings
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
+from campaigns.store.copies import CopyRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
 from campaigns.store.delivery_queries import DeliveryQueries
@@ -60,6 +62,7 @@ class Services:
         self.patients = PatientRepository(self.db, self.now)
         self.consent = ConsentRepository(self.db, self.now)
         self.campaigns = CampaignRepository(self.db, self.now)
+        self.copies = CopyRepository(self.db, self.now)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
         self.delivery_queries = DeliveryQueries(self.db)
@@ -126,7 +129,14 @@ class Services:
 
     @cached_property
     def renderer(self) -> Renderer:
-        return Renderer(self.settings.templates_dir)
+        return Renderer(self.settings.templates_dir, self._copy_templates)
+
+    def _copy_templates(self, key: str) -> Templates | None:
+        """The renderer's view of the ledger: one version of a campaign's copy, as
+        templates (versions never change, so the renderer keeps what this returns)."""
+        version = version_of(key)
+        row = None if version is None else self.copies.get(version)
+        return None if row is None else compile_templates(Copy.from_row(row))
 
     @property
     def clinic(self) -> Clinic:

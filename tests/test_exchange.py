@@ -70,6 +70,10 @@ def _campaigns(svc: Services) -> None:
             "send_time": "17:45",
             "timezone": "America/Chicago",
         },
+        # copy written in the console lives in the ledger: the export carries it
+        copy={
+            "sms": "Hi {{ first_name }}, {{ clinic.name }} is open late Mon and Thu. Reply STOP to opt out."
+        },
     )
     _save(svc, name="gone")
     control.cancel(svc, "gone", actor=ACTOR)  # a cancelled campaign is not exported
@@ -113,6 +117,8 @@ def test_export_import_into_an_empty_ledger_and_export_again_gives_the_same_byte
 
     assert [a.name for a in applied] == ["cold-and-flu-season", "spring-once", "weekly-reminder"]
     assert exchange.export_yaml(fresh) == first
+    assert "open late Mon and Thu" in first
+    assert fresh.copies.current("weekly-reminder") is not None
     assert {r["status"] for r in fresh.campaigns.all()} == {"draft"}
 
 

@@ -20,12 +20,13 @@ import yaml
 
 from campaigns.clock import schedules
 from campaigns.content import compliance, compliance_rules
+from campaigns.content.copy import Copy, compile_templates, draft_key, from_block, ledger_key
 from campaigns.content.definitions import (
     CampaignDefinition,
     load_definition,
     parse_stored_definition,
 )
-from campaigns.content.rendering import PARTS, build_context
+from campaigns.content.rendering import PARTS, Renderer, build_context
 from campaigns.domain.models import Channel
 from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
@@ -57,25 +58,47 @@ def sample_context(svc: Services, channel: Channel, name: str) -> dict[str, Any]
     )
 
 
-def lint_definition(svc: Services, definition: CampaignDefinition) -> list[dict[str, Any]]:
-    """Compile and trial-render every template, then run the compliance lint."""
+def templates_key(svc: Services, definition: CampaignDefinition) -> str:
+    """Where the campaign's messages come from now: its newest copy in the ledger
+    (``@<version id>``), or its ``templates:`` folder when it has none. Give it to
+    ``svc.renderer.source`` / ``render`` to see the text that would be sent."""
+    current = svc.copies.current(definition.name)
+    return definition.templates if current is None else ledger_key(int(current["id"]))
+
+
+def run_templates_key(definition: CampaignDefinition, run: dict[str, Any]) -> str:
+    """Where a run's messages come from: the copy it was started with, for its whole life."""
+    version = run.get("template_version_id")
+    return definition.templates if version is None else ledger_key(int(version))
+
+
+def lint_definition(
+    svc: Services, definition: CampaignDefinition, *, draft: Copy | None = None
+) -> list[dict[str, Any]]:
+    """Compile and trial-render every template, then run the compliance lint: on the
+    campaign's copy as it is now (templates_key), or on ``draft``, copy not saved yet
+    (by default the definition's own ``copy:`` block, when it has one)."""
+    if draft is None and definition.copy_block is not None:
+        draft = from_block(definition.copy_block, f"campaign {definition.name}")
+    renderer, key = svc.renderer, templates_key(svc, definition)
+    if draft is not None:
+        key = draft_key(draft)
+        renderer = svc.renderer.with_draft(key, compile_templates(draft))
     samples = {ch: sample_context(svc, ch, definition.name) for ch in definition.channels}
-    rendered = svc.renderer.check(definition.templates, list(definition.channels), samples)
+    rendered = renderer.check(key, list(definition.channels), samples)
     findings: list[compliance_rules.Finding] = []
     for channel in definition.channels:
         for part in PARTS[channel]:
-            name = f"{definition.templates}/{part}"
-            findings += compliance.lint_source(
-                channel, name, svc.renderer.source(definition.templates, part)
-            )
-        findings += _empty_clinic_settings(svc, definition.templates, channel)
+            name = renderer.label(key, part)
+            findings += compliance.lint_source(channel, name, renderer.source(key, part))
+        findings += _empty_clinic_settings(renderer, svc, key, channel)
         message = rendered[channel]
         url = samples[channel].get("unsubscribe_url")
         texts = [("txt", message.body)] + ([("html", message.html)] if message.html else [])
         for suffix, text in texts:
             findings += compliance.lint_rendered(
                 channel,
-                f"{definition.templates}/{channel}.{suffix} (rendered)",
+                f"{renderer.label(key, channel)}.{suffix} (rendered)",
                 text,
                 clinic_name=svc.clinic.name,
                 clinic_address=svc.clinic.address,
@@ -88,14 +111,14 @@ _CLINIC_SETTING = {"name": "MERIDIAN_CLINIC_NAME", "address": "MERIDIAN_CLINIC_A
 
 
 def _empty_clinic_settings(
-    svc: Services, folder: str, channel: Channel
+    renderer: Renderer, svc: Services, folder: str, channel: Channel
 ) -> list[compliance_rules.Finding]:
     """An error for each use of a clinic setting that is empty, where it is used:
     otherwise the message goes out with a blank ("Book a visit: . Reply STOP")."""
     values = {"name": svc.clinic.name, "address": svc.clinic.address, "phone": svc.clinic.phone}
     found, seen = [], set()
     for part in PARTS[channel]:
-        for template, line, name in svc.renderer.clinic_fields(folder, part):
+        for template, line, name in renderer.clinic_fields(folder, part):
             if (template, line, name) in seen:
                 continue  # a layout two parts share
             seen.add((template, line, name))
@@ -180,7 +203,10 @@ def apply_campaign(svc: Services, path: Path, *, actor: str) -> Applied:
 def save_definition(
     svc: Services, definition: CampaignDefinition, *, actor: str, source: str
 ) -> Applied:
-    findings = lint_definition(svc, definition)
+    """Lint and save the definition; with a ``copy:`` block, its copy becomes the
+    campaign's next version in the ledger, unless it is the current one already."""
+    draft = None if definition.copy_block is None else from_block(definition.copy_block, source)
+    findings = lint_definition(svc, definition, draft=draft)
     errors = [f for f in findings if f["severity"] == "error"]
     if errors:
         raise InputError(
@@ -191,6 +217,10 @@ def save_definition(
             ],
         )
     campaign_id = svc.campaigns.save(definition.name, definition.to_json(), findings, actor=actor)
+    if draft is not None:
+        current = svc.copies.current(definition.name)
+        if current is None or Copy.from_row(current).digest() != draft.digest():
+            svc.copies.add(campaign_id, draft.to_columns(), author=actor)
     return Applied(
         campaign_id,
         definition.name,

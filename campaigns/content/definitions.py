@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from campaigns.clock.schedules import Schedule, parse_rrule
+from campaigns.content.copy import from_block
 from campaigns.content.field_errors import field_path, human_message
 from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
@@ -23,7 +24,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Audience(_Strict):
@@ -163,6 +164,9 @@ class CampaignDefinition(_Strict):
     schedule: ScheduleSpec
     limits: Limits = Field(default_factory=Limits)
     compliance: Compliance = Field(default_factory=Compliance)
+    # The copy written inline (campaigns.content.copy.from_block's shape): saved to the
+    # ledger as a version by apply, never kept in the stored definition.
+    copy_block: dict[str, Any] | None = Field(default=None, alias="copy", exclude=True)
 
     @field_validator("name", "templates")
     @classmethod
@@ -178,7 +182,21 @@ class CampaignDefinition(_Strict):
             raise ValueError("a channel is listed twice")
         return value
 
+    @field_validator("copy_block")
+    @classmethod
+    def _copy_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                from_block(value, "")
+            except InputError as exc:
+                said = [f"{p.where.removeprefix(': copy.')}: {p.reason}" for p in exc.problems]
+                raise ValueError(
+                    "; ".join(said) or exc.message.removeprefix(": copy: ").removeprefix(": copy.")
+                ) from exc
+        return value
+
     def to_json(self) -> dict[str, Any]:
+        """The definition as the ledger keeps it: without its inline copy."""
         return self.model_dump(mode="json")
 
 

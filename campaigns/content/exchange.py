@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from campaigns.content.catalogue import Applied, load_campaign, save_definition
+from campaigns.content.copybook import current_copy
 from campaigns.content.definitions import CampaignDefinition, parse_definition
 from campaigns.domain.states import FREED_NAME_STATES
 from campaigns.errors import InputError, Problem
@@ -28,10 +29,11 @@ def exported(svc: Services, definition: CampaignDefinition) -> dict[str, Any]:
     """One campaign as it is exported: its definition's fields, in order (an unset
     optional field left out, as a person would write the file)."""
     data = definition.model_dump(mode="json", exclude_none=True)
-    # INTEGRATION (studio-templates): add the campaign's copy here, e.g.
-    #   copy = current_copy(svc, definition.name)
-    #   if copy is not None: data["copy"] = copy
-    # and let import_yaml hand the "copy" block to the template store.
+    # Copy written in the console or a ``copy:`` block is in the ledger, not a folder:
+    # the export carries its newest version, and import saves it back through apply.
+    copy = current_copy(svc, definition.name)
+    if copy is not None:
+        data["copy"] = copy
     return data
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from campaigns.content.catalogue import templates_key
+from campaigns.content.copy import compile_templates, draft_key, from_block
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.rendering import Rendered, build_context
 from campaigns.content.sms import smart_encode
@@ -25,11 +27,15 @@ def render_message(
     channel: Channel,
     *,
     delivery_id: int | None = None,
+    templates: str | None = None,
 ) -> Rendered:
     """The campaign's message for this patient on ``channel``. Holds PHI: never log it.
 
     An email carries the patient's unsubscribe link (naming ``delivery_id`` when it
-    is for a delivery); an SMS is smart-encoded when the settings say so.
+    is for a delivery); an SMS is smart-encoded when the settings say so. It renders
+    ``templates`` (a key: a folder, or a version of the ledger's copy), by default the
+    definition's inline ``copy:`` (a definition being edited) or else the campaign's
+    copy as it is now (catalogue.templates_key); a run passes its own.
     """
     url = svc.unsubscribe_url(recipient.patient_id, delivery_id) if channel == "email" else None
     context = build_context(
@@ -39,7 +45,17 @@ def render_message(
         campaign=definition.name,
         unsubscribe_url=url,
     )
-    rendered = svc.renderer.render(definition.templates, channel, context)
+    renderer = svc.renderer
+    if templates is not None:
+        key = templates
+    elif definition.copy_block is not None:
+        # A definition being edited, its copy inline and not saved: preview that copy.
+        draft = from_block(definition.copy_block, f"campaign {definition.name}")
+        key = draft_key(draft)
+        renderer = renderer.with_draft(key, compile_templates(draft))
+    else:
+        key = templates_key(svc, definition)
+    rendered = renderer.render(key, channel, context)
     if channel == "sms" and svc.settings.sms_smart_encoding:
         return Rendered("sms", smart_encode(rendered.body))
     if url is not None:

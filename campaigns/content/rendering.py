@@ -1,7 +1,12 @@
 """Sandboxed Jinja2 rendering of the templates clinic staff edit.
 
-Templates live under MERIDIAN_TEMPLATES_DIR as ``<folder>/sms.txt.j2``,
-``email.subject.j2``, ``email.html.j2`` and ``email.txt.j2``. They render in
+A campaign's templates are found by a key. A folder's name: the files under
+MERIDIAN_TEMPLATES_DIR as ``<folder>/sms.txt.j2``, ``email.subject.j2``,
+``email.html.j2`` and ``email.txt.j2``. A key starting with ``@``: copy written in
+the console, one immutable version of the ledger (``@<version id>``) or a draft not
+saved yet, turned into the same parts by campaigns.content.copy; the shipped layouts
+stay reachable to ``{% extends %}`` and ``{% include %}`` (a ChoiceLoader). A
+version never changes, so its compiled templates are kept by key. They render in
 Jinja2's SandboxedEnvironment (staff-written templates must not reach Python
 internals) with StrictUndefined (a misspelt variable is an error, not a blank), and
 HTML parts are autoescaped. Each process compiles a template once.
@@ -10,11 +15,15 @@ HTML parts are autoescaped. Each process compiles a template once.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
     FileSystemLoader,
     StrictUndefined,
     Template,
@@ -28,6 +37,7 @@ from jinja2 import (
 )
 from jinja2.exceptions import SecurityError
 
+from campaigns.content.copy import GENERATED_TEXT, LABEL, Templates, html_to_text
 from campaigns.content.sandbox import BoundedSandbox, TemplateLimitError, render_bounded
 from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
@@ -64,13 +74,42 @@ class Clinic:
     phone: str
 
 
+# A ledger key's templates, or None when there is no such version.
+CopySource = Callable[[str], Templates | None]
+
+
+def is_copy_key(key: str) -> bool:
+    """True for a key of copy from the ledger (or a draft), False for a folder."""
+    return key.startswith("@")
+
+
+class _CopyLoader(BaseLoader):
+    """The parts of ledger copy, by ``<key>/<part>``; a folder's name is not its to load."""
+
+    def __init__(self, templates_of: Callable[[str], Templates | None]) -> None:
+        self.templates_of = templates_of
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        key, _, part = template.partition("/")
+        found = self.templates_of(key) if is_copy_key(key) else None
+        if found is None or part not in found.sources:
+            raise TemplateNotFound(template)
+        return found.sources[part], f"{LABEL}/{part}", lambda: True
+
+
 class Renderer:
     """One per process: compiles each template once and renders many times."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, copies: CopySource | None = None) -> None:
         self.templates_dir = templates_dir
+        self._copies = copies
+        self._copy_templates: dict[str, Templates | None] = {}
         self.env = BoundedSandbox(
-            loader=FileSystemLoader(str(templates_dir)),
+            loader=ChoiceLoader(
+                [_CopyLoader(self.templates_of), FileSystemLoader(str(templates_dir))]
+            ),
             undefined=StrictUndefined,
             autoescape=select_autoescape(
                 enabled_extensions=("html", "html.j2"), default_for_string=False
@@ -83,9 +122,41 @@ class Renderer:
         )
         self._compiled: dict[tuple[str, Channel], list[tuple[str, Template]]] = {}
 
-    def source(self, folder: str, part: str) -> str:
-        path = self.templates_dir / folder / part
+    def templates_of(self, key: str) -> Templates | None:
+        """The ledger copy's templates under ``key``, looked up once (a version never
+        changes); None for a folder or a version that does not exist."""
+        if not is_copy_key(key) or self._copies is None:
+            return None
+        if key not in self._copy_templates:
+            self._copy_templates[key] = self._copies(key)
+        return self._copy_templates[key]
+
+    def with_draft(self, key: str, templates: Templates) -> Renderer:
+        """A renderer that also knows ``templates`` under ``key``: copy being written,
+        checked before it is saved. Throw it away after use."""
+        copies = self._copies
+
+        def lookup(wanted: str) -> Templates | None:
+            if wanted == key:
+                return templates
+            return copies(wanted) if copies is not None else None
+
+        return Renderer(self.templates_dir, lookup)
+
+    def source(self, key: str, part: str) -> str:
+        """The text of one part: the file, or the ledger copy's template (the Jinja
+        source it is compiled from, Markdown already turned into HTML)."""
+        if is_copy_key(key):
+            found = self.templates_of(key)
+            if found is None:
+                raise InputError(f"templates {key}: no such version of the copy")
+            return found.sources.get(part, "")
+        path = self.templates_dir / key / part
         return path.read_text(encoding="utf-8")
+
+    def label(self, key: str, part: str) -> str:
+        """The name findings give a part: ``<folder>/<part>`` or ``@copy/<part>``."""
+        return f"{LABEL}/{part}" if is_copy_key(key) else f"{key}/{part}"
 
     def clinic_fields(self, folder: str, part: str) -> list[tuple[str, int, str]]:
         """(template, line, field) for each ``clinic.<field>`` the part uses, in itself
@@ -103,7 +174,7 @@ class Renderer:
             for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
                 field = _clinic_field(node)
                 if field is not None:
-                    found.append((name, node.lineno, field))
+                    found.append((_label(name), node.lineno, field))
             todo.extend(n for n in meta.find_referenced_templates(tree) if n is not None)
         return sorted(set(found))
 
@@ -115,12 +186,13 @@ class Renderer:
             templates = [(p, self._compile(folder, p)) for p in PARTS[channel]]
             self._compiled[key] = templates
         parts = {}
+        context = self._with_generated_text(folder, channel, context)
         for part, template in templates:
             try:
                 parts[part] = render_bounded(template, context).strip()
             except _RENDER_ERRORS as exc:
                 problem = _problem(exc, f"{folder}/{part}", self.templates_dir)
-                raise InputError(f"templates/{folder}: refused", [problem]) from None
+                raise InputError(f"templates/{_label(folder)}: refused", [problem]) from None
         if channel == "sms":
             return Rendered("sms", parts["sms.txt.j2"])
         return Rendered(
@@ -130,6 +202,17 @@ class Renderer:
             html=parts["email.html.j2"],
         )
 
+    def _with_generated_text(
+        self, key: str, channel: Channel, context: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The context, with the email's text part generated from its rendered HTML
+        when the copy has none written by hand."""
+        found = self.templates_of(key) if channel == "email" else None
+        if found is None or found.text_from is None:
+            return context
+        html = render_bounded(self._compile(key, found.text_from), context)
+        return {**context, GENERATED_TEXT: html_to_text(html)}
+
     def _compile(self, folder: str, part: str) -> Template:
         """One part, compiled; InputError naming file and line when it cannot be (a
         template edited on disk since the campaign was applied, or removed)."""
@@ -137,7 +220,7 @@ class Renderer:
             return self.env.get_template(f"{folder}/{part}")
         except _RENDER_ERRORS as exc:
             problem = _problem(exc, f"{folder}/{part}", self.templates_dir)
-            raise InputError(f"templates/{folder}: refused", [problem]) from None
+            raise InputError(f"templates/{_label(folder)}: refused", [problem]) from None
 
     def check(
         self, folder: str, channels: list[Channel], samples: dict[Channel, dict[str, Any]]
@@ -147,16 +230,20 @@ class Renderer:
         out: dict[Channel, Rendered] = {}
         for channel in channels:
             before = len(problems)
+            try:
+                sample = self._with_generated_text(folder, channel, samples[channel])
+            except _RENDER_ERRORS:
+                sample = samples[channel]  # the HTML part's own error is reported below
             for part in PARTS[channel]:
                 name = f"{folder}/{part}"
                 try:
-                    render_bounded(self.env.get_template(name), samples[channel])
+                    render_bounded(self.env.get_template(name), sample)
                 except _RENDER_ERRORS as exc:
                     problems.append(_problem(exc, name, self.templates_dir))
             if len(problems) == before:
                 out[channel] = self.render(folder, channel, samples[channel])
         if problems:
-            raise InputError(f"templates/{folder}: refused", problems)
+            raise InputError(f"templates/{_label(folder)}: refused", problems)
         return out
 
 
@@ -166,11 +253,21 @@ class Renderer:
 _RENDER_ERRORS = (TemplateError, OverflowError, RecursionError, ArithmeticError, ValueError)
 
 
+def _label(name: str) -> str:
+    """A template's name as findings give it: ledger copy as ``@copy/<part>``."""
+    key, sep, part = name.partition("/")
+    if not is_copy_key(key):
+        return name
+    return f"{LABEL}/{part}" if sep else LABEL
+
+
 def _problem(exc: BaseException, name: str, root: Path) -> Problem:
     """A render error as a Problem naming the template file and line."""
     file, line = _template_line(exc, name, root)
+    name = _label(name)
     if isinstance(exc, TemplateNotFound):
         missing = exc.name if isinstance(exc.name, str) else ", ".join(map(str, exc.templates))
+        missing = _label(missing)
         if line == "?" and missing == name:
             return Problem(name, f"template not found ({missing})")
         return Problem(f"{file}:{line}", f"includes or extends a missing template ({missing})")
@@ -213,11 +310,17 @@ def _template_line(exc: BaseException, name: str, root: Path) -> tuple[str, str]
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2"):
             return _shown(frame.filename, root), str(frame.lineno)
+    if is_copy_key(name):
+        return _label(name), "?"
     return _shown(str(root / name), root), "?"
 
 
 def _shown(file: str, root: Path) -> str:
     """A template's path as staff see it: under the templates folder, not the server's."""
+    if file.startswith(LABEL):
+        return file
+    if is_copy_key(file):
+        return _label(file)
     try:
         return str(Path(file).resolve().relative_to(root.resolve()))
     except ValueError:

@@ -14,9 +14,9 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from campaigns.content.catalogue import load_campaign
+from campaigns.content.catalogue import load_campaign, run_templates_key
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
 from campaigns.domain.models import (
@@ -62,7 +62,10 @@ def _slice_size(svc: Services, channels: Sequence[Channel], batch_size: int) -> 
 
 def send_batch(svc: Services, batch: Batch) -> BatchResult:
     result = BatchResult()
-    _, definition = load_campaign(svc, _campaign_of(svc, batch.run_id))
+    run = _run_of(svc, batch.run_id)
+    _, definition = load_campaign(svc, int(run["campaign_id"]))
+    # The copy the run was started with, even if staff have saved a newer one since.
+    templates = run_templates_key(definition, run)
     touched = False
     try:
         size = _slice_size(svc, definition.channels, len(batch.delivery_ids))
@@ -72,7 +75,7 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
                 continue
             touched = True
             result.claimed += len(claimed)
-            outcomes = _send_slice(svc, definition, claimed)
+            outcomes = _send_slice(svc, definition, claimed, templates)
             for o in outcomes:
                 result.add(o.state)
             if len(outcomes) < len(claimed):
@@ -87,7 +90,7 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
 
 
 def _send_slice(
-    svc: Services, definition: CampaignDefinition, claimed: Sequence[Claimed]
+    svc: Services, definition: CampaignDefinition, claimed: Sequence[Claimed], templates: str
 ) -> list[Outcome]:
     """Send one claimed slice and record every outcome, whatever happens.
 
@@ -96,7 +99,7 @@ def _send_slice(
     pending, and are queued again; only a message that may have reached the
     provider is left for the sweeper to reconcile.
     """
-    sender = _SliceSender(svc, definition, claimed)
+    sender = _SliceSender(svc, definition, claimed, templates)
     try:
         sender.run()
     finally:
@@ -139,17 +142,22 @@ def _returns(outcomes: Sequence[Outcome], claimed: Sequence[Claimed]) -> list[Pe
 STATUS_CHECK_S = 0.5
 
 
-def _campaign_of(svc: Services, run_id: int) -> int:
+def _run_of(svc: Services, run_id: int) -> dict[str, Any]:
     run = svc.runs.get(run_id)
     if run is None:
         raise NotFound(f"no run {run_id}")
-    return int(run["campaign_id"])
+    return run
 
 
 class _SliceSender:
     def __init__(
-        self, svc: Services, definition: CampaignDefinition, claimed: Sequence[Claimed]
+        self,
+        svc: Services,
+        definition: CampaignDefinition,
+        claimed: Sequence[Claimed],
+        templates: str,
     ) -> None:
+        self.templates = templates
         self.svc = svc
         self.definition = definition
         self.claimed = claimed
@@ -211,7 +219,7 @@ class _SliceSender:
                 self.outcomes.append(stop)
                 continue
             try:
-                message = build_message(svc, definition, c, recipient, channel)
+                message = build_message(svc, definition, c, recipient, channel, self.templates)
             except MeridianError as exc:
                 # The template fails for this patient (a sandbox bound tripped by their
                 # values, a template edited on disk since the campaign was applied):
@@ -254,9 +262,18 @@ def build_message(
     c: Claimed,
     recipient: Recipient,
     channel: Channel,
+    templates: str | None = None,
 ) -> OutboundMessage:
-    """The claimed delivery's message, addressed (content.message.render_message)."""
-    rendered = render_message(svc, definition, recipient, channel, delivery_id=c.delivery_id)
+    """The claimed delivery's message, addressed (content.message.render_message), from
+    ``templates`` (the run's copy, catalogue.run_templates_key; default: the folder)."""
+    rendered = render_message(
+        svc,
+        definition,
+        recipient,
+        channel,
+        delivery_id=c.delivery_id,
+        templates=templates or definition.templates,
+    )
     return OutboundMessage(
         delivery_id=c.delivery_id,
         run_id=c.run_id,

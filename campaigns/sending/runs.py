@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from campaigns.clock import schedules
-from campaigns.content.catalogue import load_campaign, refuse_open_claims
+from campaigns.content.catalogue import load_campaign, refuse_open_claims, templates_key
+from campaigns.content.copy import version_of
+from campaigns.content.definitions import CampaignDefinition
 from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
 from campaigns.sending import liveness
@@ -41,7 +43,15 @@ def start_run(
     refuse_open_claims(svc, row, definition, "run")
     now = svc.now()
     occ = occurrence or f"now:{now.replace(microsecond=0).isoformat()}"
-    run_id = svc.runs.create(row["id"], occ, trigger, RunState.FANNING_OUT, now, actor=actor)
+    run_id = svc.runs.create(
+        row["id"],
+        occ,
+        trigger,
+        RunState.FANNING_OUT,
+        now,
+        actor=actor,
+        template_version_id=_pinned_copy(svc, row, definition),
+    )
     if run_id is None:
         log.info(
             "campaign %s occurrence %s already has a run; not starting another", row["id"], occ
@@ -80,10 +90,19 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
             )
             return []
     started: list[int] = []
+    version = _pinned_copy(svc, row, definition)
     for day, verdict in due:
         key = schedules.occurrence_key(day)
         status = RunState.FANNING_OUT if verdict == "start" else RunState.MISSED
-        run_id = svc.runs.create(campaign_id, key, "schedule", status, svc.now(), actor="beat")
+        run_id = svc.runs.create(
+            campaign_id,
+            key,
+            "schedule",
+            status,
+            svc.now(),
+            actor="beat",
+            template_version_id=version if status == RunState.FANNING_OUT else None,
+        )
         if run_id is None:
             continue
         if status == RunState.MISSED:
@@ -96,6 +115,12 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
         else:
             started.append(run_id)
     return started
+
+
+def _pinned_copy(svc: Services, row: dict[str, Any], definition: CampaignDefinition) -> int | None:
+    """The version of the copy a run starting now sends for its whole life: the one
+    the lint just judged (catalogue.templates_key); None for a templates folder."""
+    return version_of(templates_key(svc, definition))
 
 
 def pause_run(svc: Services, run_id: int, *, actor: str) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from campaigns import keys
-from campaigns.content.catalogue import load_campaign
+from campaigns.content.catalogue import load_campaign, run_templates_key
 from campaigns.domain.models import Claimed, PendingAgain
 from campaigns.domain.states import DeliveryState, RunState, channel_of
 from campaigns.errors import TransientError
@@ -124,7 +124,8 @@ def reconcile_unknown(svc: Services, limit: int = 500) -> int:
             int(row["attempts"]),
             row["due_at"],
         )
-        message = build_message(svc, definition, claim, recipient, channel)
+        templates = run_templates_key(definition, run)
+        message = build_message(svc, definition, claim, recipient, channel, templates)
         # Ledger times are Meridian's clock; the provider's are real time.
         claimed_at = row["claimed_at"] or row["updated_at"]
         since = claimed_at - svc.settings.clock_shift - timedelta(minutes=1)

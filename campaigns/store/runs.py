@@ -38,8 +38,10 @@ class RunRepository:
         now: datetime,
         *,
         actor: str,
+        template_version_id: int | None = None,
     ) -> int | None:
-        """Insert the run of one occurrence; None when that occurrence already has one."""
+        """Insert the run of one occurrence, with the version of the copy it sends (None:
+        the campaign's templates folder); None when that occurrence already has one."""
         try:
             with self.db.begin() as conn:
                 run_id = int(
@@ -53,6 +55,7 @@ class RunRepository:
                             planned=0,
                             started_at=now,
                             finished_at=now if status in FINAL_RUN_STATES else None,
+                            template_version_id=template_version_id,
                         )
                         .returning(campaign_runs.c.id)
                     ).scalar_one()
@@ -66,6 +69,7 @@ class RunRepository:
                     run_id,
                     campaign_id=campaign_id,
                     occurrence=occurrence,
+                    template_version_id=template_version_id,
                 )
                 return run_id
         except IntegrityError:

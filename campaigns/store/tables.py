@@ -149,6 +149,27 @@ Index(
     postgresql_where=_HOLDS_NAME,
 )
 
+# A campaign's copy as staff wrote it in the console or in the YAML's ``copy:`` block:
+# immutable versions, numbered per campaign; a save or a restore adds one.
+# ``email_body`` is Markdown or HTML (``email_format``); ``email_text`` NULL means the
+# text part is generated from the HTML. campaigns.content.copy turns a row into templates.
+template_versions = Table(
+    "template_versions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("author", String(64), nullable=False),
+    _ts("created_at", nullable=False),
+    Column("sms", Text),
+    Column("email_subject", Text),
+    Column("email_body", Text),
+    Column("email_format", String(8), nullable=False),  # markdown, html
+    Column("email_text", Text),
+    Column("restored_from", Integer),  # the number this version copies, for a restore
+    UniqueConstraint("campaign_id", "number", name="uq_template_versions_number"),
+)
+
 campaign_runs = Table(
     "campaign_runs",
     metadata,
@@ -161,6 +182,8 @@ campaign_runs = Table(
     Column("planned", Integer, nullable=False, default=0),
     _ts("started_at", nullable=False),
     _ts("finished_at"),
+    # The copy the run sends, fixed when it starts (NULL: the campaign's templates folder).
+    Column("template_version_id", ForeignKey("template_versions.id")),
     UniqueConstraint("campaign_id", "occurrence", name="uq_campaign_runs_occurrence"),
 )
 
