@@ -72,7 +72,8 @@ def _campaigns(svc: Services) -> None:
         },
         # copy written in the console lives in the ledger: the export carries it
         copy={
-            "sms": "Hi {{ first_name }}, {{ clinic.name }} is open late Mon and Thu. Reply STOP to opt out."
+            "sms": "{{ clinic.name }}: Hi {{ patient.first_name }}, open late Mon and Thu. "
+            "Reply STOP to opt out"
         },
     )
     _save(svc, name="gone")

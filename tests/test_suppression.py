@@ -17,6 +17,7 @@ from campaigns.people.inbound import InboundSms, handle_inbound
 from campaigns.people.patients import import_patients
 from campaigns.people.status_callbacks import handle_status
 from campaigns.services import Services
+from campaigns.store.db import downgrade
 from campaigns.store.tables import consents, patients, suppressions
 
 PHONE = "+16175550100"
@@ -194,9 +195,8 @@ def test_deleting_a_patient_keeps_its_evidence_without_who_it_was(svc: Services)
 
 
 def test_migration_0003_ties_existing_consent_to_the_current_number(tmp_path: Path) -> None:
-    from alembic import command
 
-    from campaigns.store.db import Database, alembic_config, upgrade
+    from campaigns.store.db import Database, upgrade
 
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
     upgrade(database.engine, "0002")
@@ -221,9 +221,6 @@ def test_migration_0003_ties_existing_consent_to_the_current_number(tmp_path: Pa
         assert conn.execute(
             select(patients.c.sms_consent_for, patients.c.email_consent_for)
         ).one() == (PHONE, None)
-    config = alembic_config(str(database.engine.url))
-    with database.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0002")
+    downgrade(database.engine, "0002")
     database.upgrade()
     database.dispose()

@@ -77,10 +77,41 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (Alembic), on this engine's database."""
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
+    with _migrating(engine) as config:
         command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (Alembic), on this engine's database."""
+    with _migrating(engine) as config:
+        command.downgrade(config, revision)
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Config]:
+    """An Alembic config on one transaction of ``engine``.
+
+    On SQLite, Alembic's batch mode changes a constraint by copying the table and
+    dropping the old one, which foreign keys from other tables' rows (runs, copy
+    versions) refuse. The keys are off for the migration (SQLite ignores the pragma
+    inside a transaction, so it is set on the driver's connection before it begins),
+    checked with foreign_key_check once it is done, and on again after.
+    """
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    sqlite = engine.url.get_backend_name() == "sqlite"
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        if sqlite and raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                yield config
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise ConfigError("the migration left rows whose foreign keys point nowhere")
+        finally:
+            if sqlite and raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 class Database:
