@@ -33,6 +33,7 @@ from campaigns.store.health import HealthRepository
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.patients import PatientRepository
 from campaigns.store.reports import ReportRepository
+from campaigns.store.reviews import ReviewRepository
 from campaigns.store.runs import RunRepository
 from campaigns.store.staff import StaffRepository
 from campaigns.store.suppression import SuppressionRepository
@@ -59,6 +60,7 @@ class Services:
         self.patients = PatientRepository(self.db, self.now)
         self.consent = ConsentRepository(self.db, self.now)
         self.campaigns = CampaignRepository(self.db, self.now)
+        self.reviews = ReviewRepository(self.db, self.now)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
         self.delivery_queries = DeliveryQueries(self.db)

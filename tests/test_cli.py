@@ -150,7 +150,13 @@ def test_a_broker_that_does_not_answer_exits_1_with_a_sentence_not_a_traceback(
     monkeypatch.setattr(startup, "dispatcher", lambda: CeleryDispatcher(nobody))
     try:
         applied = runner.invoke(
-            app, ["campaigns", "apply", str(ROOT / "examples/campaigns/cold-and-flu-season.yaml")]
+            app,
+            [
+                "campaigns",
+                "apply",
+                "--approve",
+                str(ROOT / "examples/campaigns/cold-and-flu-season.yaml"),
+            ],
         )
         assert applied.exit_code == 0, applied.output
         for command in (

@@ -20,9 +20,20 @@ app = typer.Typer(no_args_is_help=True, help="Campaign definitions and runs.")
 
 @app.command("apply")
 @handled
-def campaigns_apply(file: Path, as_json: JsonOpt = False) -> None:
+def campaigns_apply(
+    file: Path,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Approve it as the operator applying a reviewed file (audited as such); "
+            "only a lint-clean campaign is approved.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Create or update a campaign from YAML; templates are compiled and linted."""
-    applied = catalogue.apply_campaign(services(), file, actor=ACTOR)
+    applied = catalogue.apply_campaign(services(), file, actor=ACTOR, approve=approve)
     if as_json:
         print_json(
             {
@@ -30,10 +41,21 @@ def campaigns_apply(file: Path, as_json: JsonOpt = False) -> None:
                 "name": applied.name,
                 "findings": applied.findings,
                 "unacknowledged": applied.unacknowledged,
+                "approved": applied.approved,
+                "lapsed": applied.lapsed,
             }
         )
         return
     out.print(f"campaign {applied.name} applied (id {applied.campaign_id})")
+    if applied.approved:
+        out.print("  approved by the operator (apply --approve)", highlight=False)
+    elif approve:
+        out.print("  not approved: a health claim needs an acknowledgement first", highlight=False)
+    elif applied.lapsed:
+        out.print(
+            "  changed since approval: back to draft; approve it again before it runs",
+            highlight=False,
+        )
     for f in applied.findings:
         mark = "acknowledged" if f not in applied.unacknowledged else "needs acknowledgement"
         out.print(

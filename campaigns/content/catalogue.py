@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from campaigns.clock import schedules
-from campaigns.content import compliance, compliance_rules
+from campaigns.content import approval, compliance, compliance_rules
 from campaigns.content.definitions import (
     CampaignDefinition,
     load_definition,
@@ -44,6 +44,9 @@ class Applied:
     unacknowledged: list[dict[str, Any]] = field(default_factory=list)
     # Acknowledgements that name no current finding (the sentence changed, or moved).
     unmatched: list[dict[str, Any]] = field(default_factory=list)
+    approved: bool = False  # approved by the operator who applied it (--approve)
+    # It had been approved and this change made the approval lapse: back to draft.
+    lapsed: bool = False
 
 
 def sample_context(svc: Services, channel: Channel, name: str) -> dict[str, Any]:
@@ -172,14 +175,22 @@ def acknowledgement_yaml(finding: dict[str, Any]) -> str:
     return text
 
 
-def apply_campaign(svc: Services, path: Path, *, actor: str) -> Applied:
+def apply_campaign(svc: Services, path: Path, *, actor: str, approve: bool = False) -> Applied:
     definition = load_definition(path)
-    return save_definition(svc, definition, actor=actor, source=str(path))
+    return save_definition(svc, definition, actor=actor, source=str(path), approve=approve)
 
 
 def save_definition(
-    svc: Services, definition: CampaignDefinition, *, actor: str, source: str
+    svc: Services,
+    definition: CampaignDefinition,
+    *,
+    actor: str,
+    source: str,
+    approve: bool = False,
 ) -> Applied:
+    """Lint and save the campaign. A change to an approved campaign's content makes
+    the approval lapse (back to draft). ``approve``: an operator applying a reviewed
+    file approves it at once, audited as such, when it is lint-clean."""
     findings = lint_definition(svc, definition)
     errors = [f for f in findings if f["severity"] == "error"]
     if errors:
@@ -191,12 +202,23 @@ def save_definition(
             ],
         )
     campaign_id = svc.campaigns.save(definition.name, definition.to_json(), findings, actor=actor)
+    open_claims = _unacknowledged(definition, findings)
+    row, _ = load_campaign(svc, campaign_id)
+    lapsed = approval.lapse_if_changed(svc, row, definition, actor=actor)
+    approved = False
+    if approve and not open_claims and row["status"] != CampaignState.CANCELLED:
+        approval.record_operator_approval(
+            svc, campaign_id, definition, actor=actor, via="apply --approve"
+        )
+        approved, lapsed = True, False
     return Applied(
         campaign_id,
         definition.name,
         findings,
-        _unacknowledged(definition, findings),
+        open_claims,
         unmatched_acknowledgements(definition, findings),
+        approved,
+        lapsed,
     )
 
 
@@ -248,6 +270,7 @@ def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str,
     if row["status"] == CampaignState.CANCELLED:
         raise cancelled
     refuse_open_claims(svc, row, definition, "scheduled")
+    approval.refuse_unapproved(svc, row, definition, "scheduled")
     if not svc.campaigns.set_status(row["id"], CampaignState.SCHEDULED, actor=actor):
         raise cancelled  # meanwhile: only a cancelled campaign may not be scheduled
     return row

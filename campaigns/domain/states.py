@@ -32,7 +32,7 @@ class IllegalTransition(MeridianError):
 
 
 class CampaignState(StrEnum):
-    DRAFT = "draft"  # saved, not approved: nothing starts
+    DRAFT = "draft"  # saved, or changed since approval: nothing starts
     SCHEDULED = "scheduled"  # approved: occurrences start on the schedule, or by hand
     PAUSED = "paused"  # held: no occurrence starts until resumed
     CANCELLED = "cancelled"  # for good; apply it again under a new name
@@ -98,10 +98,18 @@ class SkipReason(StrEnum):
 # writes the schedule entry again).
 CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
     CampaignState.DRAFT: frozenset({CampaignState.SCHEDULED, CampaignState.CANCELLED}),
+    # Back to draft: its content changed since it was approved.
     CampaignState.SCHEDULED: frozenset(
-        {CampaignState.SCHEDULED, CampaignState.PAUSED, CampaignState.CANCELLED}
+        {
+            CampaignState.SCHEDULED,
+            CampaignState.PAUSED,
+            CampaignState.CANCELLED,
+            CampaignState.DRAFT,
+        }
     ),
-    CampaignState.PAUSED: frozenset({CampaignState.SCHEDULED, CampaignState.CANCELLED}),
+    CampaignState.PAUSED: frozenset(
+        {CampaignState.SCHEDULED, CampaignState.CANCELLED, CampaignState.DRAFT}
+    ),
     CampaignState.CANCELLED: frozenset(),
 }
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from campaigns.clock import schedules
+from campaigns.content.approval import refuse_unapproved
 from campaigns.content.catalogue import load_campaign, refuse_open_claims
 from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
@@ -38,6 +39,7 @@ def start_run(
     if row["status"] == CampaignState.CANCELLED:
         raise InputError(f"campaign {row['name']}: cancelled")
     refuse_open_claims(svc, row, definition, "run")
+    refuse_unapproved(svc, row, definition, "run")
     now = svc.now()
     occ = occurrence or f"now:{now.replace(microsecond=0).isoformat()}"
     run_id = svc.runs.create(row["id"], occ, trigger, RunState.FANNING_OUT, now, actor=actor)
@@ -68,6 +70,7 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
     if any(verdict == "start" for _, verdict in due):
         try:
             refuse_open_claims(svc, row, definition, "run")
+            refuse_unapproved(svc, row, definition, "run")
         except InputError as refused:
             # Not started, not recorded: each tick asks again, and past the grace
             # period the occurrence is recorded as missed.

@@ -14,6 +14,7 @@ from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
     api,
+    approval,
     campaigns,
     console,
     dashboard,
@@ -29,7 +30,7 @@ from campaigns.web.views import (
 )
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, runs, review, inbox, users)
+CONSOLE_GROUPS = (dashboard, patients, campaigns, approval, runs, review, inbox, users)
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 

@@ -32,6 +32,7 @@ from tests.support.factories import (
     EXAMPLE_PATIENTS,
     STAFF_PASSWORD,
     add_deliveries,
+    add_example_campaign,
     add_examples,
     add_staff,
 )
@@ -285,7 +286,7 @@ def test_a_viewer_sees_no_buttons_that_change_anything(client: FlaskClient, svc:
     add_examples(svc)
     sign_in(client, "vic")
     page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
-    for label in ("Edit", "Approve and schedule", "Run now", "Cancel campaign"):
+    for label in ("Edit", "Schedule it", "Run now", "Cancel campaign"):
         assert f">{label}<" not in page
     assert "Import a patient CSV" not in client.get("/patients").get_data(as_text=True)
     assert "New campaign" not in client.get("/campaigns").get_data(as_text=True)
@@ -298,14 +299,14 @@ def test_a_marketer_sees_the_buttons_and_run_now_only_once_approved(
     add_examples(svc)
     sign_in(client, "mara")
     page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
-    for label in ("Edit", "Approve and schedule", "Cancel campaign"):
+    for label in ("Edit", "Schedule it", "Cancel campaign"):
         assert f">{label}<" in page
     assert ">Run now<" not in page
     token = csrf_token(client, f"/campaigns/{NAME}")
     refused = client.post(f"/campaigns/{NAME}/run", data={"csrf_token": token})
     assert refused.status_code == 302
     assert svc.runs.of_campaign(1) == []
-    assert "Approve and schedule the campaign before running it." in client.get(
+    assert "Get the campaign approved and schedule it before running it." in client.get(
         f"/campaigns/{NAME}"
     ).get_data(as_text=True)
 
@@ -736,6 +737,7 @@ def test_what_the_api_answers_matches_its_documented_schema(
     )
     assert imported.json["skipped"]  # type: ignore[index]
     check("/patients/import", "post", imported)
+    add_example_campaign(svc)  # the same copy, approved by the operator
     run_id = runs.start_run(svc, NAME, actor="test")
     check("/runs/{run_id}", "get", client.get(f"/api/runs/{run_id}", headers=headers))
     paused = client.post(f"/api/runs/{run_id}/pause", headers=headers)
