@@ -150,5 +150,5 @@ def acknowledge(
 
 def finding_token(finding: dict[str, object]) -> str:
     """A finding's identity as one string, for a form field."""
-    key = compliance.finding_key(finding)  # type: ignore[arg-type]
+    key = compliance.finding_key(finding)
     return hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:16]

@@ -23,14 +23,27 @@ from campaigns.web.views import (
     login,
     metrics,
     patients,
+    profile,
     public,
     review,
     runs,
+    tryout,
     users,
 )
 
 # The console's route groups: importing each adds its views to console.bp.
-CONSOLE_GROUPS = (dashboard, patients, campaigns, approval, runs, review, inbox, users)
+CONSOLE_GROUPS = (
+    dashboard,
+    patients,
+    campaigns,
+    approval,
+    tryout,
+    profile,
+    runs,
+    review,
+    inbox,
+    users,
+)
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 

@@ -114,7 +114,5 @@ def campaign_acknowledge(name: str) -> ResponseReturnValue:
         return _page(name, refused=exc.message, found=problems(exc), status=422)
     except NotFound as exc:
         return _page(name, refused=str(exc), status=409)
-    flash(
-        f"Finding acknowledged; {len(applied.unacknowledged)} claim(s) still need one.", "ok"
-    )
+    flash(f"Finding acknowledged; {len(applied.unacknowledged)} claim(s) still need one.", "ok")
     return redirect(url_for("console.campaign_review", name=name))
