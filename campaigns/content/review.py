@@ -32,9 +32,9 @@ from campaigns.content.catalogue import (
 from campaigns.content.definitions import Acknowledgement, CampaignDefinition
 from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError, NotFound, Problem
-from campaigns.people.staff import Staff
 
 if TYPE_CHECKING:
+    from campaigns.people.staff import Staff  # its role check only: no import at run time
     from campaigns.services import Services
 
 MAX_COMMENT = 2000
