@@ -66,7 +66,7 @@ def campaign_try(name: str) -> ResponseReturnValue:
         "query": query,
         "patient": chosen,
         "found": _pick(query) if query and request.method == "POST" else None,
-        "me": svc.staff.get(actor()) or {},
+        "mine": svc.staff.get(actor()) or {},
         "rules": len(compliance_rules.load_rules().rules),
     }
     if chosen:
@@ -83,7 +83,12 @@ def campaign_try(name: str) -> ResponseReturnValue:
             context["timing"] = timing.send_times(svc, definition, recipient, day)
         except InputError as exc:
             context["timing_problem"] = exc.message
-        context["findings"] = []
+        try:  # linted now, as schedule and run will judge it
+            context["findings"] = catalogue.mark_acknowledged(
+                definition, catalogue.lint_definition(svc, definition)
+            )
+        except InputError as exc:
+            context["problems"] = problems(exc)
     return render_template("console/campaign_try.html", **context)
 
 
