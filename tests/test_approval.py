@@ -4,8 +4,8 @@ campaign to draft, and nothing schedules or runs what is not approved as it is n
 from __future__ import annotations
 
 import shutil
-from datetime import time
 from collections.abc import Iterator
+from datetime import time
 from pathlib import Path
 
 import pytest

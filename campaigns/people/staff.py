@@ -145,7 +145,7 @@ def set_contact(svc: Services, username: str, *, phone: str, email: str) -> dict
         except EmailNotValidError as exc:
             problems.append(Problem("email", f"not a valid email address: {exc}"))
     if problems:
-        raise InputError("your contact details were not saved", problems)
+        raise InputError("Your phone and email were not saved", problems)
     if not svc.staff.set_contact(username, phone_e164, email_normal):
         raise NotFound(f"no staff user named {username!r}")
     svc.reports.record_staff_event(username, "staff.contact", username)

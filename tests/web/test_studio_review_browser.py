@@ -66,7 +66,8 @@ def svc(
                       None, None, "sms", facts)
         for ext, first, last, email, phone, zone, state in (
             ("P1", "Robin", "Okafor", "robin@example.org", "+16175550100", None, "MA"),
-            ("P2", "Roberta", "Chen", "roberta@example.org", "+13125550101", "America/Chicago", "IL"),
+            ("P2", "Roberta", "Chen", "roberta@example.org", "+13125550101", "America/Chicago",
+             "IL"),
             ("P3", "Sam", "Robles", None, "+19045550102", None, None),
         )
     ]  # fmt: skip
