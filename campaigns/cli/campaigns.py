@@ -12,6 +12,7 @@ from rich.table import Table
 
 from campaigns.cli.startup import ACTOR, JsonOpt, handled, out, print_json, services
 from campaigns.content import catalogue
+from campaigns.content.approval import review_status
 from campaigns.errors import InputError
 from campaigns.sending import control, runs
 
@@ -89,7 +90,8 @@ def campaigns_list(as_json: JsonOpt = False) -> None:
 @handled
 def campaigns_show(name: str, as_json: JsonOpt = False) -> None:
     """Show a campaign's definition, lint findings, next sends and runs."""
-    summary = catalogue.campaign_summary(services(), name, audience=True)
+    svc = services()
+    summary = catalogue.campaign_summary(svc, name, audience=True)
     data = summary.to_dict()
     if as_json:
         print_json(data)
@@ -102,6 +104,7 @@ def campaigns_show(name: str, as_json: JsonOpt = False) -> None:
         f"  templates  {d.templates}",
         f"  schedule   {sched}, at {data['schedule']['send_time']} in each patient's zone",
         f"  audience   {summary.audience} patient(s) today",
+        f"  approval   {review_status(svc, int(data['id']), d).sentence}",
         "  next sends "
         + (", ".join(_when(t) for t in summary.next_sends) or "none (no occurrence left)"),
     ]

@@ -111,7 +111,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post",
         "/campaigns/{name}/schedule",
-        "Approve and schedule",
+        "Schedule an approved campaign: its occurrences start on time",
         "marketer",
         s.ScheduledCampaign,
         parameters=(_NAME,),
