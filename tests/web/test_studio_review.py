@@ -128,3 +128,19 @@ def test_the_profile_keeps_what_was_typed_and_names_the_bad_field(client: FlaskC
         follow_redirects=True,
     )
     assert 'value="+14155550123"' in good.get_data(as_text=True)
+
+
+def test_the_console_refuses_to_schedule_or_run_a_campaign_nobody_approved(
+    client: FlaskClient, svc: Services
+) -> None:
+    sign_in(client, "mara")
+    page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
+    assert ">Schedule it<" not in page and "Not submitted for approval yet" in page
+    token = csrf_token(client, f"/campaigns/{NAME}")
+    reply = client.post(
+        f"/campaigns/{NAME}/schedule", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "not approved (not submitted for approval yet)" in reply.get_data(as_text=True)
+    client.post(f"/campaigns/{NAME}/run", data={"csrf_token": token})
+    assert svc.campaigns.get(NAME)["status"] == "draft"  # type: ignore[index]
+    assert svc.runs.of_campaign(1) == []

@@ -109,16 +109,21 @@ def test_a_marketer_previews_tests_and_submits_and_an_admin_approves_in_another_
     # A patient found by name; every channel previewed, with when it would go.
     mara.goto(f"{base_url}/campaigns/{NAME}")
     mara.click("a:has-text('Preview and test')")
-    mara.fill("#q", "robert")
-    mara.click("button:has-text('Find')")
-    picked = mara.locator("ul.picked")
-    expect(picked.locator("li")).to_have_count(1)
-    picked.locator("button:has-text('Roberta Chen')").click()
+    mara.fill("#q", "rob")
+    mara.click("button:has-text('Find')")  # the server's answer, as without JavaScript
+    expect(mara.locator(".server-picked li")).to_have_count(3)
+    mara.fill("#q", "roberta c")  # as you type: the picker's JSON endpoint
+    live = mara.locator("ul.picked.live")
+    expect(live.locator("li")).to_have_count(1)
+    expect(mara.locator(".server-picked")).to_be_hidden()
+    shot(mara, "51-patient-picker")
+    live.locator("button:has-text('Roberta Chen')").click()
     expect(mara.locator("article[aria-label='sms preview'] pre.sms")).to_contain_text("Hi Roberta")
     expect(mara.locator("article[aria-label='email preview']")).to_contain_text("Subject:")
+    expect(mara.frame_locator("iframe.email").locator("body")).to_contain_text("Hi Roberta")
     expect(mara.locator("section[aria-label='sms send time']")).to_contain_text("Sends at")
     expect(mara.locator("section[aria-label='sms send time']")).to_contain_text("America/Chicago")
-    shot(mara, "51-preview-for-a-patient-found-by-name")
+    shot(mara, "52-preview-for-a-patient-found-by-name")
 
     # A test text to their own phone, through the real transport.
     mara.click("button:has-text('Send a test text')")
@@ -126,7 +131,7 @@ def test_a_marketer_previews_tests_and_submits_and_an_admin_approves_in_another_
     (texted,) = twilio.accepted()
     assert texted["to"] == "+14155550123"
     assert texted["body"].startswith("TEST: ") and "Hi Roberta" in texted["body"]
-    shot(mara, "52-test-text-sent")
+    shot(mara, "53-test-text-sent")
 
     # The review page: the finding at its sentence; submit.
     mara.goto(f"{base_url}/campaigns/{NAME}/review")
@@ -136,7 +141,7 @@ def test_a_marketer_previews_tests_and_submits_and_an_admin_approves_in_another_
     mara.click("button:has-text('Submit for approval')")
     expect(mara.locator("#review-state")).to_contain_text("submitted for approval by mara")
     expect(mara.locator("button:has-text('Approve this version')")).to_have_count(0)
-    shot(mara, "53-review-submitted")
+    shot(mara, "54-review-submitted")
 
     # The admin, in another browser context: acknowledges the finding, approves.
     ada = sign_in(browser, base_url, "ada")
@@ -151,14 +156,14 @@ def test_a_marketer_previews_tests_and_submits_and_an_admin_approves_in_another_
     expect(ada.locator(".flash.ok")).to_contain_text("Finding acknowledged")
     expect(ada.locator("figure.copy mark.sev-acknowledged", has_text=CLAIM)).to_have_count(1)
     expect(ada.locator("figure.copy mark.sev-claim")).to_have_count(0)
-    shot(ada, "54-finding-acknowledged-inline")
+    shot(ada, "55-finding-acknowledged-inline")
     ada.click("button:has-text('Approve this version')")
     expect(ada.locator("#review-state")).to_contain_text("approved by ada")
-    shot(ada, "55-approved-by-admin")
+    shot(ada, "56-approved-by-admin")
 
     # The marketer sees it approved, and may schedule it now.
     mara.goto(f"{base_url}/campaigns/{NAME}")
     expect(mara.locator("#approval")).to_contain_text("Approved by ada")
     expect(mara.locator("button:has-text('Schedule it')")).to_be_visible()
-    shot(mara, "56-marketer-sees-approved")
+    shot(mara, "57-marketer-sees-approved")
     assert len(twilio.accepted()) == 1  # the test, and nothing else
