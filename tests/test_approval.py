@@ -139,7 +139,9 @@ def test_the_fingerprint_follows_the_template_text_and_a_template_edit_stops_the
     row, _ = catalogue.load_campaign(svc, NAME)
     assert runs.tick_campaign(svc, int(row["id"])) == []
     assert svc.runs.of_campaign(int(row["id"])) == []
-    assert "not approved" in caplog.text
+    assert "changed since approval: back to draft" in caplog.text
+    assert svc.campaigns.get(NAME)["status"] == CampaignState.DRAFT  # type: ignore[index]
+    assert int(row["id"]) not in svc.dispatcher.schedules  # type: ignore[attr-defined]
 
 
 def test_an_approver_cannot_approve_while_a_claim_is_unacknowledged(

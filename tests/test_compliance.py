@@ -587,7 +587,12 @@ def test_a_scheduled_campaign_whose_template_gained_a_claim_does_not_start_on_it
 
     assert tick_campaign(svc, int(row["id"])) == []
     assert svc.runs.of_campaign(int(row["id"])) == []
-    assert "not started" in caplog.text
+    # The edit also changed what was approved: the tick sends it back to draft, and a
+    # new approval needs the claim acknowledged first.
+    assert "changed since approval: back to draft" in caplog.text
+    with pytest.raises(InputError, match="compliance lint"):
+        catalogue.save_definition(svc, definition, actor="test", source="t", approve=True)
+        start_run(svc, "cold-and-flu-season", actor="test")
 
 
 def test_the_console_offers_each_open_claim_as_an_acknowledgement_to_paste(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from campaigns.clock import schedules
-from campaigns.content.approval import refuse_unapproved
+from campaigns.content.approval import lapse_if_changed, refuse_unapproved
 from campaigns.content.catalogue import load_campaign, refuse_open_claims
 from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
@@ -59,6 +59,11 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
     """
     row, definition = load_campaign(svc, campaign_id)
     if row["status"] != CampaignState.SCHEDULED:
+        return []
+    # A template part edited since approval (not a save of the campaign): the approval
+    # no longer matches, so the campaign returns to draft here, within a tick.
+    if lapse_if_changed(svc, row, definition, actor="beat"):
+        log.warning("campaign %s changed since approval: back to draft", campaign_id)
         return []
     schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
     last = svc.runs.last_occurrence(campaign_id)
