@@ -61,7 +61,7 @@ def schedule_entry(campaign_id: int) -> str:
     return f"campaign:{campaign_id}"
 
 
-def test_sends(username: str, window: int) -> str:
-    """Test sends one staff member made in one hour-long window (hashed username)."""
+def test_sends(username: str) -> str:
+    """Test sends one staff member made in the hour since their first (hashed username)."""
     digest = hashlib.sha256(username.encode()).hexdigest()[:24]
-    return f"{PREFIX}:test-sends:{digest}:{window}"
+    return f"{PREFIX}:test-sends:{digest}"
