@@ -750,7 +750,7 @@ def run_database(
         for name, cap in ((CAMPAIGN, 7), (PACED, 0)):
             yaml_path = WORKDIR / f"{name}.yaml"
             yaml_path.write_text(campaign_yaml(name, cap))
-            apply_campaign(svc, yaml_path, actor="bench")
+            apply_campaign(svc, yaml_path, actor="bench", approve=True)
         worker = Worker(
             "tasks",
             "runs,send,maintenance",

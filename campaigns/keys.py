@@ -59,3 +59,9 @@ def sign_in_failures_from(address: str) -> str:
 def schedule_entry(campaign_id: int) -> str:
     """The RedBeat entry name of a scheduled campaign."""
     return f"campaign:{campaign_id}"
+
+
+def test_sends(username: str) -> str:
+    """Test sends one staff member made in the hour since their first (hashed username)."""
+    digest = hashlib.sha256(username.encode()).hexdigest()[:24]
+    return f"{PREFIX}:test-sends:{digest}"

@@ -36,6 +36,7 @@ from campaigns.store.inbound import InboundRepository
 from campaigns.store.patients import PatientRepository
 from campaigns.store.reports import ReportRepository
 from campaigns.store.results import ResultsRepository
+from campaigns.store.reviews import ReviewRepository
 from campaigns.store.runs import RunRepository
 from campaigns.store.staff import StaffRepository
 from campaigns.store.suppression import SuppressionRepository
@@ -63,6 +64,7 @@ class Services:
         self.consent = ConsentRepository(self.db, self.now)
         self.campaigns = CampaignRepository(self.db, self.now)
         self.copies = CopyRepository(self.db, self.now)
+        self.reviews = ReviewRepository(self.db, self.now)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
         self.delivery_queries = DeliveryQueries(self.db)

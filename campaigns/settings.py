@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     worker_silence_s: float = Field(default=30.0, ge=5)
     # Bearer token of /metrics (Prometheus' `authorization` option); unset: /metrics is off.
     metrics_token: SecretStr | None = None
+    # Approval: a different staff member from the one who submitted must approve.
+    approval_two_person: bool = True
+    # Test sends each staff member may make per hour (a test goes to their own phone
+    # or email, through the real provider, and costs what a message costs).
+    test_sends_per_hour: int = Field(default=10, ge=1, le=1000)
     # Log lines: text or one JSON object a line; the level (default: INFO for the web
     # app, worker and beat, WARNING for the CLI).
     log_format: Literal["text", "json"] = "text"

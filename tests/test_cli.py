@@ -150,7 +150,13 @@ def test_a_broker_that_does_not_answer_exits_1_with_a_sentence_not_a_traceback(
     monkeypatch.setattr(startup, "dispatcher", lambda: CeleryDispatcher(nobody))
     try:
         applied = runner.invoke(
-            app, ["campaigns", "apply", str(ROOT / "examples/campaigns/cold-and-flu-season.yaml")]
+            app,
+            [
+                "campaigns",
+                "apply",
+                "--approve",
+                str(ROOT / "examples/campaigns/cold-and-flu-season.yaml"),
+            ],
         )
         assert applied.exit_code == 0, applied.output
         for command in (
@@ -201,6 +207,7 @@ def test_commands_answer_in_sentences_and_say_when_nothing_was_done(env: Path) -
     shown = runner.invoke(app, ["campaigns", "show", "cold-and-flu-season"])
     assert shown.exit_code == 0 and not shown.output.lstrip().startswith("{")
     assert "campaign cold-and-flu-season (id 1) is draft" in shown.output
+    assert "approval   not submitted for approval yet" in shown.output
     assert "next sends" in shown.output
     version = runner.invoke(app, ["--version"])
     assert version.exit_code == 0 and version.output.startswith("meridian ")

@@ -502,7 +502,9 @@ def test_the_shipped_campaign_needs_no_acknowledgement_but_the_seasons_name(
     claims_found = [f for f in findings if f["severity"] == "claim"]
     assert {(f["rule"], f["phrase"]) for f in claims_found} == {("names-influenza", "flu")}
     assert all("cold and flu season" in f["sentence"].casefold() for f in claims_found)
-    applied = catalogue.save_definition(svc, definition, actor="test", source="shipped")
+    applied = catalogue.save_definition(
+        svc, definition, actor="test", source="shipped", approve=True
+    )
     assert applied.unacknowledged == [] and applied.unmatched == []
     assert len(definition.compliance.acknowledged) == len(claims_found) == 3
 
@@ -519,7 +521,9 @@ def test_an_acknowledgement_for_one_sentence_does_not_cover_another(
             "cold and flu season is here. Ward off the flu and stay flu-free.",
         )
     )
-    applied = catalogue.save_definition(svc, shipped_sms_only(), actor="test", source="t")
+    applied = catalogue.save_definition(
+        svc, shipped_sms_only(), actor="test", source="t", approve=True
+    )
 
     open_claims = [(f["rule"], f["phrase"], f["sentence"]) for f in applied.unacknowledged]
     assert open_claims == [
@@ -534,7 +538,9 @@ def test_an_acknowledgement_stops_counting_when_its_sentence_changes_after_savin
     workshop: tuple[Services, Path],
 ) -> None:
     svc, templates = workshop
-    applied = catalogue.save_definition(svc, shipped_sms_only(), actor="test", source="t")
+    applied = catalogue.save_definition(
+        svc, shipped_sms_only(), actor="test", source="t", approve=True
+    )
     assert applied.unacknowledged == []
     sms = templates / SMS_PART
     # Edited on disk after the save: the run lints the template as it is now.
@@ -543,7 +549,9 @@ def test_an_acknowledgement_stops_counting_when_its_sentence_changes_after_savin
     with pytest.raises(InputError) as refused:
         start_run(svc, "cold-and-flu-season", actor="test")
     assert "get flu care" in str(refused.value)
-    resaved = catalogue.save_definition(svc, shipped_sms_only(), actor="test", source="t")
+    resaved = catalogue.save_definition(
+        svc, shipped_sms_only(), actor="test", source="t", approve=True
+    )
     assert [a["sentence"] for a in resaved.unmatched] == [
         '{{ clinic.name }}: Hi {{ patient.first_name or "there" }}, cold and flu season is here.'
     ]
@@ -556,7 +564,9 @@ def test_an_acknowledgement_stops_counting_when_its_sentence_moves_to_another_li
     sms = templates / SMS_PART
     sms.write_text("{# reviewed copy #}\n" + sms.read_text())
 
-    applied = catalogue.save_definition(svc, shipped_sms_only(), actor="test", source="t")
+    applied = catalogue.save_definition(
+        svc, shipped_sms_only(), actor="test", source="t", approve=True
+    )
 
     assert [(f["line"], f["phrase"]) for f in applied.unacknowledged] == [(2, "flu")]
 
@@ -569,7 +579,7 @@ def test_a_scheduled_campaign_whose_template_gained_a_claim_does_not_start_on_it
     definition = shipped_sms_only(
         schedule={"once": today.isoformat(), "send_time": "00:00", "grace_hours": 72}
     )
-    catalogue.save_definition(svc, definition, actor="test", source="t")
+    catalogue.save_definition(svc, definition, actor="test", source="t", approve=True)
     catalogue.schedule_campaign(svc, "cold-and-flu-season", actor="test")
     sms = templates / SMS_PART
     sms.write_text(sms.read_text().replace("Book a", "Keep colds at bay: book a"))
@@ -577,7 +587,12 @@ def test_a_scheduled_campaign_whose_template_gained_a_claim_does_not_start_on_it
 
     assert tick_campaign(svc, int(row["id"])) == []
     assert svc.runs.of_campaign(int(row["id"])) == []
-    assert "not started" in caplog.text
+    # The edit also changed what was approved: the tick sends it back to draft, and a
+    # new approval needs the claim acknowledged first.
+    assert "changed since approval: back to draft" in caplog.text
+    with pytest.raises(InputError, match="compliance lint"):
+        catalogue.save_definition(svc, definition, actor="test", source="t", approve=True)
+        start_run(svc, "cold-and-flu-season", actor="test")
 
 
 def test_the_console_offers_each_open_claim_as_an_acknowledgement_to_paste(
@@ -628,7 +643,9 @@ def test_a_template_using_an_empty_clinic_setting_is_refused_naming_it(
     no_phone: Services,
 ) -> None:
     with pytest.raises(InputError) as refused:
-        catalogue.save_definition(no_phone, shipped_sms_only(), actor="test", source="c.yaml")
+        catalogue.save_definition(
+            no_phone, shipped_sms_only(), actor="test", source="c.yaml", approve=True
+        )
 
     [problem] = refused.value.problems
     assert problem.where == f"{SMS_PART}:1"
@@ -642,7 +659,7 @@ def test_an_email_layout_using_an_empty_clinic_setting_is_refused_at_its_line(
     definition = load_definition(SHIPPED_CAMPAIGN)
 
     with pytest.raises(InputError) as refused:
-        catalogue.save_definition(no_phone, definition, actor="test", source="c.yaml")
+        catalogue.save_definition(no_phone, definition, actor="test", source="c.yaml", approve=True)
 
     wheres = {p.where for p in refused.value.problems if "MERIDIAN_CLINIC_PHONE" in p.reason}
     assert wheres == {
@@ -657,7 +674,9 @@ def test_an_email_layout_using_an_empty_clinic_setting_is_refused_at_its_line(
 def test_a_template_without_the_empty_setting_is_applied(no_phone: Services) -> None:
     definition = shipped_sms_only(templates="no-phone")
 
-    applied = catalogue.save_definition(no_phone, definition, actor="test", source="c.yaml")
+    applied = catalogue.save_definition(
+        no_phone, definition, actor="test", source="c.yaml", approve=True
+    )
 
     assert [f["rule"] for f in applied.findings] == ["names-influenza"]
     # The same sentence on the same line, but another template: the ack does not cover it.

@@ -91,7 +91,7 @@ def _running_run(svc: Services, n: int = 3) -> tuple[int, list[int]]:
         for i in range(n)
     ]
     svc.patients.import_batches([records], dry_run=False, actor="test")
-    campaign_id = apply_campaign(svc, CAMPAIGN, actor="test").campaign_id
+    campaign_id = apply_campaign(svc, CAMPAIGN, actor="test", approve=True).campaign_id
     occurrence = f"now:{now.isoformat()}"
     run_id = svc.runs.create(campaign_id, occurrence, "manual", RunState.RUNNING, now, actor="test")
     assert run_id is not None
@@ -232,7 +232,7 @@ def test_on_a_shifted_clock_a_run_cancelled_at_once_took_no_time(
 ) -> None:
     svc = _services(tmp_path, database_url, EIGHT_HOURS)
     try:
-        apply_campaign(svc, CAMPAIGN, actor="test")
+        apply_campaign(svc, CAMPAIGN, actor="test", approve=True)
         run_id = runs.start_run(svc, "cold-and-flu-season", actor="test")
         assert run_id is not None
         runs.cancel_run(svc, run_id, actor="test")
@@ -301,7 +301,7 @@ def test_on_a_shifted_clock_a_new_schedule_owes_nothing_from_before_it_was_creat
         daily.write_text(
             CAMPAIGN.read_text().replace("FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15", "FREQ=DAILY")
         )
-        campaign_id = apply_campaign(svc, daily, actor="test").campaign_id
+        campaign_id = apply_campaign(svc, daily, actor="test", approve=True).campaign_id
         schedule_campaign(svc, campaign_id, actor="test")
 
         started = runs.tick_campaign(svc, campaign_id)

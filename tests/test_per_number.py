@@ -130,7 +130,9 @@ def test_four_patients_on_one_oklahoma_number_get_one_text_per_run_and_three_a_d
 ) -> None:
     family = [patient(f"H{i}", HOUSEHOLD) for i in range(4)]
     svc.patients.import_batches([family], dry_run=False, actor="test")
-    campaign_id = apply_campaign(svc, texts_only_campaign(tmp_path), actor="test").campaign_id
+    campaign_id = apply_campaign(
+        svc, texts_only_campaign(tmp_path), actor="test", approve=True
+    ).campaign_id
 
     first = run_once(svc, campaign_id, 1)
     assert outcomes(svc, first) == [("sent", None)] + [("skipped", "shared_number")] * 3
@@ -152,7 +154,9 @@ def test_a_patient_whose_phone_changed_has_no_sms_consent_for_the_new_number(
     svc.patients.import_batches([[patient("P1", "+14055550111")]], dry_run=False, actor="test")
     # The same row re-imported with a new phone and the same consent: not a new consent.
     svc.patients.import_batches([[patient("P1", "+14055550122")]], dry_run=False, actor="test")
-    campaign_id = apply_campaign(svc, texts_only_campaign(tmp_path), actor="test").campaign_id
+    campaign_id = apply_campaign(
+        svc, texts_only_campaign(tmp_path), actor="test", approve=True
+    ).campaign_id
 
     run_id = run_once(svc, campaign_id, 1)
 
@@ -173,7 +177,9 @@ def test_a_consent_recorded_for_the_new_number_lets_it_be_texted(
     svc.patients.import_batches(
         [[replace(moved, consents=(new_consent,))]], dry_run=False, actor="test"
     )
-    campaign_id = apply_campaign(svc, texts_only_campaign(tmp_path), actor="test").campaign_id
+    campaign_id = apply_campaign(
+        svc, texts_only_campaign(tmp_path), actor="test", approve=True
+    ).campaign_id
 
     run_id = run_once(svc, campaign_id, 1)
 
@@ -192,7 +198,9 @@ def test_a_suppressed_number_is_skipped_at_fan_out_and_an_unsuppressed_one_is_no
     svc.suppressions.add(
         "sms", "+14055550111", suppressed=True, reason="staff", actor="mara", at=svc.now()
     )
-    campaign_id = apply_campaign(svc, texts_only_campaign(tmp_path), actor="test").campaign_id
+    campaign_id = apply_campaign(
+        svc, texts_only_campaign(tmp_path), actor="test", approve=True
+    ).campaign_id
 
     run_id = run_once(svc, campaign_id, 1)
 
@@ -204,7 +212,9 @@ def test_a_number_suppressed_after_fan_out_is_skipped_at_send_time(
     svc: Services, tmp_path: Path
 ) -> None:
     svc.patients.import_batches([[patient("P1", "+14055550111")]], dry_run=False, actor="test")
-    campaign_id = apply_campaign(svc, texts_only_campaign(tmp_path), actor="test").campaign_id
+    campaign_id = apply_campaign(
+        svc, texts_only_campaign(tmp_path), actor="test", approve=True
+    ).campaign_id
     run_id = svc.runs.create(
         campaign_id,
         f"now:{svc.now().isoformat()}",

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from campaigns.cli.startup import ACTOR, JsonOpt, handled, out, print_json, services
 from campaigns.content import catalogue
+from campaigns.content.approval import review_status
 from campaigns.errors import InputError
 from campaigns.sending import control, runs
 
@@ -20,9 +21,20 @@ app = typer.Typer(no_args_is_help=True, help="Campaign definitions and runs.")
 
 @app.command("apply")
 @handled
-def campaigns_apply(file: Path, as_json: JsonOpt = False) -> None:
+def campaigns_apply(
+    file: Path,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Approve it as the operator applying a reviewed file (audited as such); "
+            "only a lint-clean campaign is approved.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Create or update a campaign from YAML; templates are compiled and linted."""
-    applied = catalogue.apply_campaign(services(), file, actor=ACTOR)
+    applied = catalogue.apply_campaign(services(), file, actor=ACTOR, approve=approve)
     if as_json:
         print_json(
             {
@@ -30,10 +42,21 @@ def campaigns_apply(file: Path, as_json: JsonOpt = False) -> None:
                 "name": applied.name,
                 "findings": applied.findings,
                 "unacknowledged": applied.unacknowledged,
+                "approved": applied.approved,
+                "lapsed": applied.lapsed,
             }
         )
         return
     out.print(f"campaign {applied.name} applied (id {applied.campaign_id})")
+    if applied.approved:
+        out.print("  approved by the operator (apply --approve)", highlight=False)
+    elif approve:
+        out.print("  not approved: a health claim needs an acknowledgement first", highlight=False)
+    elif applied.lapsed:
+        out.print(
+            "  changed since approval: back to draft; approve it again before it runs",
+            highlight=False,
+        )
     for f in applied.findings:
         mark = "acknowledged" if f not in applied.unacknowledged else "needs acknowledgement"
         out.print(
@@ -67,7 +90,8 @@ def campaigns_list(as_json: JsonOpt = False) -> None:
 @handled
 def campaigns_show(name: str, as_json: JsonOpt = False) -> None:
     """Show a campaign's definition, lint findings, next sends and runs."""
-    summary = catalogue.campaign_summary(services(), name, audience=True)
+    svc = services()
+    summary = catalogue.campaign_summary(svc, name, audience=True)
     data = summary.to_dict()
     if as_json:
         print_json(data)
@@ -80,6 +104,7 @@ def campaigns_show(name: str, as_json: JsonOpt = False) -> None:
         f"  templates  {d.templates}",
         f"  schedule   {sched}, at {data['schedule']['send_time']} in each patient's zone",
         f"  audience   {summary.audience} patient(s) today",
+        f"  approval   {review_status(svc, int(data['id']), d).sentence}",
         "  next sends "
         + (", ".join(_when(t) for t in summary.next_sends) or "none (no occurrence left)"),
     ]

@@ -86,7 +86,10 @@ def run_demo(console: Console) -> None:
         Path("examples/patients.csv"), svc.patients, region=settings.default_region, actor="demo"
     )
     console.print(report.summary(), highlight=False)
-    applied = apply_campaign(svc, Path("examples/campaigns/cold-and-flu-season.yaml"), actor="demo")
+    # The demo approves as the system: its campaign is the shipped, reviewed copy.
+    applied = apply_campaign(
+        svc, Path("examples/campaigns/cold-and-flu-season.yaml"), actor="demo", approve=True
+    )
     console.print(
         f"campaign {applied.name} applied; lint findings: {len(applied.findings)} "
         f"({len(applied.unacknowledged)} unacknowledged)"

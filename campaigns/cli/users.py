@@ -17,7 +17,9 @@ app = typer.Typer(no_args_is_help=True, help="Staff users of the console.")
 @handled
 def users_add(
     username: str,
-    role: Annotated[str, typer.Option("--role", help="admin, marketer or viewer.")] = "marketer",
+    role: Annotated[
+        str, typer.Option("--role", help="admin, approver, marketer or viewer.")
+    ] = "marketer",
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
     ] = "",
@@ -82,7 +84,7 @@ def users_enable(username: str, as_json: JsonOpt = False) -> None:
 @handled
 def users_role(
     username: str,
-    role: Annotated[str, typer.Argument(help="admin, marketer or viewer.")],
+    role: Annotated[str, typer.Argument(help="admin, approver, marketer or viewer.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Give a user another role."""

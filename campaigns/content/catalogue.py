@@ -19,8 +19,15 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from campaigns.clock import schedules
-from campaigns.content import compliance, compliance_rules
-from campaigns.content.copy import Copy, compile_templates, draft_key, from_block, ledger_key
+from campaigns.content import approval, compliance, compliance_rules
+from campaigns.content.copy import (
+    Copy,
+    compile_templates,
+    draft_key,
+    from_block,
+    ledger_key,
+    templates_key,
+)
 from campaigns.content.definitions import (
     CampaignDefinition,
     load_definition,
@@ -45,6 +52,9 @@ class Applied:
     unacknowledged: list[dict[str, Any]] = field(default_factory=list)
     # Acknowledgements that name no current finding (the sentence changed, or moved).
     unmatched: list[dict[str, Any]] = field(default_factory=list)
+    approved: bool = False  # approved by the operator who applied it (--approve)
+    # It had been approved and this change made the approval lapse: back to draft.
+    lapsed: bool = False
 
 
 def sample_context(svc: Services, channel: Channel, name: str) -> dict[str, Any]:
@@ -56,14 +66,6 @@ def sample_context(svc: Services, channel: Channel, name: str) -> dict[str, Any]
         campaign=name,
         unsubscribe_url=url,
     )
-
-
-def templates_key(svc: Services, definition: CampaignDefinition) -> str:
-    """Where the campaign's messages come from now: its newest copy in the ledger
-    (``@<version id>``), or its ``templates:`` folder when it has none. Give it to
-    ``svc.renderer.source`` / ``render`` to see the text that would be sent."""
-    current = svc.copies.current(definition.name)
-    return definition.templates if current is None else ledger_key(int(current["id"]))
 
 
 def run_templates_key(definition: CampaignDefinition, run: dict[str, Any]) -> str:
@@ -195,16 +197,24 @@ def acknowledgement_yaml(finding: dict[str, Any]) -> str:
     return text
 
 
-def apply_campaign(svc: Services, path: Path, *, actor: str) -> Applied:
+def apply_campaign(svc: Services, path: Path, *, actor: str, approve: bool = False) -> Applied:
     definition = load_definition(path)
-    return save_definition(svc, definition, actor=actor, source=str(path))
+    return save_definition(svc, definition, actor=actor, source=str(path), approve=approve)
 
 
 def save_definition(
-    svc: Services, definition: CampaignDefinition, *, actor: str, source: str
+    svc: Services,
+    definition: CampaignDefinition,
+    *,
+    actor: str,
+    source: str,
+    approve: bool = False,
 ) -> Applied:
     """Lint and save the definition; with a ``copy:`` block, its copy becomes the
-    campaign's next version in the ledger, unless it is the current one already."""
+    campaign's next version in the ledger, unless it is the current one already. A
+    change to an approved campaign's content makes the approval lapse (back to draft).
+    ``approve``: an operator applying a reviewed file approves it at once, audited as
+    such, when it is lint-clean."""
     draft = None if definition.copy_block is None else from_block(definition.copy_block, source)
     findings = lint_definition(svc, definition, draft=draft)
     errors = [f for f in findings if f["severity"] == "error"]
@@ -221,12 +231,23 @@ def save_definition(
         current = svc.copies.current(definition.name)
         if current is None or Copy.from_row(current).digest() != draft.digest():
             svc.copies.add(campaign_id, draft.to_columns(), author=actor)
+    open_claims = _unacknowledged(definition, findings)
+    row, _ = load_campaign(svc, campaign_id)
+    lapsed = approval.lapse_if_changed(svc, row, definition, actor=actor)
+    approved = False
+    if approve and not open_claims and row["status"] != CampaignState.CANCELLED:
+        approval.record_operator_approval(
+            svc, campaign_id, definition, actor=actor, via="apply --approve"
+        )
+        approved, lapsed = True, False
     return Applied(
         campaign_id,
         definition.name,
         findings,
-        _unacknowledged(definition, findings),
+        open_claims,
         unmatched_acknowledgements(definition, findings),
+        approved,
+        lapsed,
     )
 
 
@@ -281,6 +302,7 @@ def schedule_campaign(svc: Services, key: str | int, *, actor: str) -> dict[str,
     if row["status"] in (CampaignState.CANCELLED, CampaignState.ARCHIVED):
         raise ended
     refuse_open_claims(svc, row, definition, "scheduled")
+    approval.refuse_unapproved(svc, row, definition, "scheduled")
     if not svc.campaigns.set_status(row["id"], CampaignState.SCHEDULED, actor=actor):
         raise InputError(f"campaign {row['name']}: cancelled or archived meanwhile")
     return row

@@ -21,13 +21,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import html2text
 import nh3
 from markdown_it import MarkdownIt
 
 from campaigns.errors import InputError, Problem
+
+if TYPE_CHECKING:
+    from campaigns.content.definitions import CampaignDefinition
+    from campaigns.services import Services
 
 BodyFormat = Literal["markdown", "html"]
 FORMATS: tuple[BodyFormat, ...] = ("markdown", "html")
@@ -83,6 +87,14 @@ class Copy:
 def ledger_key(version_id: int) -> str:
     """The renderer's key of one version of copy in the ledger."""
     return f"@{version_id}"
+
+
+def templates_key(svc: Services, definition: CampaignDefinition) -> str:
+    """Where the campaign's messages come from now: its newest copy in the ledger
+    (``@<version id>``), or its ``templates:`` folder when it has none. Give it to
+    ``svc.renderer.source`` / ``render`` to see the text that would be sent."""
+    current = svc.copies.current(definition.name)
+    return definition.templates if current is None else ledger_key(int(current["id"]))
 
 
 def version_of(key: str) -> int | None:

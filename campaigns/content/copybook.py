@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateSyntaxError, nodes
 
-from campaigns.content import sms
+from campaigns.content import approval, sms
 from campaigns.content.catalogue import lint_definition as lint
 from campaigns.content.catalogue import (
     load_campaign,
@@ -64,6 +64,7 @@ def save_copy(svc: Services, name: str, copy: Copy, *, actor: str) -> Saved:
     findings = lint(svc, definition, draft=copy)  # refuses what cannot render
     version = svc.copies.add(int(row["id"]), copy.to_columns(), author=actor)
     svc.campaigns.save(name, row["definition"], findings, actor=actor)
+    approval.lapse_if_changed(svc, row, definition, actor=actor)  # new text: approve again
     return Saved(version, mark_acknowledged(definition, findings))
 
 
@@ -77,6 +78,7 @@ def restore_version(svc: Services, name: str, number: int, *, actor: str) -> Sav
     findings = lint(svc, definition, draft=copy)
     version = svc.copies.add(int(row["id"]), copy.to_columns(), author=actor, restored_from=number)
     svc.campaigns.save(name, row["definition"], findings, actor=actor)
+    approval.lapse_if_changed(svc, row, definition, actor=actor)
     return Saved(version, mark_acknowledged(definition, findings))
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from campaigns.content.catalogue import templates_key
-from campaigns.content.copy import compile_templates, draft_key, from_block
+from campaigns.content.copy import compile_templates, draft_key, from_block, templates_key
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.rendering import Rendered, build_context
 from campaigns.content.sms import smart_encode

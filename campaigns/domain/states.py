@@ -32,7 +32,7 @@ class IllegalTransition(MeridianError):
 
 
 class CampaignState(StrEnum):
-    DRAFT = "draft"  # saved, not approved: nothing starts
+    DRAFT = "draft"  # saved, or changed since approval: nothing starts
     SCHEDULED = "scheduled"  # approved: occurrences start on the schedule, or by hand
     PAUSED = "paused"  # held: no occurrence starts until resumed
     CANCELLED = "cancelled"  # its runs stop for good; the name is free for a new campaign
@@ -103,16 +103,23 @@ CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
     CampaignState.DRAFT: frozenset(
         {CampaignState.SCHEDULED, CampaignState.CANCELLED, CampaignState.ARCHIVED}
     ),
+    # Back to draft: its content changed since it was approved.
     CampaignState.SCHEDULED: frozenset(
         {
             CampaignState.SCHEDULED,
             CampaignState.PAUSED,
             CampaignState.CANCELLED,
             CampaignState.ARCHIVED,
+            CampaignState.DRAFT,
         }
     ),
     CampaignState.PAUSED: frozenset(
-        {CampaignState.SCHEDULED, CampaignState.CANCELLED, CampaignState.ARCHIVED}
+        {
+            CampaignState.SCHEDULED,
+            CampaignState.CANCELLED,
+            CampaignState.ARCHIVED,
+            CampaignState.DRAFT,
+        }
     ),
     CampaignState.CANCELLED: frozenset({CampaignState.ARCHIVED}),
     CampaignState.ARCHIVED: frozenset({CampaignState.DRAFT}),

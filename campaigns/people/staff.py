@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
+import phonenumbers
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
 
 from campaigns.errors import InputError, NotFound, Problem
 
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROLES = ("viewer", "marketer", "admin")  # each can do what the ones before it can
+# Each can do what the ones before it can; an approver also approves campaigns.
+ROLES = ("viewer", "marketer", "approver", "admin")
 MIN_PASSWORD_LENGTH = 12
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
@@ -116,3 +119,34 @@ def change_user(
     svc.reports.record_staff_event(actor, action, username)
     log.info("staff user %s changed by %s: %s", username, actor, action)
     return f"staff user {username} {what}"
+
+
+def set_contact(svc: Services, username: str, *, phone: str, email: str) -> dict[str, str | None]:
+    """Set the user's own phone and email, where their test sends go; blank clears one.
+    InputError names each field that is wrong (and never repeats what was typed)."""
+    problems, phone_e164, email_normal = [], None, None
+    if phone.strip():
+        try:
+            number = phonenumbers.parse(phone, svc.settings.default_region)
+            if not phonenumbers.is_valid_number(number):
+                raise phonenumbers.NumberParseException(1, "not valid")
+            phone_e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            problems.append(
+                Problem(
+                    "phone",
+                    f"not a valid phone number for region {svc.settings.default_region}; "
+                    "write it as on a business card, e.g. (415) 555-0123 or +1 415 555 0123",
+                )
+            )
+    if email.strip():
+        try:
+            email_normal = validate_email(email.strip(), check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            problems.append(Problem("email", f"not a valid email address: {exc}"))
+    if problems:
+        raise InputError("Your phone and email were not saved", problems)
+    if not svc.staff.set_contact(username, phone_e164, email_normal):
+        raise NotFound(f"no staff user named {username!r}")
+    svc.reports.record_staff_event(username, "staff.contact", username)
+    return {"phone": phone_e164, "email": email_normal}

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from campaigns.clock import schedules
-from campaigns.content.catalogue import load_campaign, refuse_open_claims, templates_key
-from campaigns.content.copy import version_of
+from campaigns.content.approval import lapse_if_changed, refuse_unapproved
+from campaigns.content.catalogue import load_campaign, refuse_open_claims
+from campaigns.content.copy import templates_key, version_of
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.domain.states import CampaignState, DeliveryState, RunState
 from campaigns.errors import InputError, NotFound
@@ -41,6 +42,7 @@ def start_run(
     if row["status"] in (CampaignState.CANCELLED, CampaignState.ARCHIVED):
         raise InputError(f"campaign {row['name']}: {row['status']}, so it never starts")
     refuse_open_claims(svc, row, definition, "run")
+    refuse_unapproved(svc, row, definition, "run")
     now = svc.now()
     occ = occurrence or f"now:{now.replace(microsecond=0).isoformat()}"
     run_id = svc.runs.create(
@@ -69,6 +71,11 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
     row, definition = load_campaign(svc, campaign_id)
     if row["status"] != CampaignState.SCHEDULED:
         return []
+    # A template part edited since approval (not a save of the campaign): the approval
+    # no longer matches, so the campaign returns to draft here, within a tick.
+    if lapse_if_changed(svc, row, definition, actor="beat"):
+        log.warning("campaign %s changed since approval: back to draft", campaign_id)
+        return []
     schedule = definition.schedule.to_schedule(svc.settings.clinic_timezone)
     last = svc.runs.last_occurrence(campaign_id)
     if last is None:
@@ -79,6 +86,7 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
     if any(verdict == "start" for _, verdict in due):
         try:
             refuse_open_claims(svc, row, definition, "run")
+            refuse_unapproved(svc, row, definition, "run")
         except InputError as refused:
             # Not started, not recorded: each tick asks again, and past the grace
             # period the occurrence is recorded as missed.

@@ -108,6 +108,34 @@ class ReportRepository:
             )
         return [dict(r) for r in rows]
 
+    def pick_patients(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The patient picker: external_id, first or last name, or "first last",
+        starting with ``query`` (case-folded); at most ``limit``."""
+        text = " ".join(query.split()).lower()
+        if not text:
+            return []
+        first, last = func.lower(patients.c.first_name), func.lower(patients.c.last_name)
+        full = func.lower(patients.c.first_name + " " + patients.c.last_name)
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(*_SUMMARY)
+                    .where(
+                        or_(
+                            func.lower(patients.c.external_id).startswith(text, autoescape=True),
+                            first.startswith(text, autoescape=True),
+                            last.startswith(text, autoescape=True),
+                            full.startswith(text, autoescape=True),
+                        )
+                    )
+                    .order_by(patients.c.last_name, patients.c.first_name, patients.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
     def patient(self, patient_id: int) -> dict[str, Any] | None:
         """One patient's record as staff see it (contacts, tags, visits, cached consent)."""
         with self.db.connect() as conn:
@@ -173,6 +201,14 @@ class ReportRepository:
         or an export. ``detail`` holds ids and counts, never what was shown."""
         with self.db.begin() as conn:
             audit(conn, self.clock(), actor, action, "patient", patient_id, **detail)
+
+    def record_campaign_event(
+        self, actor: str, action: str, campaign_id: int, **detail: object
+    ) -> None:
+        """Audit something done to a campaign on its own (a test send). ``detail`` holds
+        ids, channels and counts, never an address or a message."""
+        with self.db.begin() as conn:
+            audit(conn, self.clock(), actor, action, "campaign", campaign_id, **detail)
 
     def record_staff_event(self, actor: str, action: str, username: str) -> None:
         """Audit a staff account event (sign-in, sign-out, token, new user) on its own."""

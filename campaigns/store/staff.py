@@ -68,6 +68,16 @@ class StaffRepository:
                 conn.execute(delete(staff_sessions).where(staff_sessions.c.username == username))
         return bool(done)
 
+    def set_contact(self, username: str, phone: str | None, email: str | None) -> bool:
+        """Set the user's own phone and email (None clears one); False if no such user."""
+        with self.db.begin() as conn:
+            done = conn.execute(
+                update(staff_users)
+                .where(staff_users.c.username == username)
+                .values(phone=phone, email=email)
+            ).rowcount
+        return bool(done)
+
     # sessions ----------------------------------------------------------------------------
 
     def open_session(self, session_id: str, username: str) -> None:

@@ -292,9 +292,12 @@ staff_users = Table(
     Column("id", Id, primary_key=True),
     Column("username", String(64), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
-    Column("role", String(16), nullable=False),  # admin, marketer, viewer
+    Column("role", String(16), nullable=False),  # admin, approver, marketer, viewer
     Column("active", Boolean, nullable=False, default=True),
     _ts("created_at", nullable=False),
+    # The staff member's own phone (E.164) and email: where "send a test" goes.
+    Column("phone", String(20)),
+    Column("email", String(320)),
 )
 
 # Console sign-ins, one row each, so signing out or disabling a user ends them at once:
@@ -307,3 +310,19 @@ staff_sessions = Table(
     _ts("created_at", nullable=False),
     _ts("seen_at", nullable=False),
 )
+
+# Review of a campaign, append-only: submitted, approved, sent back. The latest row
+# decides; an approval counts only while its fingerprint (campaigns.content.approval)
+# matches the campaign's content now.
+campaign_reviews = Table(
+    "campaign_reviews",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
+    Column("action", String(16), nullable=False),  # submitted, approved, sent_back
+    Column("fingerprint", String(64), nullable=False),  # sha256 of what was reviewed
+    Column("actor", String(64), nullable=False),
+    Column("comment", Text),  # the approver's words when sending back
+    _ts("at", nullable=False),
+)
+Index("ix_campaign_reviews_campaign", campaign_reviews.c.campaign_id, campaign_reviews.c.id)

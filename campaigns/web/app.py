@@ -14,6 +14,8 @@ from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
     api,
+    api_review,
+    approval,
     campaigns,
     console,
     dashboard,
@@ -22,12 +24,14 @@ from campaigns.web.views import (
     login,
     metrics,
     patients,
+    profile,
     public,
     review,
     runs,
     studio_copy,
     studio_exchange,
     studio_form,
+    tryout,
     users,
 )
 
@@ -39,6 +43,9 @@ CONSOLE_GROUPS = (
     studio_form,
     studio_exchange,
     studio_copy,
+    approval,
+    tryout,
+    profile,
     runs,
     review,
     inbox,
@@ -46,6 +53,8 @@ CONSOLE_GROUPS = (
 )
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
+# The API's routes beyond api.py's: importing each adds its routes to api.bp.
+API_GROUPS = (api_review,)
 
 
 def create_app(svc: Services) -> Flask:

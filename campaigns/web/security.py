@@ -1,6 +1,6 @@
 """What a signed-in user may do, and what guards every page: roles, CSRF, headers.
 
-Roles rank viewer < marketer < admin. ``require_role`` states the least role a view
+Roles rank viewer < marketer < approver < admin. ``require_role`` states the least role a view
 needs; ``check_write_roles`` refuses to start the app if a console, API or login
 view that accepts a POST does not state one, so a view that changes something is
 never open to viewers by omission. Forms carry a CSRF token; the API (bearer

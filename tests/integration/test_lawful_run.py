@@ -132,7 +132,7 @@ def test_each_delivery_goes_when_campaigns_when_said_it_would(
     _write_patients(tmp_path / "patients.csv")
     _write_campaign(tmp_path / "campaign.yaml")
     import_patients(tmp_path / "patients.csv", svc.patients, region="US", actor="test")
-    apply_campaign(svc, tmp_path / "campaign.yaml", actor="test")
+    apply_campaign(svc, tmp_path / "campaign.yaml", actor="test", approve=True)
     predicted = {external_id: _predict(env, external_id) for external_id in PATIENTS}
     at = {p: datetime.fromisoformat(a["at"]) if a["at"] else None for p, a in predicted.items()}
     assert at["RI1"] is None and predicted["RI1"]["skip_reason"] == "no_lawful_time"

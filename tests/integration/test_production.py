@@ -67,7 +67,13 @@ def test_a_campaign_goes_through_the_compose_topology_run_natively(
     assert migrate.returncode == 0, migrate.stderr
     cli(env, "users", "add", "ops", "--role", "marketer", "--password", PASSWORD)
     cli(env, "patients", "import", str(ROOT / "examples/patients.csv"))
-    cli(env, "campaigns", "apply", str(ROOT / "examples/campaigns/cold-and-flu-season.yaml"))
+    cli(
+        env,
+        "campaigns",
+        "apply",
+        "--approve",
+        str(ROOT / "examples/campaigns/cold-and-flu-season.yaml"),
+    )
 
     port = free_port()
     web = command("web")

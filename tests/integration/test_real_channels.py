@@ -55,7 +55,7 @@ def test_a_run_goes_out_through_twilio_and_smtp_with_retries_and_provider_opt_ou
     fast = definition.model_copy(
         update={"limits": definition.limits.model_copy(update={"retry_base_s": 0.5})}
     )
-    save_definition(svc, fast, actor="test", source=str(campaign))
+    save_definition(svc, fast, actor="test", source=str(campaign), approve=True)
     twilio.inject("429", 2)
     twilio.inject("500", 1)
     twilio.inject("21610", 1)

@@ -181,8 +181,12 @@ def test_with_two_beats_an_occurrence_within_grace_starts_once_and_a_later_one_i
     three_ago = (clinic_now - timedelta(hours=3)).strftime("%H:%M")
     if clinic_now.hour < 4:
         pytest.skip("the clinic's day is too young for a send time three hours ago")
-    apply_campaign(svc, _once_campaign(tmp_path, "late-ok", today, hour_ago, 6), actor="t")
-    apply_campaign(svc, _once_campaign(tmp_path, "too-late", today, three_ago, 1), actor="t")
+    apply_campaign(
+        svc, _once_campaign(tmp_path, "late-ok", today, hour_ago, 6), actor="t", approve=True
+    )
+    apply_campaign(
+        svc, _once_campaign(tmp_path, "too-late", today, three_ago, 1), actor="t", approve=True
+    )
     for _ in range(beats):
         workers.start(beat=True)
     control.schedule(svc, "late-ok", actor="test")

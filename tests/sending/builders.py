@@ -80,7 +80,7 @@ def save_campaign(svc: Services, **changes: Any) -> str:
                 data[section][key] = changes.pop(key)
     data |= changes
     definition = parse_definition(data, "test campaign")
-    save_definition(svc, definition, actor="test", source="test campaign")
+    save_definition(svc, definition, actor="test", source="test campaign", approve=True)
     return definition.name
 
 

@@ -193,7 +193,7 @@ def run_chaos(
         write_patients(patients, plan.recipients)
         import_patients(patients, svc.patients, region="US", actor="chaos")
         (workdir / "chaos.yaml").write_text(_CAMPAIGN_YAML, encoding="utf-8")
-        catalogue.apply_campaign(svc, workdir / "chaos.yaml", actor="chaos")
+        catalogue.apply_campaign(svc, workdir / "chaos.yaml", actor="chaos", approve=True)
         catalogue.schedule_campaign(svc, CAMPAIGN, actor="chaos")
         for _ in range(plan.workers):
             workers.start(beat=True, concurrency=plan.concurrency)

@@ -101,9 +101,10 @@ def add_example_patients(svc: Services) -> None:
 # campaigns and runs ----------------------------------------------------------------------
 
 
-def add_example_campaign(svc: Services) -> str:
-    """The shipped cold-and-flu campaign, saved as a draft; its name."""
-    apply_campaign(svc, EXAMPLE_CAMPAIGN, actor=ACTOR)
+def add_example_campaign(svc: Services, *, approve: bool = True) -> str:
+    """The shipped cold-and-flu campaign, saved as a draft (approved by the operator
+    unless ``approve`` is False, so it may be scheduled and run); its name."""
+    apply_campaign(svc, EXAMPLE_CAMPAIGN, actor=ACTOR, approve=approve)
     return EXAMPLE_NAME
 
 

@@ -37,7 +37,7 @@ def svc(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> I
     accounts.add_user(services, "vic", PASSWORD, "viewer")
     accounts.add_user(services, "ada", PASSWORD, "admin")
     import_patients(ROOT / "examples/patients.csv", services.patients, region="US", actor="t")
-    catalogue.apply_campaign(services, CAMPAIGN, actor="t")
+    catalogue.apply_campaign(services, CAMPAIGN, actor="t", approve=True)
     yield services
     services.close()
 

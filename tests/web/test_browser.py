@@ -149,7 +149,7 @@ def test_a_marketer_schedules_and_runs_a_campaign(
     workers = Workers(env, tmp_path)
     try:
         with celery_pointed_at(redis_url):
-            page.click("button:has-text('Approve and schedule')")
+            page.click("button:has-text('Schedule it')")
             expect(page.locator("h1")).to_contain_text("scheduled")
             workers.start()
             page.click("button:has-text('Run now')")
@@ -181,7 +181,7 @@ def test_a_viewer_sees_no_edit_buttons_and_is_refused_on_post(
     page = sign_in(browser, base_url, "vic")
     page.goto(f"{base_url}/campaigns/{NAME}")
     expect(page.locator("h1")).to_contain_text(NAME)
-    for label in ("Edit", "Approve and schedule", "Run now", "Cancel campaign"):
+    for label in ("Edit", "Schedule it", "Run now", "Cancel campaign"):
         expect(page.get_by_role("button", name=label)).to_have_count(0)
         expect(page.get_by_role("link", name=label)).to_have_count(0)
     shot(page, "11-campaign-as-viewer")

@@ -57,7 +57,7 @@ def load(svc: Services, tmp_path: Path) -> None:
                 }
             )
     import_patients(path, svc.patients, region="US", actor="test")
-    catalogue.apply_campaign(svc, CAMPAIGN, actor="test")
+    catalogue.apply_campaign(svc, CAMPAIGN, actor="test", approve=True)
 
 
 def _patient_page(client: FlaskClient, svc: Services, external_id: str) -> str:  # noqa: F811

@@ -13,6 +13,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from campaigns.content import catalogue, compliance_rules
+from campaigns.content.approval import review_status
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.preview import preview_channels
 from campaigns.domain.states import CampaignState
@@ -79,6 +80,8 @@ def campaign_save() -> ResponseReturnValue:
         )
         return page, 422
     flash(f"Saved campaign {applied.name}.", "ok")
+    if applied.lapsed:
+        flash("Changed since approval: the campaign is a draft again; submit it again.", "warning")
     for finding in applied.unacknowledged:
         flash(
             f"Needs an acknowledgement before it can be scheduled: {finding['phrase']!r} "
@@ -128,6 +131,7 @@ def _campaign_page(key: str | int) -> ResponseReturnValue:
         runs=shown.runs,
         findings=findings,
         lint_problems=lint_problems,
+        review=review_status(svc, int(shown.row["id"]), shown.definition),
     )
 
 
@@ -197,7 +201,7 @@ def campaign_action(name: str, action: str) -> ResponseReturnValue:
         return back
     if action == "run":
         if row["status"] != CampaignState.SCHEDULED:
-            flash("Approve and schedule the campaign before running it.", "error")
+            flash("Get the campaign approved and schedule it before running it.", "error")
             return back
         done, run_id = attempt("Run now", lambda: control.run_now(svc, name, actor=who))
         if run_id is not None:

@@ -26,7 +26,7 @@ IsoText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 Text = Annotated[str, BeforeValidator(lambda v: str(v or ""))]
 # A query flag: on for 1, true, yes or on (any case); anything else is off.
 Flag = Annotated[bool, BeforeValidator(lambda v: str(v).lower() in _YES)]
-Role = Literal["viewer", "marketer", "admin"]
+Role = Literal["viewer", "marketer", "approver", "admin"]
 
 
 class _Reply(BaseModel):
@@ -100,6 +100,27 @@ class AppliedCampaign(_Reply):
     unacknowledged: list[Finding] = Field(
         description="health-claim findings to acknowledge before the campaign can be scheduled"
     )
+
+
+class ReviewRequest(BaseModel):
+    """Approve: the fingerprint of the version reviewed (refused if it changed since);
+    send back: what should change."""
+
+    fingerprint: str | None = Field(default=None, max_length=64)
+    comment: str = Field(default="", max_length=2000)
+
+
+class ReviewReply(_Reply):
+    """Where a campaign's approval stands, judged against its content now."""
+
+    name: str
+    state: Literal["draft", "submitted", "approved", "sent_back", "changed"]
+    approved: bool = Field(description="the content now is the content an approver approved")
+    fingerprint: str = Field(description="sha256 of the definition and every template part now")
+    by: str | None
+    at: str | None
+    comment: str | None
+    says: str
 
 
 class ScheduledCampaign(_Reply):

@@ -15,7 +15,7 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from campaigns.content import catalogue, copybook
-from campaigns.content.copy import BodyFormat, Copy
+from campaigns.content.copy import BodyFormat, Copy, templates_key
 from campaigns.content.rendering import Rendered
 from campaigns.errors import InputError, MeridianError, NotFound, Problem
 from campaigns.services import Services
@@ -183,7 +183,7 @@ def _page(
 
 def _sample(svc: Services, definition: Any) -> dict[str, Rendered]:
     """Each channel's message for the sample patient, from the copy as saved now."""
-    key = catalogue.templates_key(svc, definition)
+    key = templates_key(svc, definition)
     out = {}
     for channel in definition.channels:
         try:
