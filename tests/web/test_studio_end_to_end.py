@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from campaigns.domain.words import skip_words
 from campaigns.services import Services
 from campaigns.store.tables import deliveries
-from tests.support.browser import shot
+from tests.support.browser import SHOTS, shot
 from tests.support.factories import EXAMPLE_PATIENTS, STAFF_PASSWORD, add_staff
 from tests.support.twilio_server import TwilioServer
 from tests.support.waiting import wait_until
@@ -82,9 +82,17 @@ def sign_in(browser: Browser, base_url: str, username: str) -> Page:
     return page
 
 
-def operator_processes(svc: Services, twilio: TwilioServer, tmp_path: Path) -> Workers:
+def painted(page: Page) -> None:
+    """The email preview scrolled to (Chromium paints no off-screen frame), so the
+    full-page screenshot shows it."""
+    page.locator("iframe.email").scroll_into_view_if_needed()
+
+
+def operator_processes(
+    svc: Services, twilio: TwilioServer, base_url: str, tmp_path: Path
+) -> Workers:
     """A worker and a beat, as the README's process list starts them, with the app's
-    settings (its database, Redis, Twilio, outbox and shifted clock)."""
+    settings (its database, Redis, Twilio, outbox, public URL and shifted clock)."""
     settings = svc.settings
     token = settings.twilio_auth_token
     assert token is not None
@@ -101,6 +109,7 @@ def operator_processes(svc: Services, twilio: TwilioServer, tmp_path: Path) -> W
         "TWILIO_AUTH_TOKEN": token.get_secret_value(),
         "MERIDIAN_TWILIO_FROM": CLINIC_FROM,
         "MERIDIAN_TWILIO_API_URL": twilio.url,
+        "MERIDIAN_PUBLIC_URL": base_url,  # where the carrier posts its delivery reports
     }
     workers = Workers(env, tmp_path)
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
@@ -204,6 +213,7 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     when = mara.locator("section[aria-label='sms send time']")
     expect(when).to_contain_text("Sends at")
     expect(when).to_contain_text("America/Chicago")
+    painted(mara)
     shot(mara, "73-e2e-preview-found-by-name")
 
     # 4. Their own phone on their profile, and a test text to it.
@@ -221,6 +231,7 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     assert texted["to"] == MARA_PHONE and texted["from"] == CLINIC_FROM
     assert texted["body"].startswith("TEST: ")
     assert "Hi Isabella, our herbal consults are back" in texted["body"]
+    painted(mara)
     shot(mara, "74-e2e-test-text-sent")
 
     # 5. Submitted by the marketer; approved by an admin in another browser context.
@@ -237,7 +248,10 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     # 6. Scheduled by the marketer; the worker and beat run today's occurrence.
     # The carrier refuses one text for good, so a failure shows in the results.
     twilio.inject("21211")
-    workers = operator_processes(svc, twilio, tmp_path)
+    # The console's public URL, which the carrier's reports are signed for, is known
+    # once its server is bound: the deployment's MERIDIAN_PUBLIC_URL.
+    svc.settings.public_url = base_url
+    workers = operator_processes(svc, twilio, base_url, tmp_path)
     campaign_id = int(svc.campaigns.get(NAME)["id"])  # type: ignore[index]
     try:
         with celery_pointed_at(svc.settings.redis_url):
@@ -262,6 +276,16 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     run_id = int(run["id"])
     assert run["trigger"] == "schedule" and run["occurrence"] == today.isoformat()
 
+    # The carrier reports the campaign's texts delivered, to the console's webhook.
+    texts = [m for m in twilio.accepted() if not m["body"].startswith("TEST: ")]
+    assert texts and all(m["status_callback"] for m in texts)
+    twilio.deliver_callbacks("delivered")
+    wait_until(
+        lambda: counts_of_run(svc, run_id).get(("sms", "delivered")) == len(texts),
+        30,
+        "the delivery reports to be applied",
+    )
+
     # 7. The results where staff look, against the deliveries table.
     counts = counts_of_run(svc, run_id)
 
@@ -270,7 +294,6 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
 
     sent = total("sent", "delivered", "undelivered")
     assert sent and total("failed") == 1 and total("skipped")
-    texts = [m for m in twilio.accepted() if not m["body"].startswith("TEST: ")]
     assert len(texts) == total("sent", "delivered", "undelivered", channel="sms")
 
     mara.goto(f"{base_url}/campaigns")
@@ -287,15 +310,23 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     mara.wait_for_url(f"{base_url}/runs/{run_id}")
     expect(mara.locator("#progress [data-status]")).to_have_text("finished")
     by_state = mara.locator("#progress table").first
-    for state in {s for _, s in counts}:
-        cells = by_state.locator(f"tbody tr:has(th:text-is('{state}')) td.num")
-        expect(cells.last).to_have_text(str(total(state)))
+    heads = by_state.locator("thead th").all_inner_texts()[1:]  # each channel, then All
+    assert heads[-1] == "All" and sorted(heads[:-1]) == ["email", "sms"]
+    shown = {
+        row.locator("th").inner_text(): row.locator("td.num").all_inner_texts()
+        for row in by_state.locator("tbody tr").all()
+    }
+    assert shown == {
+        state: [str(counts.get((ch, state), 0)) for ch in heads[:-1]] + [str(total(state))]
+        for state in {s for _, s in counts}
+    }
     for reason, n in skips_of_run(svc, run_id).items():
         skip = mara.locator(f"table.skips tr[data-reason='{reason}']")
         expect(skip.locator("th")).to_have_text(skip_words(reason))
         expect(skip.locator("td")).to_have_text(str(n))
     expect(mara.locator("table.failures")).to_contain_text("21211")
-    expect(mara.locator("#sent-chart-cap")).to_contain_text(f"{sent} messages handed to the provider")
+    expect(mara.locator("#sent-chart-cap")).to_contain_text(
+        f"{sent} messages handed to the provider"
+    )
     shot(mara, "78-e2e-run-results")
-    mara.locator("figure.run-chart").scroll_into_view_if_needed()
-    shot(mara, "79-e2e-run-chart")
+    mara.locator("figure.run-chart").screenshot(path=str(SHOTS / "79-e2e-run-chart.png"))
