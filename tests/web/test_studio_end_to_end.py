@@ -165,6 +165,9 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     mara.select_option("#month", str(today.month))
     mara.fill("#day", str(today.day))
     mara.fill("#send_time", "08:00")
+    # The shifted clock is 18:00 UTC: past 08:00 on every US patient's clock, and
+    # within 10 hours of 08:00 on the clinic's, in summer time too (6 is the default).
+    mara.fill("#grace_hours", "10")
     expect(mara.locator("#schedule-words")).to_contain_text(
         f"Every year on {today.day} {today:%B} at 08:00 in each patient's time zone"
     )
