@@ -72,7 +72,7 @@ def test_a_run_held_for_its_patients_hours_shows_its_results_where_staff_look(
     try:
         with celery_pointed_at(redis_url):
             page.goto(f"{base_url}/campaigns/{EXAMPLE_NAME}")
-            page.click("button:has-text('Approve and schedule')")
+            page.click("button:has-text('Schedule it')")  # approved by the factory
             expect(page.locator("h1")).to_contain_text("scheduled")
             workers.start()
             page.click("button:has-text('Run now')")
