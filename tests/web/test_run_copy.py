@@ -3,6 +3,7 @@ or the campaign's templates folder."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from flask.testing import FlaskClient
 
@@ -11,19 +12,22 @@ from campaigns.content.copy import to_block
 from campaigns.content.definitions import parse_definition
 from campaigns.sending import runs
 from campaigns.services import Services
-from tests.support.factories import ACTOR, EXAMPLE_CAMPAIGN, add_examples
+from campaigns.web.app import create_app
+from tests.support.factories import ACTOR, EXAMPLE_CAMPAIGN, add_examples, add_staff
 from tests.test_copy import written
-from tests.web.test_console import (  # noqa: F401 - fixtures
-    NAME,
-    app,
-    client,
-    settings_overrides,
-    sign_in,
-    staff,
-)
+from tests.web.test_console import NAME, settings_overrides, sign_in  # noqa: F401 - a fixture
 
 
-def test_a_runs_page_names_the_version_of_copy_it_sends(client: FlaskClient, svc: Services) -> None:
+@pytest.fixture
+def console(svc: Services) -> FlaskClient:
+    add_staff(svc, vic="viewer")
+    return create_app(svc).test_client()
+
+
+def test_a_runs_page_names_the_version_of_copy_it_sends(
+    console: FlaskClient, svc: Services
+) -> None:
+    client = console
     add_examples(svc)
     folder_run = runs.start_run(svc, NAME, actor="test")
     sign_in(client, "vic")
