@@ -39,7 +39,8 @@ def test_a_runs_page_names_the_version_of_copy_it_sends(
     data["copy"] = to_block(written())
     definition = parse_definition(data, "test")
     save_definition(svc, definition, actor=ACTOR, source="test", approve=True)
-    ledger_run = runs.start_run(svc, NAME, actor="test")
+    # another occurrence: two runs started by hand in the same second share one
+    ledger_run = runs.start_run(svc, NAME, occurrence="now:second", actor="test")
     page = client.get(f"/runs/{ledger_run}").get_data(as_text=True)
     assert "version 1 of the copy" in page
     assert f"saved by {ACTOR}" in page
