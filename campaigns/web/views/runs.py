@@ -5,12 +5,14 @@ over time (campaigns.sending.results); pause, resume, cancel."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from campaigns.domain.states import FINAL_RUN_STATES
 from campaigns.sending import results, runs
+from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
 from campaigns.web.views.console import actor, attempt, bp
@@ -24,10 +26,19 @@ def run(run_id: int) -> ResponseReturnValue:
     return render_template(
         "console/run.html",
         status=status,
+        copy=_copy_sent(svc, run_id),
         final=FINAL_RUN_STATES,
         results=results.run_results(svc, run_id),
         timeline=results.timeline(svc, run_id),
     )
+
+
+def _copy_sent(svc: Services, run_id: int) -> dict[str, Any] | None:
+    """The version of copy the run sends, fixed when it started; None when it sends
+    its campaign's templates folder."""
+    run_row = svc.runs.get(run_id)
+    version_id = None if run_row is None else run_row.get("template_version_id")
+    return None if version_id is None else svc.copies.get(int(version_id))
 
 
 @bp.get("/runs/<int:run_id>/progress")
