@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from campaigns.content.sandbox import RenderBudget
 from tests.conftest import ROOT
 
 MEMORY_BOUND_MB = 200
@@ -101,3 +103,15 @@ def test_a_template_that_would_exhaust_the_process_is_refused_with_file_and_line
     where = problem.split(": ", 1)[0]
     assert where in ("t/sms.txt.j2:2", "t/base.j2:1"), problem  # under the templates folder
     assert result["growth_mb"] < MEMORY_BOUND_MB
+
+
+def test_a_render_starved_by_a_busy_machine_is_not_refused_but_one_that_spins_is() -> None:
+    """The wall clock passing the budget is only a hint: what counts is the CPU time
+    the render's thread has used (a loaded machine made a harmless template fail)."""
+    budget = RenderBudget.start(0.05)
+    budget.deadline = time.monotonic() - 1.0  # the wall clock ran on while the thread waited
+    assert not budget.spent()
+    assert budget.deadline > time.monotonic()  # moved by what is left of the CPU budget
+    while time.thread_time() - budget.cpu_start <= 0.05:
+        pass  # the template's loop, spinning
+    assert budget.spent()

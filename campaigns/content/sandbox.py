@@ -10,8 +10,10 @@ bounds what a template can make, and when:
   is Jinja's ``(9**9)**9``, 261 bits), a width (``center``, ``indent``, ``%999d``) at
   most MAX_WIDTH, checked *before* the operator, filter or method runs;
 - at most BUDGET characters made in all by one render, and OUTPUT written;
-- a render ends after ``seconds`` (RenderBudget): every loop iteration, call,
-  operator, filter and concatenation looks at the clock.
+- a render ends after ``seconds`` of its thread's CPU time (RenderBudget): every
+  loop iteration, call, operator, filter and concatenation looks at the wall clock,
+  and only once that has passed ``seconds`` does it ask the (dearer) CPU clock, so a
+  busy machine that starves the thread does not refuse a harmless template.
 
 Each refusal is a TemplateLimitError raised from the template's own frame, so the
 caller names file and line (campaigns.content.rendering).
@@ -54,13 +56,24 @@ class TemplateLimitError(SecurityError):
 class RenderBudget:
     """What one render may still spend: time and characters made."""
 
-    deadline: float
+    deadline: float  # on the wall clock (time.monotonic)
     made: int = 0
     written: int = 0
+    cpu_start: float = 0.0  # the thread's CPU clock (time.thread_time) at the start
+    seconds: float = SECONDS
 
     @classmethod
     def start(cls, seconds: float = SECONDS) -> RenderBudget:
-        return cls(time.monotonic() + seconds)
+        return cls(time.monotonic() + seconds, cpu_start=time.thread_time(), seconds=seconds)
+
+    def spent(self) -> bool:
+        """Past the wall-clock deadline: True when the thread has really used its CPU
+        budget; otherwise the deadline moves by what is left of it."""
+        left = self.seconds - (time.thread_time() - self.cpu_start)
+        if left <= 0:
+            return True
+        self.deadline = time.monotonic() + left
+        return False
 
 
 _budget: ContextVar[RenderBudget | None] = ContextVar("meridian_render_budget", default=None)
@@ -68,7 +81,7 @@ _budget: ContextVar[RenderBudget | None] = ContextVar("meridian_render_budget", 
 
 def _tick() -> None:
     budget = _budget.get()
-    if budget is not None and time.monotonic() > budget.deadline:
+    if budget is not None and time.monotonic() > budget.deadline and budget.spent():
         raise TemplateLimitError(
             f"the template takes too long to render (over {SECONDS:g} s); "
             "look for a loop inside a loop, or a macro that calls itself"
