@@ -3,8 +3,9 @@ staff save a newer version while it is under way."""
 
 from __future__ import annotations
 
-from campaigns.content import copybook
+from campaigns.content import copybook, review
 from campaigns.content.copy import Copy
+from campaigns.people.staff import Staff
 from campaigns.sending import control, runs
 from campaigns.services import Services
 from campaigns.transports.outbox import read_outbox
@@ -23,11 +24,18 @@ def copy(word: str) -> Copy:
     )
 
 
+def approved(svc: Services, campaign: str) -> None:
+    """New copy makes the approval lapse: a marketer submits, an approver approves."""
+    review.submit(svc, campaign, staff=Staff("mara", "marketer"))
+    review.approve(svc, campaign, staff=Staff("april", "approver"))
+
+
 def test_a_run_sends_the_version_it_started_with_and_the_next_run_the_newer(
     svc: Services, workers: Workers
 ) -> None:
     campaign = add_examples(svc)
     first = copybook.save_copy(svc, campaign, copy("Winter"), actor="ana")
+    approved(svc, campaign)
     run_id = control.run_now(svc, campaign, actor="test")
     assert run_id is not None
     run = svc.runs.get(run_id)
@@ -51,6 +59,7 @@ def test_a_run_sends_the_version_it_started_with_and_the_next_run_the_newer(
 
     # The next run starts with the newer version (its patients are within the
     # frequency cap now, so it pins the version and sends nothing).
+    approved(svc, campaign)  # the newer version, approved in its turn
     second = control.run_now(svc, campaign, actor="test")
     assert second is not None
     second_run = svc.runs.get(second)
