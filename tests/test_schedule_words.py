@@ -7,7 +7,14 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from campaigns.clock.schedule_words import Choice, choice_of, describe, rule_of, upcoming
+from campaigns.clock.schedule_words import (
+    Choice,
+    choice_of,
+    describe,
+    rule_of,
+    still_open,
+    upcoming,
+)
 from campaigns.clock.schedules import Schedule
 
 
@@ -152,3 +159,15 @@ def test_a_weekly_schedule_keeps_its_wall_time_across_the_change() -> None:
         "Sun 31 Oct 2027, 09:00 GMT",
         "Sun 7 Nov 2027, 09:00 GMT",
     ]
+
+
+def test_an_occurrence_whose_send_time_passed_within_its_grace_is_still_open() -> None:
+    schedule = _yearly(10, 15, time(10, 0))  # grace: the model's default, 6 h
+    afternoon = datetime(2027, 10, 15, 17, 0, tzinfo=UTC)  # 13:00 EDT
+    found = still_open(schedule, afternoon)
+    assert found is not None
+    day, words = found
+    assert day == date(2027, 10, 15)
+    assert words.startswith("The occurrence of Fri 15 Oct 2027 is still open until 16:00 EDT")
+    assert still_open(schedule, afternoon.replace(hour=20, minute=1)) is None  # 16:01 EDT
+    assert still_open(schedule, datetime(2027, 10, 16, 17, 0, tzinfo=UTC)) is None

@@ -12,8 +12,9 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from campaigns.clock.schedules import Schedule, next_sends
+from campaigns.clock.schedules import Schedule, due_occurrences, next_sends, start_window
 
 Kind = Literal["once", "yearly", "monthly", "weekly", "rrule"]
 KINDS: tuple[Kind, ...] = ("once", "yearly", "monthly", "weekly", "rrule")
@@ -136,3 +137,19 @@ def upcoming(schedule: Schedule, now: datetime, n: int = 3) -> list[str]:
     """The next ``n`` send times on the clinic's clock, as staff read them:
     'Fri 15 Oct 2027, 10:00 CDT'."""
     return [f"{at:%a} {at.day} {at:%b %Y, %H:%M %Z}" for at in next_sends(schedule, now, n)]
+
+
+def still_open(schedule: Schedule, now: datetime) -> tuple[date, str] | None:
+    """An occurrence whose start window is open at ``now`` (its send time has passed on
+    the clinic's clock, but not its grace): the date, and what scheduling now does, in
+    words. ``upcoming`` lists only send times still ahead, so without this a campaign
+    scheduled at 13:00 for 10:00 today looks as if its next send were next year."""
+    due = [d for d, verdict in due_occurrences(schedule, now, None) if verdict == "start"]
+    if not due:
+        return None
+    day = due[-1]
+    closes = start_window(schedule, day)[1].astimezone(ZoneInfo(schedule.timezone))
+    return day, (
+        f"The occurrence of {day:%a} {day.day} {day:%b %Y} is still open until "
+        f"{closes:%H:%M %Z}: a campaign scheduled before then starts it at once."
+    )

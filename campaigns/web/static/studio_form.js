@@ -47,6 +47,7 @@
       return;
     }
     box.append(el("p", schedule.text, "schedule-text"));
+    if (schedule.open) box.append(el("p", schedule.open, "open-occurrence"));
     box.append(el("p", "Next sends on the clinic's clock (" + schedule.zone + "):"));
     const list = el("ol");
     list.id = "next-occurrences";

@@ -13,12 +13,14 @@ signed-in staff only, audited by patient id, and never logged.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from campaigns.clock.schedule_words import MONTHS, WEEKDAYS, describe, upcoming
+from campaigns.clock.schedule_words import MONTHS, WEEKDAYS, describe, still_open, upcoming
+from campaigns.clock.schedules import Schedule, occurrence_key
 from campaigns.content import catalogue
 from campaigns.content.definitions import ScheduleSpec
 from campaigns.domain.models import Recipient
@@ -156,11 +158,27 @@ def _schedule_answer(svc: Services, read: FormRead) -> dict[str, Any] | None:
         schedule = spec.to_schedule(svc.settings.clinic_timezone)
     except InputError:
         return None
+    now = svc.now()
     return {
         "text": describe(spec.rrule, spec.once, spec.send_time),
-        "next": upcoming(schedule, svc.now(), 3),
+        "open": _open_occurrence(svc, read, schedule, now),
+        "next": upcoming(schedule, now, 3),
         "zone": schedule.timezone,
     }
+
+
+def _open_occurrence(
+    svc: Services, read: FormRead, schedule: Schedule, now: datetime
+) -> str | None:
+    """The sentence for an occurrence open now that this campaign has not run yet."""
+    found = still_open(schedule, now)
+    if found is None:
+        return None
+    day, words = found
+    name = str(read.values.get("name") or "")
+    row = svc.campaigns.get(name) if name else None
+    last = None if row is None else svc.runs.last_occurrence(int(row["id"]))
+    return None if last is not None and last >= occurrence_key(day) else words
 
 
 def _audience_answer(svc: Services, read: FormRead) -> dict[str, Any] | None:
