@@ -264,3 +264,30 @@ def test_copy_saved_in_the_console_after_approval_returns_the_campaign_to_draft_
     assert int(row["id"]) not in svc.dispatcher.schedules  # type: ignore[attr-defined]
     with pytest.raises(InputError, match="changed since approval"):
         runs.start_run(svc, NAME, actor="mara")
+
+
+def test_an_approver_who_rewrote_the_copy_after_submission_cannot_approve_it_alone(
+    studio: tuple[Services, Path],
+) -> None:
+    svc, _ = studio
+    saved(svc)
+    review.submit(svc, NAME, staff=MARA)
+    # The approver edits the submitted campaign's copy, then approves their own words.
+    copybook.save_copy(svc, NAME, written(), actor="april")
+    with pytest.raises(InputError, match="you changed it since mara submitted it"):
+        review.approve(svc, NAME, staff=APRIL)
+    # Another approver may approve it; or april submits it, and someone else approves.
+    assert review.approve(svc, NAME, staff=Staff("otto", "approver")).approved
+
+
+def test_an_admin_who_only_acknowledged_a_finding_after_submission_may_approve(
+    studio: tuple[Services, Path],
+) -> None:
+    svc, templates = studio
+    sms = templates / SMS_PART
+    sms.write_text(sms.read_text().replace("season is here.", "season is here. Ward off the flu."))
+    applied = catalogue.apply_campaign(svc, CAMPAIGN, actor="mara")
+    review.submit(svc, NAME, staff=MARA)
+    token = review.finding_token(applied.unacknowledged[0])
+    review.acknowledge(svc, NAME, staff=ADA, finding_key=token, reason="reviewed with counsel")
+    assert review.approve(svc, NAME, staff=ADA).approved

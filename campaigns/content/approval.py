@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBMITTED, APPROVED, SENT_BACK = "submitted", "approved", "sent_back"
+# An admin's acknowledgement of a finding saves the definition (a campaign.update) and
+# is audited as this too: a review act, not an edit of what is sent.
+ACKNOWLEDGE_ACTION = "campaign.acknowledge"
 
 
 def fingerprint(svc: Services, definition: CampaignDefinition) -> str:

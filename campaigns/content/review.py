@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from campaigns.content import compliance
 from campaigns.content.approval import (
+    ACKNOWLEDGE_ACTION,
     APPROVED,
     SENT_BACK,
     SUBMITTED,
@@ -79,6 +80,17 @@ def approve(
         raise InputError(
             f"campaign {name}: you submitted it, so another staff member with the approver "
             "role must approve it (the two-person rule, MERIDIAN_APPROVAL_TWO_PERSON)"
+        )
+    submitted = latest.get("fingerprint")
+    if (
+        svc.settings.approval_two_person
+        and submitted != status.fingerprint
+        and svc.reviews.edits_since_submission(cid, staff.username) > 0
+    ):
+        raise InputError(
+            f"campaign {name}: you changed it since {latest.get('actor')} submitted it, so "
+            "another staff member with the approver role must approve it (the two-person "
+            "rule, MERIDIAN_APPROVAL_TWO_PERSON)"
         )
     row, _ = load_campaign(svc, cid)
     refuse_open_claims(svc, row, definition, "approved")
@@ -145,7 +157,11 @@ def acknowledge(
             "compliance": definition.compliance.model_copy(update={"acknowledged": [*kept, ack]})
         }
     )
-    return save_definition(svc, changed, actor=staff.username, source=f"campaign {row['name']}")
+    applied = save_definition(svc, changed, actor=staff.username, source=f"campaign {row['name']}")
+    svc.reports.record_campaign_event(
+        staff.username, ACKNOWLEDGE_ACTION, int(row["id"]), rule=ack.rule, line=ack.line
+    )
+    return applied
 
 
 def finding_token(finding: dict[str, object]) -> str:
