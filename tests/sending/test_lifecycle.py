@@ -130,3 +130,22 @@ def test_an_archived_campaign_is_not_restored_over_a_campaign_that_took_its_name
     with pytest.raises(InputError, match=f"campaign id {old['id'] + 1} has it now"):
         control.restore(svc, int(old["id"]), actor="test")
     assert _status(svc, int(old["id"])) == "archived"
+
+
+def test_a_new_campaign_under_a_cancelled_ones_name_does_not_send_the_old_ones_copy(
+    svc: StubbedServices,
+) -> None:
+    from campaigns.content import copybook
+    from campaigns.content.copy import Copy, templates_key
+
+    name = save_campaign(svc)
+    old = Copy(sms="{{ clinic.name }}: the old campaign's words. Reply STOP to opt out")
+    copybook.save_copy(svc, name, old, actor="mara")
+    control.cancel(svc, name, actor="test")
+
+    save_campaign(svc, description="the same name, a new campaign")  # its templates folder
+
+    assert svc.copies.current(name) is None
+    assert svc.copies.of_campaign(name) == [] and svc.copies.by_number(name, 1) is None
+    _, definition = control.load_campaign(svc, name)
+    assert templates_key(svc, definition) == definition.templates
