@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from campaigns.content import copybook
+from campaigns.content.copy import Copy, templates_key
 from campaigns.domain.states import CampaignState, RunState
 from campaigns.errors import InputError
 from campaigns.sending import control
@@ -132,12 +134,24 @@ def test_an_archived_campaign_is_not_restored_over_a_campaign_that_took_its_name
     assert _status(svc, int(old["id"])) == "archived"
 
 
+def test_a_clone_sends_the_copy_written_for_the_original_not_its_templates_folder(
+    svc: StubbedServices,
+) -> None:
+    name = save_campaign(svc)
+    written = Copy(sms="{{ clinic.name }}: winter hours start Monday. Reply STOP to opt out")
+    copybook.save_copy(svc, name, written, actor="mara")
+
+    control.clone(svc, name, "flu-2027", actor="test")
+
+    cloned = svc.copies.current("flu-2027")
+    assert cloned is not None and Copy.from_row(cloned) == written
+    _, definition = control.load_campaign(svc, "flu-2027")
+    assert svc.renderer.source(templates_key(svc, definition), "sms.txt.j2") == written.sms
+
+
 def test_a_new_campaign_under_a_cancelled_ones_name_does_not_send_the_old_ones_copy(
     svc: StubbedServices,
 ) -> None:
-    from campaigns.content import copybook
-    from campaigns.content.copy import Copy, templates_key
-
     name = save_campaign(svc)
     old = Copy(sms="{{ clinic.name }}: the old campaign's words. Reply STOP to opt out")
     copybook.save_copy(svc, name, old, actor="mara")
