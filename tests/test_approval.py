@@ -4,12 +4,14 @@ campaign to draft, and nothing schedules or runs what is not approved as it is n
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from campaigns.cli.main import app
@@ -21,6 +23,7 @@ from campaigns.people.staff import Staff
 from campaigns.sending import control, runs
 from campaigns.sending.stubs import MemoryDispatcher
 from campaigns.services import Services
+from campaigns.store.db import Database, upgrade
 from tests.support.settings import ROOT, SQLITE_IN_MEMORY, make_settings
 from tests.test_copy import written
 
@@ -291,3 +294,38 @@ def test_an_admin_who_only_acknowledged_a_finding_after_submission_may_approve(
     token = review.finding_token(applied.unacknowledged[0])
     review.acknowledge(svc, NAME, staff=ADA, finding_key=token, reason="reviewed with counsel")
     assert review.approve(svc, NAME, staff=ADA).approved
+
+
+def test_a_campaign_scheduled_before_approval_existed_keeps_running_after_db_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before 0007, scheduling a campaign was its approval. Upgrading must not leave it
+    # scheduled yet refused by every tick (its occurrences silently missed).
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Database(url)
+    upgrade(old.engine, "0006")
+    with old.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO campaigns (name, definition, status, findings, created_at, "
+                "updated_at) VALUES (:name, :definition, 'scheduled', '[]', "
+                "'2026-03-01', '2026-03-01')"
+            ),
+            {"name": NAME, "definition": json.dumps(load_definition(CAMPAIGN).to_json())},
+        )
+    old.dispose()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MERIDIAN_DATABASE_URL", url)
+    monkeypatch.setenv("MERIDIAN_TEMPLATES_DIR", str(ROOT / "templates"))
+    monkeypatch.setenv("MERIDIAN_CLINIC_ADDRESS", "1 Main St, Springfield, MA 02110")
+    monkeypatch.setenv("MERIDIAN_CLINIC_PHONE", "(617) 555-0142")
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"campaign {NAME}: scheduled before approval existed" in upgraded.output
+    svc = Services(make_settings(tmp_path, database_url=url), MemoryDispatcher())
+    try:
+        row, definition = catalogue.load_campaign(svc, NAME)
+        assert approval.review_status(svc, int(row["id"]), definition).approved
+        assert row["status"] == CampaignState.SCHEDULED
+    finally:
+        svc.close()

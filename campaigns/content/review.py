@@ -21,6 +21,7 @@ from campaigns.content.approval import (
     SENT_BACK,
     SUBMITTED,
     ReviewStatus,
+    record_operator_approval,
     review_status,
 )
 from campaigns.content.catalogue import (
@@ -168,3 +169,35 @@ def finding_token(finding: dict[str, object]) -> str:
     """A finding's identity as one string, for a form field."""
     key = compliance.finding_key(finding)
     return hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:16]
+
+
+# The revision that brought review in: before it, scheduling a campaign approved it.
+REVIEW_REVISION = "0007"
+
+
+def approve_scheduled_before_review(svc: Services) -> list[str]:
+    """After ``db upgrade`` past REVIEW_REVISION: each campaign that was scheduled or
+    paused, and so approved under the old rules, with no review yet, is approved as
+    it is now (audited via "db upgrade"), so its schedule keeps running; one that the
+    lint refuses is named, to be approved in the console. A sentence for each."""
+    said = []
+    for row in svc.campaigns.all():
+        held = row["status"] in (CampaignState.SCHEDULED, CampaignState.PAUSED)
+        if not held or svc.reviews.latest(int(row["id"])) is not None:
+            continue
+        _, definition = load_campaign(svc, int(row["id"]))
+        try:
+            refuse_open_claims(svc, row, definition, "approved")
+        except InputError:
+            said.append(
+                f"campaign {row['name']}: scheduled before approval existed, but the "
+                "compliance lint refuses it now; it will not start until it is fixed and "
+                "approved on its Review and approval page"
+            )
+            continue
+        record_operator_approval(svc, int(row["id"]), definition, actor="system", via="db upgrade")
+        said.append(
+            f"campaign {row['name']}: scheduled before approval existed; approved as it "
+            "is now, so its schedule keeps running"
+        )
+    return said
