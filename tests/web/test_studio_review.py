@@ -144,3 +144,19 @@ def test_the_console_refuses_to_schedule_or_run_a_campaign_nobody_approved(
     client.post(f"/campaigns/{NAME}/run", data={"csrf_token": token})
     assert svc.campaigns.get(NAME)["status"] == "draft"  # type: ignore[index]
     assert svc.runs.of_campaign(1) == []
+
+
+def test_a_refused_test_send_says_why_once_in_words(client: FlaskClient) -> None:
+    sign_in(client, "mara")
+    token = csrf_token(client, f"/campaigns/{NAME}/try")
+    page = client.post(
+        f"/campaigns/{NAME}/test-send", data={"csrf_token": token, "channel": "sms"}
+    ).get_data(as_text=True)
+    assert "Test not sent: no phone on your profile to send the test to" in page
+    assert "add it on your profile page" in page
+    page = client.post(
+        f"/campaigns/{NAME}/test-send", data={"csrf_token": token, "channel": "fax"}
+    ).get_data(as_text=True)
+    said = "Test not sent: &#39;fax&#39; is not a channel (sms or email)"
+    assert said in page and page.count("is not a channel") == 1
+    assert "(input:" not in page
