@@ -329,3 +329,20 @@ def test_a_campaign_scheduled_before_approval_existed_keeps_running_after_db_upg
         assert row["status"] == CampaignState.SCHEDULED
     finally:
         svc.close()
+
+
+def test_an_edit_of_the_shipped_layout_a_campaign_extends_lapses_its_approval(
+    studio: tuple[Services, Path],
+) -> None:
+    # The layout holds what every email ends with (address, why, unsubscribe): an edit
+    # of it changes what is sent as surely as an edit of the campaign's own template.
+    svc, templates = studio
+    saved(svc)
+    review.submit(svc, NAME, staff=MARA)
+    review.approve(svc, NAME, staff=APRIL)
+    layout = templates / "_layouts/email.html.j2"
+    layout.write_text(layout.read_text().replace("</body>", "<p>Added later.</p></body>"))
+    row, definition = catalogue.load_campaign(svc, NAME)
+    assert approval.review_status(svc, int(row["id"]), definition).state == "changed"
+    with pytest.raises(InputError, match="not approved"):
+        runs.start_run(svc, NAME, actor="mara")

@@ -35,16 +35,22 @@ ACKNOWLEDGE_ACTION = "campaign.acknowledge"
 
 
 def fingerprint(svc: Services, definition: CampaignDefinition) -> str:
-    """SHA-256 (hex) of the definition's canonical JSON and every part's template text
-    (the newest copy in the ledger, else the folder's)."""
+    """SHA-256 (hex) of the definition's canonical JSON, every part's template text
+    (the newest copy in the ledger, else the folder's) and the text of every template
+    a part extends or includes (the shipped layouts)."""
     templates = templates_key(svc, definition)
     parts = {
         f"{channel}/{part}": svc.renderer.source(templates, part)
         for channel in definition.channels
         for part in PARTS[channel]
     }
+    # What the parts extend or include (the shipped layouts: footer, unsubscribe link).
+    layouts: dict[str, str] = {}
+    for channel in definition.channels:
+        for part in PARTS[channel]:
+            layouts.update(svc.renderer.referenced_sources(templates, part))
     canonical = json.dumps(
-        {"definition": definition.to_json(), "templates": parts},
+        {"definition": definition.to_json(), "templates": parts, "layouts": layouts},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

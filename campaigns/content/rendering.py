@@ -158,6 +158,31 @@ class Renderer:
         """The name findings give a part: ``<folder>/<part>`` or ``@copy/<part>``."""
         return f"{LABEL}/{part}" if is_copy_key(key) else f"{key}/{part}"
 
+    def referenced_sources(self, key: str, part: str) -> dict[str, str]:
+        """The text of every template the part extends, includes or imports, at any
+        depth (the shipped layouts), by name; a missing one as "" (the lint says so)."""
+        found: dict[str, str] = {}
+        assert self.env.loader is not None
+        todo, seen = [f"{key}/{part}"], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                source, _, _ = self.env.loader.get_source(self.env, name)
+            except TemplateNotFound:
+                found[_label(name)] = ""
+                continue
+            if len(seen) > 1:
+                found[_label(name)] = source
+            try:
+                tree = self.env.parse(source, name)
+            except TemplateSyntaxError:
+                continue
+            todo.extend(n for n in meta.find_referenced_templates(tree) if n is not None)
+        return found
+
     def clinic_fields(self, folder: str, part: str) -> list[tuple[str, int, str]]:
         """(template, line, field) for each ``clinic.<field>`` the part uses, in itself
         and in every template it extends, includes or imports. Call after ``check``."""
