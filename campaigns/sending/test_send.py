@@ -5,7 +5,7 @@ A test is marked ("TEST: " before an SMS, "[TEST] " before an email's subject), 
 never a delivery (so never in a run's results nor in any frequency cap), carries an
 unsubscribe link that names no patient, is audited (who, campaign, channel; never the
 address or the message), and is limited per staff member
-(MERIDIAN_TEST_SENDS_PER_HOUR).
+(MERIDIAN_TEST_SENDS_PER_HOUR). A contact on the suppression list gets no test.
 """
 
 from __future__ import annotations
@@ -93,6 +93,13 @@ def send_test(
         raise InputError(
             f"no {what} on your profile to send the test to",
             [Problem(what, "add it on your profile page (top right), then send again")],
+        )
+    if svc.suppressions.suppressed(ch, {to, to.lower()}):
+        what = "phone" if ch == "sms" else "email"
+        raise InputError(
+            f"the {what} on your profile is on the suppression list (it opted out, "
+            "bounced or was suppressed by staff): Meridian sends it nothing, tests included",
+            [Problem(what, "put your own, reachable one on your profile page, then send again")],
         )
     if external_id:
         patient = svc.patients.find(external_id)
