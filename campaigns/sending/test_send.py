@@ -52,11 +52,16 @@ def sample_recipient() -> Recipient:
 
 def _take_a_test_send(svc: Services, username: str) -> None:
     # An hour from the first test on Redis's own clock (the key's lifetime), so a
-    # shifted Meridian clock or an hour's boundary cannot reset the count early.
+    # shifted Meridian clock or an hour's boundary cannot reset the count early. A
+    # count with no lifetime (the process stopped between the two) gets one now.
     key = keys.test_sends(username)
     try:
-        used = int(svc.redis.incr(key))
-        if used == 1:
+        pipe = svc.redis.pipeline()
+        pipe.incr(key)
+        pipe.ttl(key)
+        counted, ttl = pipe.execute()
+        used = int(counted)
+        if int(ttl) < 0:
             svc.redis.expire(key, WINDOW_S)
     except redis.RedisError as exc:
         raise BrokerUnavailable("could not count test sends in Redis") from exc

@@ -151,3 +151,17 @@ def test_a_test_send_to_a_number_on_the_suppression_list_is_refused(
         send_test(svc, NAME, username="mara", channel="sms")
     assert refused.value.problems[0].where == "phone"
     assert twilio.accepted() == []
+
+
+def test_a_test_send_count_left_without_an_expiry_gets_one(svc: Services) -> None:
+    # A worker stopped between counting and setting the hour's expiry would otherwise
+    # leave the count for good: the staff member locked out of tests for ever.
+    from campaigns import keys
+    from campaigns.sending.test_send import WINDOW_S, send_test
+
+    add_examples(svc)
+    add_staff(svc, mara="marketer")
+    set_contact(svc, "mara", phone="+1 415 555 0123", email="")
+    svc.redis.set(keys.test_sends("mara"), 1)
+    send_test(svc, NAME, username="mara", channel="sms")
+    assert 0 < int(svc.redis.ttl(keys.test_sends("mara"))) <= WINDOW_S
