@@ -163,3 +163,20 @@ def test_a_new_campaign_under_a_cancelled_ones_name_does_not_send_the_old_ones_c
     assert svc.copies.of_campaign(name) == [] and svc.copies.by_number(name, 1) is None
     _, definition = control.load_campaign(svc, name)
     assert templates_key(svc, definition) == definition.templates
+
+
+def test_the_copy_of_an_archived_campaign_is_not_saved_into_a_new_one_of_its_name(
+    svc: StubbedServices,
+) -> None:
+    name = save_campaign(svc)
+    old = svc.campaigns.get(name)
+    assert old is not None
+    control.archive(svc, name, actor="test")
+    written = Copy(sms="{{ clinic.name }}: winter hours start Monday. Reply STOP to opt out")
+
+    with pytest.raises(InputError, match="archived: restore it"):
+        copybook.save_copy(svc, name, written, actor="mara")
+    with pytest.raises(InputError, match="archived: restore it"):
+        copybook.restore_version(svc, name, 1, actor="mara")
+    assert [c["id"] for c in svc.campaigns.all()] == [old["id"]]
+    assert svc.copies.of_campaign(name) == []
