@@ -346,3 +346,17 @@ def test_an_edit_of_the_shipped_layout_a_campaign_extends_lapses_its_approval(
     assert approval.review_status(svc, int(row["id"]), definition).state == "changed"
     with pytest.raises(InputError, match="not approved"):
         runs.start_run(svc, NAME, actor="mara")
+
+
+def test_a_finding_of_an_archived_campaign_is_not_acknowledged_into_a_new_campaign(
+    studio: tuple[Services, Path],
+) -> None:
+    svc, templates = studio
+    sms = templates / SMS_PART
+    sms.write_text(sms.read_text().replace("season is here.", "season is here. Ward off the flu."))
+    applied = catalogue.apply_campaign(svc, CAMPAIGN, actor="mara")
+    control.archive(svc, NAME, actor="mara")
+    token = review.finding_token(applied.unacknowledged[0])
+    with pytest.raises(InputError, match="archived"):
+        review.acknowledge(svc, NAME, staff=ADA, finding_key=token, reason="reviewed with counsel")
+    assert len(svc.campaigns.all()) == 1

@@ -127,6 +127,9 @@ def acknowledge(
     if not staff.can("admin"):
         raise InputError("acknowledging a finding needs the admin role")
     row, definition = load_campaign(svc, key)
+    if row["status"] in (CampaignState.CANCELLED, CampaignState.ARCHIVED):
+        # its name is free: saving would make a new campaign of that name
+        raise InputError(f"campaign {row['name']}: {row['status']}; nothing to acknowledge")
     findings = {
         finding_token(f): f for f in lint_definition(svc, definition) if f["severity"] == "claim"
     }
