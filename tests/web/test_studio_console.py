@@ -209,3 +209,17 @@ def test_the_api_refuses_a_bad_value_in_the_same_words_as_the_form(client: Flask
             "reason": "Max attempts must be a whole number between 1 and 20",
         }
     ]
+
+
+def test_editing_an_archived_campaign_in_the_form_does_not_make_a_new_one(
+    svc: Services, client: FlaskClient
+) -> None:
+    client.post("/campaigns/form", data={**FORM, "csrf_token": _csrf(client)})
+    archived = svc.campaigns.get("spring-visit")
+    assert archived is not None
+    svc.campaigns.set_status(int(archived["id"]), "archived", actor="mara")
+    edited = {**FORM, "description": "edited", "editing": "spring-visit"}
+    reply = client.post("/campaigns/form", data={**edited, "csrf_token": _csrf(client)})
+    assert reply.status_code == 422
+    assert "archived: restore it" in reply.get_data(as_text=True)
+    assert [c["id"] for c in svc.campaigns.all()] == [archived["id"]]

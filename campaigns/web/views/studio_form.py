@@ -22,7 +22,7 @@ from campaigns.clock.schedule_words import MONTHS, WEEKDAYS, describe, upcoming
 from campaigns.content import catalogue
 from campaigns.content.definitions import ScheduleSpec
 from campaigns.domain.models import Recipient
-from campaigns.domain.states import FREED_NAME_STATES
+from campaigns.domain.states import FREED_NAME_STATES, CampaignState
 from campaigns.errors import InputError
 from campaigns.sending import control
 from campaigns.sending.fanout import preview_audience
@@ -113,6 +113,15 @@ def campaign_form_save() -> ResponseReturnValue:
         read.errors["name"] = (
             f"A campaign named {read.definition.name!r} exists: choose another name, "
             "or open that campaign to edit it"
+        )
+        read.definition = None
+    if campaign is not None and campaign["status"] in FREED_NAME_STATES:
+        # Its name is free: a save would make a new campaign of it, not change this one.
+        read.errors["form"] = (
+            f"Campaign {campaign['name']} is {campaign['status']}: restore it first, "
+            "or clone it to use its settings"
+            if campaign["status"] == CampaignState.ARCHIVED
+            else f"Campaign {campaign['name']} is cancelled: clone it to use its settings"
         )
         read.definition = None
     if read.definition is None:
