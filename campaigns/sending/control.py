@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from campaigns.content.approval import review_status
 from campaigns.content.catalogue import Applied, load_campaign, save_definition, schedule_campaign
 from campaigns.content.copy import Copy, to_block
 from campaigns.content.definitions import parse_definition
@@ -158,12 +159,21 @@ def archive(svc: Services, campaign: str | int, *, actor: str) -> str:
 
 
 def restore(svc: Services, campaign_id: int, *, actor: str) -> str:
-    """An archived campaign back in the list, as a draft to be approved again."""
-    row, _ = load_campaign(svc, campaign_id)
+    """An archived campaign back in the list, as a draft; its approval counts again
+    only while its content is what was approved. A sentence saying what to do next."""
+    row, definition = load_campaign(svc, campaign_id)
     if row["status"] != CampaignState.ARCHIVED:
         raise InputError(f"campaign {row['name']} is {row['status']}, not archived")
     if not svc.campaigns.set_status(
         campaign_id, CampaignState.DRAFT, actor=actor, only_from=[CampaignState.ARCHIVED]
     ):
         raise InputError(f"campaign {row['name']}: changed meanwhile; look again and retry")
-    return f"campaign {row['name']} restored as a draft: approve and schedule it again to send"
+    if review_status(svc, campaign_id, definition).approved:
+        return (
+            f"campaign {row['name']} restored as a draft; its content is what was approved, "
+            "so schedule it to send"
+        )
+    return (
+        f"campaign {row['name']} restored as a draft: submit it for approval, then schedule "
+        "it to send"
+    )

@@ -180,3 +180,23 @@ def test_the_copy_of_an_archived_campaign_is_not_saved_into_a_new_one_of_its_nam
         copybook.restore_version(svc, name, 1, actor="mara")
     assert [c["id"] for c in svc.campaigns.all()] == [old["id"]]
     assert svc.copies.of_campaign(name) == []
+
+
+def test_a_restored_campaign_says_truly_whether_it_needs_approval_again(
+    svc: StubbedServices,
+) -> None:
+    name = save_campaign(svc)  # approved by the operator
+    campaign_id = int(control.schedule(svc, name, actor="test")["id"])
+    control.archive(svc, name, actor="test")
+
+    said = control.restore(svc, campaign_id, actor="test")
+
+    # Its content is what was approved: the approval still counts, and schedule works.
+    assert "submit it for approval" not in said and "so schedule it to send" in said
+    control.schedule(svc, name, actor="test")
+    control.archive(svc, name, actor="test")
+    written = Copy(sms="{{ clinic.name }}: winter hours start Monday. Reply STOP to opt out")
+    control.restore(svc, campaign_id, actor="test")
+    copybook.save_copy(svc, name, written, actor="mara")  # the approval lapses
+    control.archive(svc, name, actor="test")
+    assert "submit it for approval" in control.restore(svc, campaign_id, actor="test")
