@@ -9,12 +9,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from campaigns.content import catalogue
+from campaigns.content import catalogue, copybook, review
 from campaigns.domain.ports import Dispatcher
+from campaigns.people.staff import Staff
 from campaigns.sending.stubs import MemoryDispatcher
 from campaigns.services import Services
 from campaigns.web.app import create_app
 from tests.support.factories import EXAMPLE_CAMPAIGN, add_patient, add_staff
+from tests.test_copy import written
 from tests.web.test_console import bearer, csrf_token, sign_in
 
 NAME = "cold-and-flu-season"
@@ -160,3 +162,14 @@ def test_a_refused_test_send_says_why_once_in_words(client: FlaskClient) -> None
     said = "Test not sent: &#39;fax&#39; is not a channel (sms or email)"
     assert said in page and page.count("is not a channel") == 1
     assert "(input:" not in page
+
+
+def test_the_review_page_offers_no_approval_to_an_approver_who_changed_it_since_submission(
+    client: FlaskClient, svc: Services
+) -> None:
+    review.submit(svc, NAME, staff=Staff("mara", "marketer"))
+    copybook.save_copy(svc, NAME, written(), actor="april")
+    sign_in(client, "april")
+    page = client.get(f"/campaigns/{NAME}/review").get_data(as_text=True)
+    assert "Approve this version" not in page
+    assert "You changed it since it was submitted: another approver must approve it" in page
