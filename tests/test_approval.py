@@ -360,3 +360,26 @@ def test_a_finding_of_an_archived_campaign_is_not_acknowledged_into_a_new_campai
     with pytest.raises(InputError, match="archived"):
         review.acknowledge(svc, NAME, staff=ADA, finding_key=token, reason="reviewed with counsel")
     assert len(svc.campaigns.all()) == 1
+
+
+def test_a_template_file_removed_after_approval_lapses_it_and_the_tick_goes_on(
+    studio: tuple[Services, Path],
+) -> None:
+    # The tick, the campaign page and the review page ask the fingerprint: a missing
+    # part is a change (back to draft), not a FileNotFoundError every minute.
+    svc, templates = studio
+    saved(svc)
+    review.submit(svc, NAME, staff=MARA)
+    review.approve(svc, NAME, staff=APRIL)
+    control.schedule(svc, NAME, actor="mara")
+    (templates / SMS_PART).unlink()
+    row, definition = catalogue.load_campaign(svc, NAME)
+    assert approval.review_status(svc, int(row["id"]), definition).state == "changed"
+    assert runs.tick_campaign(svc, int(row["id"])) == []
+    assert svc.campaigns.get(NAME)["status"] == CampaignState.DRAFT  # type: ignore[index]
+    # and the lint (campaign page, review page) names the missing part, in words
+    with pytest.raises(InputError) as refused:
+        catalogue.lint_definition(svc, definition)
+    assert any(
+        "sms.txt.j2" in p.where and "not found" in p.reason for p in refused.value.problems
+    )

@@ -40,7 +40,7 @@ def fingerprint(svc: Services, definition: CampaignDefinition) -> str:
     a part extends or includes (the shipped layouts)."""
     templates = templates_key(svc, definition)
     parts = {
-        f"{channel}/{part}": svc.renderer.source(templates, part)
+        f"{channel}/{part}": _source(svc, templates, part)
         for channel in definition.channels
         for part in PARTS[channel]
     }
@@ -56,6 +56,15 @@ def fingerprint(svc: Services, definition: CampaignDefinition) -> str:
         ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _source(svc: Services, templates: str, part: str) -> str:
+    """A part's text; "" for a file removed from the folder (a change like any other:
+    the lint says what is missing, and nothing schedules or runs it meanwhile)."""
+    try:
+        return svc.renderer.source(templates, part)
+    except InputError:
+        return ""
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def starter_copy(svc: Services, folder: str = STARTER) -> Copy:
     """The shipped copy of a starter folder, as copy staff can edit (HTML as written)."""
     try:
         read = {p: svc.renderer.source(folder, p) for p in _STARTER_PARTS}
-    except FileNotFoundError as exc:
+    except InputError as exc:  # a part missing from the folder
         raise NotFound(f"no starter copy named {folder!r}") from exc
     return Copy(
         sms=read["sms.txt.j2"].strip(),

@@ -152,7 +152,19 @@ class Renderer:
                 raise InputError(f"templates {key}: no such version of the copy")
             return found.sources.get(part, "")
         path = self.templates_dir / key / part
-        return path.read_text(encoding="utf-8")
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(
+                f"templates/{key}: refused",
+                [
+                    Problem(
+                        f"{key}/{part}",
+                        "template not found: put the file back in the templates folder, "
+                        "or choose another folder",
+                    )
+                ],
+            ) from None
 
     def label(self, key: str, part: str) -> str:
         """The name findings give a part: ``<folder>/<part>`` or ``@copy/<part>``."""
