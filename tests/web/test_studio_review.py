@@ -4,6 +4,7 @@ endpoint and the profile page, through the Flask test client."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from flask import Flask
@@ -173,3 +174,18 @@ def test_the_review_page_offers_no_approval_to_an_approver_who_changed_it_since_
     page = client.get(f"/campaigns/{NAME}/review").get_data(as_text=True)
     assert "Approve this version" not in page
     assert "You changed it since it was submitted: another approver must approve it" in page
+
+
+def test_the_review_page_shows_the_copy_that_is_sent_with_its_findings_marked(
+    client: FlaskClient, svc: Services
+) -> None:
+    # Copy written in the console is what is approved and sent: the approver must see
+    # it, not the templates folder the campaign started from.
+    claim = written(sms=written().sms + " Ward off the flu.")  # type: ignore[operator]
+    copybook.save_copy(svc, NAME, claim, actor="mara")
+    sign_in(client, "april")
+    page = client.get(f"/campaigns/{NAME}/review").get_data(as_text=True)
+    assert "winter hours start Monday" in page
+    assert "cold and flu season is here" not in page
+    assert "<code>@copy/sms.txt.j2</code>" in page
+    assert re.search(r"<mark [^>]*>.*Ward off the flu.*</mark>", page)
