@@ -223,3 +223,17 @@ def test_editing_an_archived_campaign_in_the_form_does_not_make_a_new_one(
     assert reply.status_code == 422
     assert "archived: restore it" in reply.get_data(as_text=True)
     assert [c["id"] for c in svc.campaigns.all()] == [archived["id"]]
+
+
+def test_editing_a_campaign_cannot_rename_it_over_another(
+    svc: Services, client: FlaskClient
+) -> None:
+    add_example_campaign(svc)
+    client.post("/campaigns/form", data={**FORM, "csrf_token": _csrf(client)})
+    before = svc.campaigns.get(EXAMPLE_NAME)
+    # The name field is read-only while editing; a crafted post must not overwrite.
+    forged = {**FORM, "name": EXAMPLE_NAME, "editing": "spring-visit"}
+    reply = client.post("/campaigns/form", data={**forged, "csrf_token": _csrf(client)})
+    assert reply.status_code == 422
+    assert "clone it" in reply.get_data(as_text=True)
+    assert svc.campaigns.get(EXAMPLE_NAME) == before

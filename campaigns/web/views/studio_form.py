@@ -115,6 +115,9 @@ def campaign_form_save() -> ResponseReturnValue:
             "or open that campaign to edit it"
         )
         read.definition = None
+    if read.definition is not None and editing and read.definition.name != editing:
+        read.errors["name"] = f"A campaign keeps its name ({editing}); to use another, clone it"
+        read.definition = None
     if campaign is not None and campaign["status"] in FREED_NAME_STATES:
         # Its name is free: a save would make a new campaign of it, not change this one.
         read.errors["form"] = (
