@@ -380,6 +380,4 @@ def test_a_template_file_removed_after_approval_lapses_it_and_the_tick_goes_on(
     # and the lint (campaign page, review page) names the missing part, in words
     with pytest.raises(InputError) as refused:
         catalogue.lint_definition(svc, definition)
-    assert any(
-        "sms.txt.j2" in p.where and "not found" in p.reason for p in refused.value.problems
-    )
+    assert any("sms.txt.j2" in p.where and "not found" in p.reason for p in refused.value.problems)
