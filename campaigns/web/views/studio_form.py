@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 
 from campaigns.clock.schedule_words import MONTHS, WEEKDAYS, describe, upcoming
 from campaigns.content import catalogue
-from campaigns.content.definitions import ScheduleSpec
+from campaigns.content.definitions import Compliance, ScheduleSpec
 from campaigns.domain.models import Recipient
 from campaigns.domain.states import FREED_NAME_STATES, CampaignState
 from campaigns.errors import InputError
@@ -129,6 +129,12 @@ def campaign_form_save() -> ResponseReturnValue:
         read.definition = None
     if read.definition is None:
         return _page(read.values, campaign=campaign, errors=read.errors), 422
+    # The form does not edit acknowledgements (an admin gives them on the review page):
+    # the ledger's stand, whatever the page carried (stale, or typed in).
+    held = catalogue.load_campaign(svc, int(campaign["id"]))[1] if campaign else None
+    read.definition = read.definition.model_copy(
+        update={"compliance": held.compliance if held else Compliance()}
+    )
     try:
         applied = catalogue.save_definition(svc, read.definition, actor=actor(), source="the form")
     except InputError as exc:
