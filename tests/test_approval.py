@@ -4,12 +4,14 @@ campaign to draft, and nothing schedules or runs what is not approved as it is n
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from campaigns.cli.main import app
@@ -21,6 +23,7 @@ from campaigns.people.staff import Staff
 from campaigns.sending import control, runs
 from campaigns.sending.stubs import MemoryDispatcher
 from campaigns.services import Services
+from campaigns.store.db import Database, upgrade
 from tests.support.settings import ROOT, SQLITE_IN_MEMORY, make_settings
 from tests.test_copy import written
 
@@ -264,3 +267,117 @@ def test_copy_saved_in_the_console_after_approval_returns_the_campaign_to_draft_
     assert int(row["id"]) not in svc.dispatcher.schedules  # type: ignore[attr-defined]
     with pytest.raises(InputError, match="changed since approval"):
         runs.start_run(svc, NAME, actor="mara")
+
+
+def test_an_approver_who_rewrote_the_copy_after_submission_cannot_approve_it_alone(
+    studio: tuple[Services, Path],
+) -> None:
+    svc, _ = studio
+    saved(svc)
+    review.submit(svc, NAME, staff=MARA)
+    # The approver edits the submitted campaign's copy, then approves their own words.
+    copybook.save_copy(svc, NAME, written(), actor="april")
+    with pytest.raises(InputError, match="you changed it since mara submitted it"):
+        review.approve(svc, NAME, staff=APRIL)
+    # Another approver may approve it; or april submits it, and someone else approves.
+    assert review.approve(svc, NAME, staff=Staff("otto", "approver")).approved
+
+
+def test_an_admin_who_only_acknowledged_a_finding_after_submission_may_approve(
+    studio: tuple[Services, Path],
+) -> None:
+    svc, templates = studio
+    sms = templates / SMS_PART
+    sms.write_text(sms.read_text().replace("season is here.", "season is here. Ward off the flu."))
+    applied = catalogue.apply_campaign(svc, CAMPAIGN, actor="mara")
+    review.submit(svc, NAME, staff=MARA)
+    token = review.finding_token(applied.unacknowledged[0])
+    review.acknowledge(svc, NAME, staff=ADA, finding_key=token, reason="reviewed with counsel")
+    assert review.approve(svc, NAME, staff=ADA).approved
+
+
+def test_a_campaign_scheduled_before_approval_existed_keeps_running_after_db_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before 0007, scheduling a campaign was its approval. Upgrading must not leave it
+    # scheduled yet refused by every tick (its occurrences silently missed).
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Database(url)
+    upgrade(old.engine, "0006")
+    with old.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO campaigns (name, definition, status, findings, created_at, "
+                "updated_at) VALUES (:name, :definition, 'scheduled', '[]', "
+                "'2026-03-01', '2026-03-01')"
+            ),
+            {"name": NAME, "definition": json.dumps(load_definition(CAMPAIGN).to_json())},
+        )
+    old.dispose()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MERIDIAN_DATABASE_URL", url)
+    monkeypatch.setenv("MERIDIAN_TEMPLATES_DIR", str(ROOT / "templates"))
+    monkeypatch.setenv("MERIDIAN_CLINIC_ADDRESS", "1 Main St, Springfield, MA 02110")
+    monkeypatch.setenv("MERIDIAN_CLINIC_PHONE", "(617) 555-0142")
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"campaign {NAME}: scheduled before approval existed" in upgraded.output
+    svc = Services(make_settings(tmp_path, database_url=url), MemoryDispatcher())
+    try:
+        row, definition = catalogue.load_campaign(svc, NAME)
+        assert approval.review_status(svc, int(row["id"]), definition).approved
+        assert row["status"] == CampaignState.SCHEDULED
+    finally:
+        svc.close()
+
+
+def test_an_edit_of_the_shipped_layout_a_campaign_extends_lapses_its_approval(
+    studio: tuple[Services, Path],
+) -> None:
+    # The layout holds what every email ends with (address, why, unsubscribe): an edit
+    # of it changes what is sent as surely as an edit of the campaign's own template.
+    svc, templates = studio
+    saved(svc)
+    review.submit(svc, NAME, staff=MARA)
+    review.approve(svc, NAME, staff=APRIL)
+    layout = templates / "_layouts/email.html.j2"
+    layout.write_text(layout.read_text().replace("</body>", "<p>Added later.</p></body>"))
+    row, definition = catalogue.load_campaign(svc, NAME)
+    assert approval.review_status(svc, int(row["id"]), definition).state == "changed"
+    with pytest.raises(InputError, match="not approved"):
+        runs.start_run(svc, NAME, actor="mara")
+
+
+def test_a_finding_of_an_archived_campaign_is_not_acknowledged_into_a_new_campaign(
+    studio: tuple[Services, Path],
+) -> None:
+    svc, templates = studio
+    sms = templates / SMS_PART
+    sms.write_text(sms.read_text().replace("season is here.", "season is here. Ward off the flu."))
+    applied = catalogue.apply_campaign(svc, CAMPAIGN, actor="mara")
+    control.archive(svc, NAME, actor="mara")
+    token = review.finding_token(applied.unacknowledged[0])
+    with pytest.raises(InputError, match="archived"):
+        review.acknowledge(svc, NAME, staff=ADA, finding_key=token, reason="reviewed with counsel")
+    assert len(svc.campaigns.all()) == 1
+
+
+def test_a_template_file_removed_after_approval_lapses_it_and_the_tick_goes_on(
+    studio: tuple[Services, Path],
+) -> None:
+    # The tick, the campaign page and the review page ask the fingerprint: a missing
+    # part is a change (back to draft), not a FileNotFoundError every minute.
+    svc, templates = studio
+    saved(svc)
+    review.submit(svc, NAME, staff=MARA)
+    review.approve(svc, NAME, staff=APRIL)
+    control.schedule(svc, NAME, actor="mara")
+    (templates / SMS_PART).unlink()
+    row, definition = catalogue.load_campaign(svc, NAME)
+    assert approval.review_status(svc, int(row["id"]), definition).state == "changed"
+    assert runs.tick_campaign(svc, int(row["id"])) == []
+    assert svc.campaigns.get(NAME)["status"] == CampaignState.DRAFT  # type: ignore[index]
+    # and the lint (campaign page, review page) names the missing part, in words
+    with pytest.raises(InputError) as refused:
+        catalogue.lint_definition(svc, definition)
+    assert any("sms.txt.j2" in p.where and "not found" in p.reason for p in refused.value.problems)

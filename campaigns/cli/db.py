@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from campaigns.cli.startup import handled, out, services
+from campaigns.content.review import REVIEW_REVISION, approve_scheduled_before_review
 
 app = typer.Typer(no_args_is_help=True, help="The ledger database.")
 
@@ -14,5 +15,9 @@ app = typer.Typer(no_args_is_help=True, help="The ledger database.")
 def db_upgrade() -> None:
     """Create or migrate the ledger's tables (Alembic)."""
     svc = services(migrated=False)
+    before, _ = svc.db.revisions()
     svc.db.upgrade()
     out.print(f"database at revision head ({svc.db.backend})")
+    if before is not None and before < REVIEW_REVISION:
+        for sentence in approve_scheduled_before_review(svc):
+            out.print(sentence)

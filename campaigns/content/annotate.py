@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from campaigns.content.copy import templates_key
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.rendering import PARTS
 
@@ -66,10 +67,11 @@ def annotate(
     """Each template part of each channel, its lines split into plain and marked pieces;
     a finding whose sentence cannot be found on its line marks the whole line."""
     parts = []
+    key = templates_key(svc, definition)  # the copy in the ledger, else the folder
     for channel in definition.channels:
         for part in PARTS[channel]:
-            name = f"{definition.templates}/{part}"
-            source = svc.renderer.source(definition.templates, part)
+            name = svc.renderer.label(key, part)
+            source = svc.renderer.source(key, part)
             lines = []
             for number, text in enumerate(source.splitlines(), start=1):
                 marks = []

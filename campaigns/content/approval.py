@@ -29,24 +29,42 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBMITTED, APPROVED, SENT_BACK = "submitted", "approved", "sent_back"
+# An admin's acknowledgement of a finding saves the definition (a campaign.update) and
+# is audited as this too: a review act, not an edit of what is sent.
+ACKNOWLEDGE_ACTION = "campaign.acknowledge"
 
 
 def fingerprint(svc: Services, definition: CampaignDefinition) -> str:
-    """SHA-256 (hex) of the definition's canonical JSON and every part's template text
-    (the newest copy in the ledger, else the folder's)."""
+    """SHA-256 (hex) of the definition's canonical JSON, every part's template text
+    (the newest copy in the ledger, else the folder's) and the text of every template
+    a part extends or includes (the shipped layouts)."""
     templates = templates_key(svc, definition)
     parts = {
-        f"{channel}/{part}": svc.renderer.source(templates, part)
+        f"{channel}/{part}": _source(svc, templates, part)
         for channel in definition.channels
         for part in PARTS[channel]
     }
+    # What the parts extend or include (the shipped layouts: footer, unsubscribe link).
+    layouts: dict[str, str] = {}
+    for channel in definition.channels:
+        for part in PARTS[channel]:
+            layouts.update(svc.renderer.referenced_sources(templates, part))
     canonical = json.dumps(
-        {"definition": definition.to_json(), "templates": parts},
+        {"definition": definition.to_json(), "templates": parts, "layouts": layouts},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _source(svc: Services, templates: str, part: str) -> str:
+    """A part's text; "" for a file removed from the folder (a change like any other:
+    the lint says what is missing, and nothing schedules or runs it meanwhile)."""
+    try:
+        return svc.renderer.source(templates, part)
+    except InputError:
+        return ""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from campaigns.content.catalogue import (
 )
 from campaigns.content.copy import Copy, to_block
 from campaigns.content.sandbox import render_bounded
+from campaigns.domain.states import FREED_NAME_STATES, CampaignState
 from campaigns.errors import InputError, NotFound
 
 if TYPE_CHECKING:
@@ -57,10 +58,23 @@ def current_copy(svc: Services, name: str) -> dict[str, Any] | None:
     return None if row is None else to_block(Copy.from_row(row))
 
 
+def _editable(svc: Services, name: str) -> tuple[dict[str, Any], Any]:
+    """The campaign holding ``name``; InputError for a cancelled or archived one, whose
+    name is free: saving it would make a new campaign of that name, not change it."""
+    row, definition = load_campaign(svc, name)
+    if row["status"] in FREED_NAME_STATES:
+        raise InputError(
+            f"campaign {row['name']} is {row['status']}: restore it first"
+            if row["status"] == CampaignState.ARCHIVED
+            else f"campaign {row['name']} is cancelled: clone it to write new copy"
+        )
+    return row, definition
+
+
 def save_copy(svc: Services, name: str, copy: Copy, *, actor: str) -> Saved:
     """Lint ``copy`` and save it as the campaign's next version (even when unchanged:
     staff pressed save). InputError, nothing saved, when it cannot be rendered."""
-    row, definition = load_campaign(svc, name)
+    row, definition = _editable(svc, name)
     findings = lint(svc, definition, draft=copy)  # refuses what cannot render
     version = svc.copies.add(int(row["id"]), copy.to_columns(), author=actor)
     svc.campaigns.save(name, row["definition"], findings, actor=actor)
@@ -70,7 +84,7 @@ def save_copy(svc: Services, name: str, copy: Copy, *, actor: str) -> Saved:
 
 def restore_version(svc: Services, name: str, number: int, *, actor: str) -> Saved:
     """A new version with the text of version ``number``; audited as a restore."""
-    row, definition = load_campaign(svc, name)
+    row, definition = _editable(svc, name)
     old = svc.copies.by_number(name, number)
     if old is None:
         raise NotFound(f"campaign {name} has no version {number} of its copy")
@@ -125,7 +139,7 @@ def starter_copy(svc: Services, folder: str = STARTER) -> Copy:
     """The shipped copy of a starter folder, as copy staff can edit (HTML as written)."""
     try:
         read = {p: svc.renderer.source(folder, p) for p in _STARTER_PARTS}
-    except FileNotFoundError as exc:
+    except InputError as exc:  # a part missing from the folder
         raise NotFound(f"no starter copy named {folder!r}") from exc
     return Copy(
         sms=read["sms.txt.j2"].strip(),

@@ -152,11 +152,48 @@ class Renderer:
                 raise InputError(f"templates {key}: no such version of the copy")
             return found.sources.get(part, "")
         path = self.templates_dir / key / part
-        return path.read_text(encoding="utf-8")
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(
+                f"templates/{key}: refused",
+                [
+                    Problem(
+                        f"{key}/{part}",
+                        "template not found: put the file back in the templates folder, "
+                        "or choose another folder",
+                    )
+                ],
+            ) from None
 
     def label(self, key: str, part: str) -> str:
         """The name findings give a part: ``<folder>/<part>`` or ``@copy/<part>``."""
         return f"{LABEL}/{part}" if is_copy_key(key) else f"{key}/{part}"
+
+    def referenced_sources(self, key: str, part: str) -> dict[str, str]:
+        """The text of every template the part extends, includes or imports, at any
+        depth (the shipped layouts), by name; a missing one as "" (the lint says so)."""
+        found: dict[str, str] = {}
+        assert self.env.loader is not None
+        todo, seen = [f"{key}/{part}"], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                source, _, _ = self.env.loader.get_source(self.env, name)
+            except TemplateNotFound:
+                found[_label(name)] = ""
+                continue
+            if len(seen) > 1:
+                found[_label(name)] = source
+            try:
+                tree = self.env.parse(source, name)
+            except TemplateSyntaxError:
+                continue
+            todo.extend(n for n in meta.find_referenced_templates(tree) if n is not None)
+        return found
 
     def clinic_fields(self, folder: str, part: str) -> list[tuple[str, int, str]]:
         """(template, line, field) for each ``clinic.<field>`` the part uses, in itself

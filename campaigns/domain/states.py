@@ -97,8 +97,8 @@ class SkipReason(StrEnum):
 # A campaign is saved as a draft and approved (scheduled); it may pause and resume,
 # and be cancelled from any state but cancelled and archived. Scheduling again is
 # allowed (it writes the schedule entry again). Any campaign may be archived; an
-# archived one is restored as a draft, to be approved again. Cancelled and archived
-# campaigns free their name (FREED_NAME_STATES).
+# archived one is restored as a draft (its approval counts while its content is
+# unchanged). Cancelled and archived campaigns free their name (FREED_NAME_STATES).
 CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
     CampaignState.DRAFT: frozenset(
         {CampaignState.SCHEDULED, CampaignState.CANCELLED, CampaignState.ARCHIVED}

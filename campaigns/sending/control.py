@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from campaigns.content.approval import review_status
 from campaigns.content.catalogue import Applied, load_campaign, save_definition, schedule_campaign
+from campaigns.content.copy import Copy, to_block
 from campaigns.content.definitions import parse_definition
 from campaigns.domain.states import FINAL_RUN_STATES, CampaignState, RunState
 from campaigns.errors import InputError, Problem
@@ -111,16 +113,22 @@ def cancel(svc: Services, campaign: str, *, actor: str) -> str:
 
 
 def clone(svc: Services, campaign: str | int, new_name: str, *, actor: str) -> Applied:
-    """A new draft with the campaign's definition under ``new_name``, which no campaign
-    may hold (a cancelled or archived one's name is free)."""
-    _, definition = load_campaign(svc, campaign)
+    """A new draft with the campaign's definition and its newest copy (when it has
+    copy in the ledger) under ``new_name``, which no campaign may hold (a cancelled or
+    archived one's name is free)."""
+    row, definition = load_campaign(svc, campaign)
     new_name = new_name.strip()
     if svc.campaigns.name_taken(new_name):
         raise InputError(
             f"cannot clone {definition.name}: the name is taken",
             [Problem("name", f"a campaign named {new_name!r} exists; choose another name")],
         )
-    copy = parse_definition({**definition.to_json(), "name": new_name}, "clone")
+    data = {**definition.to_json(), "name": new_name}
+    version = svc.copies.current_id(int(row["id"]))
+    written = svc.copies.get(version) if version is not None else None
+    if written is not None:  # else the clone sends the templates folder, as the original
+        data["copy"] = to_block(Copy.from_row(written))
+    copy = parse_definition(data, "clone")
     return save_definition(svc, copy, actor=actor, source=f"clone of {definition.name}")
 
 
@@ -151,12 +159,21 @@ def archive(svc: Services, campaign: str | int, *, actor: str) -> str:
 
 
 def restore(svc: Services, campaign_id: int, *, actor: str) -> str:
-    """An archived campaign back in the list, as a draft to be approved again."""
-    row, _ = load_campaign(svc, campaign_id)
+    """An archived campaign back in the list, as a draft; its approval counts again
+    only while its content is what was approved. A sentence saying what to do next."""
+    row, definition = load_campaign(svc, campaign_id)
     if row["status"] != CampaignState.ARCHIVED:
         raise InputError(f"campaign {row['name']} is {row['status']}, not archived")
     if not svc.campaigns.set_status(
         campaign_id, CampaignState.DRAFT, actor=actor, only_from=[CampaignState.ARCHIVED]
     ):
         raise InputError(f"campaign {row['name']}: changed meanwhile; look again and retry")
-    return f"campaign {row['name']} restored as a draft: approve and schedule it again to send"
+    if review_status(svc, campaign_id, definition).approved:
+        return (
+            f"campaign {row['name']} restored as a draft; its content is what was approved, "
+            "so schedule it to send"
+        )
+    return (
+        f"campaign {row['name']} restored as a draft: submit it for approval, then schedule "
+        "it to send"
+    )

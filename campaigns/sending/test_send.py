@@ -5,7 +5,7 @@ A test is marked ("TEST: " before an SMS, "[TEST] " before an email's subject), 
 never a delivery (so never in a run's results nor in any frequency cap), carries an
 unsubscribe link that names no patient, is audited (who, campaign, channel; never the
 address or the message), and is limited per staff member
-(MERIDIAN_TEST_SENDS_PER_HOUR).
+(MERIDIAN_TEST_SENDS_PER_HOUR). A contact on the suppression list gets no test.
 """
 
 from __future__ import annotations
@@ -52,11 +52,16 @@ def sample_recipient() -> Recipient:
 
 def _take_a_test_send(svc: Services, username: str) -> None:
     # An hour from the first test on Redis's own clock (the key's lifetime), so a
-    # shifted Meridian clock or an hour's boundary cannot reset the count early.
+    # shifted Meridian clock or an hour's boundary cannot reset the count early. A
+    # count with no lifetime (the process stopped between the two) gets one now.
     key = keys.test_sends(username)
     try:
-        used = int(svc.redis.incr(key))
-        if used == 1:
+        pipe = svc.redis.pipeline()
+        pipe.incr(key)
+        pipe.ttl(key)
+        counted, ttl = pipe.execute()
+        used = int(counted)
+        if int(ttl) < 0:
             svc.redis.expire(key, WINDOW_S)
     except redis.RedisError as exc:
         raise BrokerUnavailable("could not count test sends in Redis") from exc
@@ -93,6 +98,13 @@ def send_test(
         raise InputError(
             f"no {what} on your profile to send the test to",
             [Problem(what, "add it on your profile page (top right), then send again")],
+        )
+    if svc.suppressions.suppressed(ch, {to, to.lower()}):
+        what = "phone" if ch == "sms" else "email"
+        raise InputError(
+            f"the {what} on your profile is on the suppression list (it opted out, "
+            "bounced or was suppressed by staff): Meridian sends it nothing, tests included",
+            [Problem(what, "put your own, reachable one on your profile page, then send again")],
         )
     if external_id:
         patient = svc.patients.find(external_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, insert, select, update
 
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.domain.states import FREED_NAME_STATES, CampaignState, campaign_sources
@@ -24,6 +24,18 @@ from campaigns.store.db import Database
 from campaigns.store.tables import campaigns
 
 _HOLDS_NAME: ColumnElement[bool] = campaigns.c.status.not_in(sorted(FREED_NAME_STATES))
+
+
+def id_by_name(name: str) -> ScalarSelect[Any]:
+    """The id ``CampaignRepository.get(name)`` finds, as a subquery: the campaign that
+    holds the name, else the newest that had it (names are reused once freed)."""
+    return (
+        select(campaigns.c.id)
+        .where(campaigns.c.name == name)
+        .order_by(_HOLDS_NAME.desc(), campaigns.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 class CampaignRepository:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.errors import InputError
 from campaigns.store.audit import audit
+from campaigns.store.campaigns import id_by_name
 from campaigns.store.db import Database
 from campaigns.store.tables import campaigns, template_versions
 
@@ -88,13 +89,15 @@ class CopyRepository:
         return None if row is None else dict(row)
 
     def current(self, campaign: str) -> dict[str, Any] | None:
-        """The campaign's newest version; None when its copy was never saved here."""
+        """The campaign's newest version; None when its copy was never saved here.
+        ``campaign`` names the one that holds the name (store.campaigns.id_by_name):
+        a cancelled campaign's copy is not a new one's of the same name."""
         with self.db.connect() as conn:
             row = (
                 conn.execute(
                     select(template_versions, campaigns.c.name.label("campaign"))
                     .join(campaigns, campaigns.c.id == template_versions.c.campaign_id)
-                    .where(campaigns.c.name == campaign)
+                    .where(template_versions.c.campaign_id == id_by_name(campaign))
                     .order_by(template_versions.c.number.desc())
                     .limit(1)
                 )
@@ -121,7 +124,7 @@ class CopyRepository:
                 conn.execute(
                     select(template_versions, campaigns.c.name.label("campaign"))
                     .join(campaigns, campaigns.c.id == template_versions.c.campaign_id)
-                    .where(campaigns.c.name == campaign)
+                    .where(template_versions.c.campaign_id == id_by_name(campaign))
                     .order_by(template_versions.c.number.desc())
                 )
                 .mappings()
@@ -135,7 +138,10 @@ class CopyRepository:
                 conn.execute(
                     select(template_versions, campaigns.c.name.label("campaign"))
                     .join(campaigns, campaigns.c.id == template_versions.c.campaign_id)
-                    .where(campaigns.c.name == campaign, template_versions.c.number == number)
+                    .where(
+                        template_versions.c.campaign_id == id_by_name(campaign),
+                        template_versions.c.number == number,
+                    )
                 )
                 .mappings()
                 .first()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
+from campaigns.content.approval import ACKNOWLEDGE_ACTION
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
-from campaigns.store.tables import campaign_reviews
+from campaigns.store.tables import audit_events, campaign_reviews
 
 _AUDIT_ACTION = {"submitted": "submit", "approved": "approve", "sent_back": "send_back"}
 
@@ -88,3 +89,29 @@ class ReviewRepository:
                 .first()
             )
         return None if row is None else dict(row)
+
+    def edits_since_submission(self, campaign_id: int, actor: str) -> int:
+        """How many times ``actor`` changed the campaign (a definition or copy save)
+        since it was last submitted, acknowledgements of findings not counted."""
+        campaign = (audit_events.c.subject_type == "campaign") & (
+            audit_events.c.subject_id == str(campaign_id)
+        )
+        submitted = (
+            select(func.max(audit_events.c.id))
+            .where(campaign, audit_events.c.action == "campaign.review.submit")
+            .scalar_subquery()
+        )
+        with self.db.connect() as conn:
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    select(audit_events.c.action, func.count())
+                    .where(
+                        campaign,
+                        audit_events.c.actor == actor,
+                        audit_events.c.id > func.coalesce(submitted, 0),
+                        audit_events.c.action.in_(["campaign.update", ACKNOWLEDGE_ACTION]),
+                    )
+                    .group_by(audit_events.c.action)
+                ).all()
+            )
+        return int(counts.get("campaign.update", 0)) - int(counts.get(ACKNOWLEDGE_ACTION, 0))

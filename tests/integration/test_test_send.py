@@ -132,3 +132,36 @@ def test_the_picker_finds_patients_by_first_or_last_name_or_external_id(svc: Ser
     assert names("x9") == ["X9"]
     assert names("%") == []
     assert len(svc.reports.pick_patients("", limit=10)) == 0
+
+
+def test_a_test_send_to_a_number_on_the_suppression_list_is_refused(
+    svc: Services, twilio: TwilioServer
+) -> None:
+    # A profile's phone is whatever staff type: a number that replied STOP (a patient's,
+    # say) gets nothing from Meridian, a test included.
+    from campaigns.sending.test_send import send_test
+
+    add_examples(svc)
+    add_staff(svc, mara="marketer")
+    set_contact(svc, "mara", phone="+1 415 555 0123", email="")
+    svc.suppressions.add(
+        "sms", "+14155550123", suppressed=True, reason="stop", actor="patient", at=svc.now()
+    )
+    with pytest.raises(InputError, match="suppression list") as refused:
+        send_test(svc, NAME, username="mara", channel="sms")
+    assert refused.value.problems[0].where == "phone"
+    assert twilio.accepted() == []
+
+
+def test_a_test_send_count_left_without_an_expiry_gets_one(svc: Services) -> None:
+    # A worker stopped between counting and setting the hour's expiry would otherwise
+    # leave the count for good: the staff member locked out of tests for ever.
+    from campaigns import keys
+    from campaigns.sending.test_send import WINDOW_S, send_test
+
+    add_examples(svc)
+    add_staff(svc, mara="marketer")
+    set_contact(svc, "mara", phone="+1 415 555 0123", email="")
+    svc.redis.set(keys.test_sends("mara"), 1)
+    send_test(svc, NAME, username="mara", channel="sms")
+    assert 0 < int(svc.redis.ttl(keys.test_sends("mara"))) <= WINDOW_S

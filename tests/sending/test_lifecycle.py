@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from campaigns.content import copybook
+from campaigns.content.copy import Copy, templates_key
 from campaigns.domain.states import CampaignState, RunState
 from campaigns.errors import InputError
 from campaigns.sending import control
@@ -130,3 +132,71 @@ def test_an_archived_campaign_is_not_restored_over_a_campaign_that_took_its_name
     with pytest.raises(InputError, match=f"campaign id {old['id'] + 1} has it now"):
         control.restore(svc, int(old["id"]), actor="test")
     assert _status(svc, int(old["id"])) == "archived"
+
+
+def test_a_clone_sends_the_copy_written_for_the_original_not_its_templates_folder(
+    svc: StubbedServices,
+) -> None:
+    name = save_campaign(svc)
+    written = Copy(sms="{{ clinic.name }}: winter hours start Monday. Reply STOP to opt out")
+    copybook.save_copy(svc, name, written, actor="mara")
+
+    control.clone(svc, name, "flu-2027", actor="test")
+
+    cloned = svc.copies.current("flu-2027")
+    assert cloned is not None and Copy.from_row(cloned) == written
+    _, definition = control.load_campaign(svc, "flu-2027")
+    assert svc.renderer.source(templates_key(svc, definition), "sms.txt.j2") == written.sms
+
+
+def test_a_new_campaign_under_a_cancelled_ones_name_does_not_send_the_old_ones_copy(
+    svc: StubbedServices,
+) -> None:
+    name = save_campaign(svc)
+    old = Copy(sms="{{ clinic.name }}: the old campaign's words. Reply STOP to opt out")
+    copybook.save_copy(svc, name, old, actor="mara")
+    control.cancel(svc, name, actor="test")
+
+    save_campaign(svc, description="the same name, a new campaign")  # its templates folder
+
+    assert svc.copies.current(name) is None
+    assert svc.copies.of_campaign(name) == [] and svc.copies.by_number(name, 1) is None
+    _, definition = control.load_campaign(svc, name)
+    assert templates_key(svc, definition) == definition.templates
+
+
+def test_the_copy_of_an_archived_campaign_is_not_saved_into_a_new_one_of_its_name(
+    svc: StubbedServices,
+) -> None:
+    name = save_campaign(svc)
+    old = svc.campaigns.get(name)
+    assert old is not None
+    control.archive(svc, name, actor="test")
+    written = Copy(sms="{{ clinic.name }}: winter hours start Monday. Reply STOP to opt out")
+
+    with pytest.raises(InputError, match="archived: restore it"):
+        copybook.save_copy(svc, name, written, actor="mara")
+    with pytest.raises(InputError, match="archived: restore it"):
+        copybook.restore_version(svc, name, 1, actor="mara")
+    assert [c["id"] for c in svc.campaigns.all()] == [old["id"]]
+    assert svc.copies.of_campaign(name) == []
+
+
+def test_a_restored_campaign_says_truly_whether_it_needs_approval_again(
+    svc: StubbedServices,
+) -> None:
+    name = save_campaign(svc)  # approved by the operator
+    campaign_id = int(control.schedule(svc, name, actor="test")["id"])
+    control.archive(svc, name, actor="test")
+
+    said = control.restore(svc, campaign_id, actor="test")
+
+    # Its content is what was approved: the approval still counts, and schedule works.
+    assert "submit it for approval" not in said and "so schedule it to send" in said
+    control.schedule(svc, name, actor="test")
+    control.archive(svc, name, actor="test")
+    written = Copy(sms="{{ clinic.name }}: winter hours start Monday. Reply STOP to opt out")
+    control.restore(svc, campaign_id, actor="test")
+    copybook.save_copy(svc, name, written, actor="mara")  # the approval lapses
+    control.archive(svc, name, actor="test")
+    assert "submit it for approval" in control.restore(svc, campaign_id, actor="test")

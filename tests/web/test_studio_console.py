@@ -4,6 +4,7 @@ in words, the YAML downloads and upload, the API's export."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 
@@ -12,9 +13,12 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
-from campaigns.content import exchange
+from campaigns.content import catalogue, exchange
+from campaigns.content.definitions import CampaignDefinition
+from campaigns.domain.states import CampaignState
 from campaigns.services import Services
 from campaigns.web.app import create_app
+from campaigns.web.views.studio_fields import form_values
 from tests.support.factories import (
     EXAMPLE_CAMPAIGN,
     EXAMPLE_NAME,
@@ -209,3 +213,59 @@ def test_the_api_refuses_a_bad_value_in_the_same_words_as_the_form(client: Flask
             "reason": "Max attempts must be a whole number between 1 and 20",
         }
     ]
+
+
+def test_editing_an_archived_campaign_in_the_form_does_not_make_a_new_one(
+    svc: Services, client: FlaskClient
+) -> None:
+    client.post("/campaigns/form", data={**FORM, "csrf_token": _csrf(client)})
+    archived = svc.campaigns.get("spring-visit")
+    assert archived is not None
+    svc.campaigns.set_status(int(archived["id"]), CampaignState.ARCHIVED, actor="mara")
+    edited = {**FORM, "description": "edited", "editing": "spring-visit"}
+    reply = client.post("/campaigns/form", data={**edited, "csrf_token": _csrf(client)})
+    assert reply.status_code == 422
+    assert "archived: restore it" in reply.get_data(as_text=True)
+    assert [c["id"] for c in svc.campaigns.all()] == [archived["id"]]
+
+
+def test_editing_a_campaign_cannot_rename_it_over_another(
+    svc: Services, client: FlaskClient
+) -> None:
+    add_example_campaign(svc)
+    client.post("/campaigns/form", data={**FORM, "csrf_token": _csrf(client)})
+    before = svc.campaigns.get(EXAMPLE_NAME)
+    # The name field is read-only while editing; a crafted post must not overwrite.
+    forged = {**FORM, "name": EXAMPLE_NAME, "editing": "spring-visit"}
+    reply = client.post("/campaigns/form", data={**forged, "csrf_token": _csrf(client)})
+    assert reply.status_code == 422
+    assert "clone it" in reply.get_data(as_text=True)
+    assert svc.campaigns.get(EXAMPLE_NAME) == before
+
+
+def test_the_form_keeps_the_ledgers_acknowledgements_and_adds_none_of_its_own(
+    svc: Services, client: FlaskClient
+) -> None:
+    # The form does not edit acknowledgements (an admin does, on the review page): a
+    # stale or forged hidden field neither drops the ledger's nor adds any.
+    add_example_campaign(svc)
+    _, shipped = catalogue.load_campaign(svc, EXAMPLE_NAME)
+    assert shipped.compliance.acknowledged
+    edited = {**form_values_of(shipped), "description": "edited", "editing": EXAMPLE_NAME}
+    stale = {**edited, "compliance": '{"acknowledged": []}', "csrf_token": _csrf(client)}
+    assert client.post("/campaigns/form", data=stale).status_code == 302
+    _, kept = catalogue.load_campaign(svc, EXAMPLE_NAME)
+    assert kept.description == "edited" and kept.compliance == shipped.compliance
+
+    forged = {**FORM, "compliance": json.dumps(shipped.compliance.model_dump(mode="json"))}
+    assert (
+        client.post("/campaigns/form", data={**forged, "csrf_token": _csrf(client)}).status_code
+        == 302
+    )
+    _, new = catalogue.load_campaign(svc, "spring-visit")
+    assert new.compliance.acknowledged == []
+
+
+def form_values_of(definition: CampaignDefinition) -> dict[str, object]:
+    """The form's fields as the edit page fills them, ready to post."""
+    return {k: v for k, v in form_values(definition).items() if v not in (None, "")}

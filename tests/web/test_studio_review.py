@@ -4,17 +4,20 @@ endpoint and the profile page, through the Flask test client."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from campaigns.content import catalogue
+from campaigns.content import catalogue, copybook, review
 from campaigns.domain.ports import Dispatcher
+from campaigns.people.staff import Staff
 from campaigns.sending.stubs import MemoryDispatcher
 from campaigns.services import Services
 from campaigns.web.app import create_app
 from tests.support.factories import EXAMPLE_CAMPAIGN, add_patient, add_staff
+from tests.test_copy import written
 from tests.web.test_console import bearer, csrf_token, sign_in
 
 NAME = "cold-and-flu-season"
@@ -144,3 +147,45 @@ def test_the_console_refuses_to_schedule_or_run_a_campaign_nobody_approved(
     client.post(f"/campaigns/{NAME}/run", data={"csrf_token": token})
     assert svc.campaigns.get(NAME)["status"] == "draft"  # type: ignore[index]
     assert svc.runs.of_campaign(1) == []
+
+
+def test_a_refused_test_send_says_why_once_in_words(client: FlaskClient) -> None:
+    sign_in(client, "mara")
+    token = csrf_token(client, f"/campaigns/{NAME}/try")
+    page = client.post(
+        f"/campaigns/{NAME}/test-send", data={"csrf_token": token, "channel": "sms"}
+    ).get_data(as_text=True)
+    assert "Test not sent: no phone on your profile to send the test to" in page
+    assert "add it on your profile page" in page
+    page = client.post(
+        f"/campaigns/{NAME}/test-send", data={"csrf_token": token, "channel": "fax"}
+    ).get_data(as_text=True)
+    said = "Test not sent: &#39;fax&#39; is not a channel (sms or email)"
+    assert said in page and page.count("is not a channel") == 1
+    assert "(input:" not in page
+
+
+def test_the_review_page_offers_no_approval_to_an_approver_who_changed_it_since_submission(
+    client: FlaskClient, svc: Services
+) -> None:
+    review.submit(svc, NAME, staff=Staff("mara", "marketer"))
+    copybook.save_copy(svc, NAME, written(), actor="april")
+    sign_in(client, "april")
+    page = client.get(f"/campaigns/{NAME}/review").get_data(as_text=True)
+    assert "Approve this version" not in page
+    assert "You changed it since it was submitted: another approver must approve it" in page
+
+
+def test_the_review_page_shows_the_copy_that_is_sent_with_its_findings_marked(
+    client: FlaskClient, svc: Services
+) -> None:
+    # Copy written in the console is what is approved and sent: the approver must see
+    # it, not the templates folder the campaign started from.
+    claim = written(sms=written().sms + " Ward off the flu.")  # type: ignore[operator]
+    copybook.save_copy(svc, NAME, claim, actor="mara")
+    sign_in(client, "april")
+    page = client.get(f"/campaigns/{NAME}/review").get_data(as_text=True)
+    assert "winter hours start Monday" in page
+    assert "cold and flu season is here" not in page
+    assert "<code>@copy/sms.txt.j2</code>" in page
+    assert re.search(r"<mark [^>]*>.*Ward off the flu.*</mark>", page)

@@ -39,11 +39,22 @@ def _page(
     for f in findings:
         f["token"] = review.finding_token(f) if f["severity"] == "claim" else None
     parts = annotate(svc, definition, findings) if not lint_problems else []
+    standing = review_status(svc, int(row["id"]), definition)
+    me = current_staff()
+    # review.approve refuses an approver who changed it since it was submitted
+    edited_by_me = (
+        me is not None
+        and standing.state == "submitted"
+        and standing.latest is not None
+        and standing.latest["fingerprint"] != standing.fingerprint
+        and svc.reviews.edits_since_submission(int(row["id"]), me.username) > 0
+    )
     page = render_template(
         "console/campaign_review.html",
         campaign=row,
         definition=definition,
-        review=review_status(svc, int(row["id"]), definition),
+        review=standing,
+        edited_by_me=edited_by_me,
         history=svc.reviews.history(int(row["id"]))[:20],
         two_person=svc.settings.approval_two_person,
         findings=findings,

@@ -22,9 +22,9 @@ from flask.typing import ResponseReturnValue
 from campaigns.clock.schedule_words import MONTHS, WEEKDAYS, describe, still_open, upcoming
 from campaigns.clock.schedules import Schedule, occurrence_key
 from campaigns.content import catalogue
-from campaigns.content.definitions import ScheduleSpec
+from campaigns.content.definitions import Compliance, ScheduleSpec
 from campaigns.domain.models import Recipient
-from campaigns.domain.states import FREED_NAME_STATES
+from campaigns.domain.states import FREED_NAME_STATES, CampaignState
 from campaigns.errors import InputError
 from campaigns.sending import control
 from campaigns.sending.fanout import preview_audience
@@ -117,8 +117,26 @@ def campaign_form_save() -> ResponseReturnValue:
             "or open that campaign to edit it"
         )
         read.definition = None
+    if read.definition is not None and editing and read.definition.name != editing:
+        read.errors["name"] = f"A campaign keeps its name ({editing}); to use another, clone it"
+        read.definition = None
+    if campaign is not None and campaign["status"] in FREED_NAME_STATES:
+        # Its name is free: a save would make a new campaign of it, not change this one.
+        read.errors["form"] = (
+            f"Campaign {campaign['name']} is {campaign['status']}: restore it first, "
+            "or clone it to use its settings"
+            if campaign["status"] == CampaignState.ARCHIVED
+            else f"Campaign {campaign['name']} is cancelled: clone it to use its settings"
+        )
+        read.definition = None
     if read.definition is None:
         return _page(read.values, campaign=campaign, errors=read.errors), 422
+    # The form does not edit acknowledgements (an admin gives them on the review page):
+    # the ledger's stand, whatever the page carried (stale, or typed in).
+    held = catalogue.load_campaign(svc, int(campaign["id"]))[1] if campaign else None
+    read.definition = read.definition.model_copy(
+        update={"compliance": held.compliance if held else Compliance()}
+    )
     try:
         applied = catalogue.save_definition(svc, read.definition, actor=actor(), source="the form")
     except InputError as exc:

@@ -105,8 +105,9 @@ def campaign_test_send(name: str) -> ResponseReturnValue:
             external_id=request.form.get("patient", "").strip() or None,
         )
     except InputError as exc:
-        for p in problems(exc):
-            flash(f"Test not sent: {exc.message} ({p.where}: {p.reason})", "error")
+        flash(f"Test not sent: {exc.message}", "error")
+        for p in exc.problems:  # where and what to do, when the refusal names a field
+            flash(f"{p.where}: {p.reason}", "error")
     except BrokerUnavailable:
         flash("Test not sent: could not reach Redis; try again shortly.", "error")
     else:
