@@ -21,23 +21,6 @@ from campaigns.store.audit import audit
 from campaigns.store.db import Database
 from campaigns.store.tables import bookings, clicks, deliveries, links, patients
 
-# The columns of a run's message log, in order: no message bodies, no contact data;
-# the patient by external id only.
-LOG_COLUMNS = (
-    "delivery_id",
-    "patient_external_id",
-    "channel",
-    "state",
-    "due_at",
-    "sent_at",
-    "updated_at",
-    "attempts",
-    "skip_reason",
-    "error_code",
-    "clicked",
-    "booked",
-)
-
 
 def _insert(conn: Connection, table: Any) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -74,7 +57,8 @@ class EngagementRepository:
 
     def delivery_exists(self, delivery_id: int) -> bool:
         with self.db.connect() as conn:
-            return conn.execute(select(deliveries.c.id).where(deliveries.c.id == delivery_id)).first() is not None
+            found = conn.execute(select(deliveries.c.id).where(deliveries.c.id == delivery_id))
+            return found.first() is not None
 
     def record_click(self, delivery_id: int, link_id: int, now: datetime) -> bool:
         """Record a click; False when this delivery's link was clicked before."""
@@ -122,7 +106,7 @@ class EngagementRepository:
         return out
 
     def message_log(self, run_id: int, chunk: int = 2000) -> Iterator[dict[str, Any]]:
-        """The run's deliveries, ``LOG_COLUMNS``, in id order, read ``chunk`` at a time
+        """The run's deliveries (sending.export.LOG_COLUMNS), in id order, read ``chunk`` at a time
         (keyset paging: a run of any size streams in constant memory)."""
         clicked = exists().where(clicks.c.delivery_id == deliveries.c.id)
         was_booked = exists().where(bookings.c.delivery_id == deliveries.c.id)
@@ -163,5 +147,3 @@ class EngagementRepository:
     def audit_export(self, now: datetime, actor: str, run_id: int, what: str) -> None:
         with self.db.begin() as conn:
             audit(conn, now, actor, "run.export", "campaign_run", run_id, what=what)
-
-

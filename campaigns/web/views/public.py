@@ -172,9 +172,8 @@ def short_link(token: str) -> ResponseReturnValue:
         log.info("refused a short link: token not genuine or names no link")
         return render_template("public/link_not_found.html", clinic=svc.clinic), 404
     first = svc.engagement.record_click(claim.delivery_id, claim.link_id, svc.now())
-    log.info(
-        "delivery %s: link %s clicked%s", claim.delivery_id, claim.link_id, "" if first else " again"
-    )
+    again = "" if first else " again"
+    log.info("delivery %s: link %s clicked%s", claim.delivery_id, claim.link_id, again)
     return redirect(url, code=302)
 
 

@@ -47,7 +47,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "link_id", _ID, sa.ForeignKey("links.id", name="fk_clicks_link_id_links"), nullable=False
+            "link_id",
+            _ID,
+            sa.ForeignKey("links.id", name="fk_clicks_link_id_links"),
+            nullable=False,
         ),
         _ts("at"),
         sa.PrimaryKeyConstraint("id", name="pk_clicks"),
