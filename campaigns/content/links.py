@@ -4,8 +4,8 @@ A link in an email (its HTML and its text part) or an SMS becomes
 ``MERIDIAN_PUBLIC_URL/l/<token>``. The token names a delivery and a link by number
 (the URL is kept once in the ledger's ``links``), signed by itsdangerous under
 MERIDIAN_SECRET_KEY with its own salt. It carries no patient data and no URL, so it
-is short enough for SMS: both numbers in base 36 and an HMAC-SHA256 truncated to 80
-bits, about 20 characters. Forging one would only count a click on a link the
+is short enough for SMS: both numbers in base 36 and an HMAC-SHA256 truncated to 96
+bits, about 22 characters. Forging one would only count a click on a link the
 clinic sent; the redirect goes to a stored URL, never to one the token names, so
 there is no open redirect.
 
@@ -26,11 +26,11 @@ from itsdangerous import BadSignature, Signer
 from itsdangerous.signer import SigningAlgorithm
 
 _SALT = "meridian.link"
-_SIG_BYTES = 10  # 80 bits: a forged click needs 2**80 tries
+_SIG_BYTES = 12  # 96 bits, a whole number of base64 characters (16): one spelling each
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 # The longest token the segment counter allows for: a delivery id up to 36**7 (78
 # billion) and a link id up to 36**3 (46,656 distinct URLs), "-" and "." between.
-TOKEN_CHARS = 7 + 1 + 3 + 1 + 14
+TOKEN_CHARS = 7 + 1 + 3 + 1 + 16
 
 # A link in text or HTML: http(s) up to a space, a quote or an angle bracket, less
 # the sentence's closing punctuation.
