@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
 from flask.testing import FlaskClient
+from pydantic import SecretStr
 
 from campaigns.content.definitions import CampaignDefinition, load_definition
 from campaigns.content.links import (

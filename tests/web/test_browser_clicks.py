@@ -28,8 +28,8 @@ from campaigns.web.app import create_app
 from tests.support.browser import shot
 from tests.support.factories import (
     EXAMPLE_NAME,
-    add_example_campaign,
     add_deliveries,
+    add_example_campaign,
     add_patient,
     add_run,
     claim,
