@@ -154,3 +154,8 @@ def test_a_link_clicked_twice_from_an_outbox_email_counts_once_and_a_reimport_bo
         page.click("#run-export")
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.splitlines()[1].endswith(",yes,yes")
+
+    reply = page.goto(f"{base_url}/l/1-1.AAAAAAAAAAAAAAAA")
+    assert reply is not None and reply.status == 404 and page.url.startswith(base_url)
+    expect(page.locator("h1")).to_have_text("This link is not valid")
+    shot(page, "83-short-link-not-valid")
