@@ -26,6 +26,7 @@ from campaigns.sending.batches import DueBatches
 from campaigns.sending.ratelimit import RateLimiter
 from campaigns.sending.tally import RedisTally
 from campaigns.settings import Settings
+from campaigns.store.bookings import BookingRepository
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
 from campaigns.store.copies import CopyRepository
@@ -76,6 +77,7 @@ class Services:
         self.reports = ReportRepository(self.db, self.now)
         self.results = ResultsRepository(self.db)
         self.engagement = EngagementRepository(self.db)
+        self.bookings = BookingRepository(self.db, self.now, settings.booking_window_days)
         self.health = HealthRepository(self.db)
         self._dispatcher = dispatcher
         self._due = due

@@ -12,11 +12,48 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, insert, select
+from sqlalchemy import Connection, and_, func, insert, select, update
 
+from campaigns.domain.ports import Clock
+from campaigns.store.audit import audit
+from campaigns.store.db import Database
 from campaigns.store.tables import bookings, deliveries, patients
 
 SOURCES = ("csv-import", "api")
+
+
+class BookingRepository:
+    """A patient's next appointment set one at a time (the API's PATCH)."""
+
+    def __init__(self, db: Database, clock: Clock, booking_window_days: int) -> None:
+        self.db = db
+        self.clock = clock
+        self.booking_window_days = booking_window_days
+
+    def set_next_appointment(self, patient_id: int, appointment: date | None, actor: str) -> bool:
+        """Set a patient's next appointment; a new future date is a booking
+        (store.bookings). False when there is no such patient."""
+        now = self.clock()
+        with self.db.begin() as conn:
+            before = appointments_of(conn, [patient_id])
+            if patient_id not in before:
+                return False
+            conn.execute(
+                update(patients)
+                .where(patients.c.id == patient_id)
+                .values(next_appointment=appointment, updated_at=now)
+            )
+            new = appointment is not None and booked(before[patient_id], appointment, now.date())
+            if new and appointment is not None:
+                record_bookings(
+                    conn,
+                    {patient_id: appointment},
+                    now=now,
+                    window_days=self.booking_window_days,
+                    source="api",
+                )
+            audit(conn, now, actor, "patient.appointment", "patient", patient_id, booking=new)
+        return True
 
 
 def appointments_of(conn: Connection, patient_ids: Sequence[int]) -> dict[int, date | None]:

@@ -153,31 +153,6 @@ class PatientRepository:
         suppressed = _opt_out_suppressed(conn, batch, now)
         return len(new), len(old), suppressed
 
-    def set_next_appointment(self, patient_id: int, appointment: date | None, actor: str) -> bool:
-        """Set a patient's next appointment; a new future date is a booking
-        (store.bookings). False when there is no such patient."""
-        now = self.clock()
-        with self.db.begin() as conn:
-            before = appointments_of(conn, [patient_id])
-            if patient_id not in before:
-                return False
-            conn.execute(
-                update(patients)
-                .where(patients.c.id == patient_id)
-                .values(next_appointment=appointment, updated_at=now)
-            )
-            new = appointment is not None and booked(before[patient_id], appointment, now.date())
-            if new and appointment is not None:
-                record_bookings(
-                    conn,
-                    {patient_id: appointment},
-                    now=now,
-                    window_days=self.booking_window_days,
-                    source="api",
-                )
-            audit(conn, now, actor, "patient.appointment", "patient", patient_id, booking=new)
-        return True
-
     def find(self, external_id: str) -> Recipient | None:
         with self.db.connect() as conn:
             row = conn.execute(

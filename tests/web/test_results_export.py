@@ -171,7 +171,7 @@ def test_the_message_log_csv_is_formula_safe_and_has_no_bodies(
     svc.engagement.record_click(
         sent[0], svc.engagement.link_id("https://example.org", svc.now()), svc.now()
     )
-    svc.patients.set_next_appointment(pids[1], svc.now().date() + timedelta(days=9), "test")
+    svc.bookings.set_next_appointment(pids[1], svc.now().date() + timedelta(days=9), "test")
     reply = client.get(f"/api/runs/{run_id}/export.csv", headers=bearer(client, "vic"))
     assert reply.status_code == 200 and reply.mimetype == "text/csv"
     text = reply.get_data(as_text=True)

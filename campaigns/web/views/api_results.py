@@ -40,6 +40,6 @@ def run_export(run_id: int) -> ResponseReturnValue:
 def patient_patch(patient_id: int) -> ResponseReturnValue:
     asked = _asked(s.AppointmentChange, _body())
     svc = services()
-    if not svc.patients.set_next_appointment(patient_id, asked.next_appointment, _actor()):
+    if not svc.bookings.set_next_appointment(patient_id, asked.next_appointment, _actor()):
         abort(404)
     return _reply(s.PatientPatched(patient_id=patient_id, next_appointment=asked.next_appointment))
