@@ -15,6 +15,7 @@ from functools import cached_property
 import redis
 
 from campaigns.content.copy import Copy, Templates, compile_templates, version_of
+from campaigns.content.links import LinkRewriter
 from campaigns.content.rendering import Clinic, Renderer
 from campaigns.domain.models import CHANNELS, Channel
 from campaigns.domain.ports import Dispatcher, DueQueue, Limiter, Tally, utc_now
@@ -25,12 +26,14 @@ from campaigns.sending.batches import DueBatches
 from campaigns.sending.ratelimit import RateLimiter
 from campaigns.sending.tally import RedisTally
 from campaigns.settings import Settings
+from campaigns.store.bookings import BookingRepository
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
 from campaigns.store.copies import CopyRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
 from campaigns.store.delivery_queries import DeliveryQueries
+from campaigns.store.engagement import EngagementRepository
 from campaigns.store.health import HealthRepository
 from campaigns.store.inbound import InboundRepository
 from campaigns.store.patients import PatientRepository
@@ -60,7 +63,7 @@ class Services:
         self.db = Database(settings.database_url)
         # What a repository stamps on its own comes from this clock; runs and
         # deliveries take ``now`` from their callers, who decide with it too.
-        self.patients = PatientRepository(self.db, self.now)
+        self.patients = PatientRepository(self.db, self.now, settings.booking_window_days)
         self.consent = ConsentRepository(self.db, self.now)
         self.campaigns = CampaignRepository(self.db, self.now)
         self.copies = CopyRepository(self.db, self.now)
@@ -73,6 +76,8 @@ class Services:
         self.suppressions = SuppressionRepository(self.db, self.now)
         self.reports = ReportRepository(self.db, self.now)
         self.results = ResultsRepository(self.db)
+        self.engagement = EngagementRepository(self.db)
+        self.bookings = BookingRepository(self.db, self.now, settings.booking_window_days)
         self.health = HealthRepository(self.db)
         self._dispatcher = dispatcher
         self._due = due
@@ -188,6 +193,15 @@ class Services:
             UnsubscribeClaim(patient_id, delivery_id, "email"),
         )
         return f"{self.settings.public_url}/unsubscribe/{token}"
+
+    def link_rewriter(self, delivery_id: int) -> LinkRewriter:
+        """Rewrites a delivery's links to the clinic's own short links (/l/<token>)."""
+        return LinkRewriter(
+            self.settings.secret_key.get_secret_value(),
+            self.settings.public_url,
+            delivery_id,
+            lambda url: self.engagement.link_id(url, self.now()),
+        )
 
     def close(self) -> None:
         for transport in self._transports.values():

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     sms_smart_encoding: bool = False
 
     public_url: str = "http://127.0.0.1:8000"
+    # A next appointment booked within this many days after a delivery was sent is
+    # counted as that delivery's run's booking.
+    booking_window_days: int = Field(default=14, ge=1, le=365)
     # How many proxies in front of the web app set X-Forwarded-For/-Proto (the TLS
     # proxy: 1). 0 ignores the headers: anyone could forge them.
     trusted_proxies: int = Field(default=0, ge=0, le=10)

@@ -172,7 +172,7 @@ def check_text(svc: Services, campaign: str, part: str, text: str) -> dict[str, 
         problems += _unknown_variables(tree, known, channel, set(env.globals))
     answer: dict[str, Any] = {"part": part, "problems": problems}
     if part == "sms":
-        answer["segments"] = sms.count_segments(text).to_dict()
+        answer["segments"] = sms.count_segments(text, svc.settings.public_url).to_dict()
         if tree is not None and not problems:
             context = sample_context(svc, "sms", campaign)
             try:
@@ -183,7 +183,9 @@ def check_text(svc: Services, campaign: str, part: str, text: str) -> dict[str, 
                 if svc.settings.sms_smart_encoding:
                     sample = sms.smart_encode(sample)
                 answer["sample"] = sample
-                answer["sample_segments"] = sms.count_segments(sample).to_dict()
+                answer["sample_segments"] = sms.count_segments(
+                    sample, svc.settings.public_url
+                ).to_dict()
     return answer
 
 

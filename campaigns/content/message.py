@@ -55,6 +55,8 @@ def render_message(
     else:
         key = templates_key(svc, definition)
     rendered = renderer.render(key, channel, context)
+    if delivery_id is not None:
+        rendered = _with_short_links(svc, rendered, delivery_id)
     if channel == "sms" and svc.settings.sms_smart_encoding:
         return Rendered("sms", smart_encode(rendered.body))
     if url is not None:
@@ -62,3 +64,16 @@ def render_message(
             rendered.channel, rendered.body, rendered.subject, rendered.html, unsubscribe_url=url
         )
     return rendered
+
+
+def _with_short_links(svc: Services, rendered: Rendered, delivery_id: int) -> Rendered:
+    """The message with each link rewritten to the clinic's own short link, which
+    counts the delivery's click (content.links); the unsubscribe link is kept."""
+    rewriter = svc.link_rewriter(delivery_id)
+    return Rendered(
+        rendered.channel,
+        rewriter.rewrite(rendered.body),
+        rendered.subject,
+        None if rendered.html is None else rewriter.rewrite(rendered.html, is_html=True),
+        rendered.unsubscribe_url,
+    )

@@ -46,6 +46,6 @@ def preview_channels(
     for channel in definition.channels:
         part = render_message(svc, definition, patient, channel).to_dict()
         if channel == "sms":
-            part["segments"] = sms.count_segments(part["body"]).to_dict()
+            part["segments"] = sms.count_segments(part["body"], svc.settings.public_url).to_dict()
         channels[channel] = part
     return channels

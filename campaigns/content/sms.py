@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from campaigns.content.links import shortened_for_count
+
 Encoding = Literal["GSM-7", "UCS-2"]
 
 # GSM 03.38 default alphabet in code-point order (0x00-0x7F). 0x1B is the escape to
@@ -50,8 +52,13 @@ class SegmentInfo:
         return asdict(self)
 
 
-def count_segments(text: str) -> SegmentInfo:
-    """Count the segments ``text`` is billed as, with the characters to blame for UCS-2."""
+def count_segments(text: str, public_url: str | None = None) -> SegmentInfo:
+    """Count the segments ``text`` is billed as, with the characters to blame for UCS-2.
+
+    With ``public_url``, each link is counted at the length of the first-party short
+    link it is sent as (campaigns.content.links)."""
+    if public_url is not None:
+        text = shortened_for_count(text, public_url)
     outsiders = _find_non_gsm7(text)
     if not outsiders:
         septets = [2 if ch in GSM7_EXTENSION else 1 for ch in text]

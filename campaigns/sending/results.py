@@ -43,17 +43,15 @@ def campaign_overview(svc: Services, *, archived: bool | None = None) -> list[di
     """Every campaign with its status, next occurrence and last run's figures; two
     queries for the runs' figures whatever the number of campaigns."""
     last = svc.results.last_runs()
+    engaged = svc.engagement.engagement([int(r["run_id"]) for r in last.values()])
     now = svc.now()
     zone = ZoneInfo(svc.settings.clinic_timezone)
     listed = []
     for row in svc.campaigns.all(archived=archived):
-        listed.append(
-            {
-                **row,
-                "next": _next_occurrence(svc, row, now),
-                "last_run": _run_figures(last.get(int(row["id"])), zone),
-            }
-        )
+        figures = _run_figures(last.get(int(row["id"])), zone)
+        if figures is not None:
+            figures |= engaged.get(figures["run_id"], {"clicked": 0, "clicks": 0, "booked": 0})
+        listed.append({**row, "next": _next_occurrence(svc, row, now), "last_run": figures})
     return listed
 
 

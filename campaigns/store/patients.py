@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql
 from campaigns.domain.models import ConsentFact, PatientRecord, Recipient
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
+from campaigns.store.bookings import appointments_of, booked, record_bookings
 from campaigns.store.bulk import insert_rows
 from campaigns.store.consent import append_consents, consent_row, distinct_facts, latest_words
 from campaigns.store.db import Database
@@ -39,9 +40,10 @@ SUPPRESSION_SOURCE = "suppression-list"
 
 
 class PatientRepository:
-    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now, booking_window_days: int = 14) -> None:
         self.db = db
         self.clock = clock
+        self.booking_window_days = booking_window_days
 
     def import_batches(
         self, batches: Iterable[Sequence[PatientRecord]], *, dry_run: bool, actor: str
@@ -122,6 +124,7 @@ class PatientRepository:
                 conn, consents, evidence, same={"recorded_by": "import", "recorded_at": now}
             )
         if old:
+            before = appointments_of(conn, [existing[r.external_id] for r in old])
             updates = [_fields(r) | {"updated_at": now} for r in old]
             stmt = (
                 update(patients)
@@ -129,6 +132,19 @@ class PatientRepository:
                 .values({k: bindparam(k) for k in updates[0] if k != "external_id"})
             )
             conn.execute(stmt, [{**f, "b_ext": f["external_id"]} for f in updates])
+            changes = {
+                existing[r.external_id]: r.next_appointment
+                for r in old
+                if r.next_appointment is not None
+                and booked(before.get(existing[r.external_id]), r.next_appointment, now.date())
+            }
+            record_bookings(
+                conn,
+                changes,
+                now=now,
+                window_days=self.booking_window_days,
+                source="csv-import",
+            )
             facts: dict[int, Sequence[ConsentFact]] = {
                 existing[r.external_id]: r.consents for r in old if r.consents
             }

@@ -326,3 +326,41 @@ campaign_reviews = Table(
     _ts("at", nullable=False),
 )
 Index("ix_campaign_reviews_campaign", campaign_reviews.c.campaign_id, campaign_reviews.c.id)
+
+# Results, first-party (migration 0010). ``links``: each distinct URL a message
+# carried, once, so that a short link's token names only a number; ``clicks``: one
+# row per delivery and link, however often the patient clicks; ``bookings``: a
+# patient's next appointment changing to a future date, attributed to the run of the
+# latest delivery sent within MERIDIAN_BOOKING_WINDOW_DAYS before it (else none).
+links = Table(
+    "links",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("url_hash", String(64), nullable=False, unique=True),  # sha256 hex of the URL
+    Column("url", Text, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+clicks = Table(
+    "clicks",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("delivery_id", ForeignKey("deliveries.id"), nullable=False),
+    Column("link_id", ForeignKey("links.id"), nullable=False),
+    _ts("at", nullable=False),
+    UniqueConstraint("delivery_id", "link_id", name="uq_clicks_delivery_link"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("patient_id", ForeignKey("patients.id"), nullable=True),  # NULL once deleted
+    Column("appointment", Date, nullable=False),
+    _ts("booked_at", nullable=False),
+    Column("source", String(16), nullable=False),  # csv-import, api
+    Column("delivery_id", ForeignKey("deliveries.id")),  # attributed to; NULL: none
+    Column("run_id", ForeignKey("campaign_runs.id")),
+)
+Index("ix_bookings_run", bookings.c.run_id)
+Index("ix_bookings_delivery", bookings.c.delivery_id)

@@ -14,6 +14,7 @@ from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
     api,
+    api_results,
     api_review,
     approval,
     campaigns,
@@ -27,6 +28,7 @@ from campaigns.web.views import (
     profile,
     public,
     review,
+    run_export,
     runs,
     studio_copy,
     studio_exchange,
@@ -47,6 +49,7 @@ CONSOLE_GROUPS = (
     tryout,
     profile,
     runs,
+    run_export,
     review,
     inbox,
     users,
@@ -54,7 +57,7 @@ CONSOLE_GROUPS = (
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 # The API's routes beyond api.py's: importing each adds its routes to api.bp.
-API_GROUPS = (api_review,)
+API_GROUPS = (api_review, api_results)
 
 
 def create_app(svc: Services) -> Flask:

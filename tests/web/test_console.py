@@ -689,8 +689,11 @@ def test_the_openapi_document_is_valid_and_every_body_has_a_schema(client: Flask
     for path, ops in document["paths"].items():
         for method, op in ops.items():
             [ok] = [code for code in op["responses"] if code.startswith("2")]
-            for media in op["responses"][ok]["content"].values():
+            for kind, media in op["responses"][ok]["content"].items():
                 reply = _schema_of(document, media["schema"])
+                if kind == "text/csv":  # a download: the message log
+                    assert reply.get("type") == "string", (path, method)
+                    continue
                 assert reply.get("type") == "object", (path, method)
                 assert reply.get("properties") or reply.get("required"), (path, method)
             if "requestBody" in op:
@@ -709,6 +712,7 @@ def test_the_openapi_document_is_valid_and_every_body_has_a_schema(client: Flask
         ("post", "/patients/{patient_id}/consent/restore"),
         ("post", "/campaigns/{name}/approve"),
         ("post", "/campaigns/{name}/send-back"),
+        ("patch", "/patients/{patient_id}"),
     }
     definition = document["paths"]["/campaigns"]["post"]["requestBody"]["content"]
     assert "channels" in _schema_of(document, definition["application/yaml"]["schema"])["required"]

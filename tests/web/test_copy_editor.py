@@ -207,3 +207,34 @@ def test_the_browser_counter_agrees_with_the_server_on_every_case(
     page.wait_for_function("window.MeridianSms !== undefined")
     in_browser = page.evaluate("cases => cases.map(c => window.MeridianSms.count(c))", CASES)
     assert in_browser == [sms.count_segments(c).to_dict() for c in CASES]
+
+
+LINK_CASES = [
+    "Book at https://booking.example.net/" + "a" * 150 + " today",
+    "Two: https://a.example/x, and (https://b.example/y).",
+    "Ours stay: {public}/unsubscribe/" + "z" * 150,
+    "No link here",
+]
+
+
+def test_the_browser_counter_counts_links_at_the_short_links_length_as_the_server_does(
+    browser: Browser, base_url: str, campaign: str, svc: Services
+) -> None:
+    public = svc.settings.public_url.rstrip("/")
+    cases = [c.replace("{public}", public) for c in LINK_CASES]
+    page = sign_in(browser, base_url, "mara")
+    page.goto(f"{base_url}/campaigns/{campaign}/copy")
+    page.wait_for_function("window.MeridianSms !== undefined")
+    in_browser = page.evaluate(
+        """cases => {
+          const c = document.getElementById("sms-counter");
+          return cases.map(t => window.MeridianSms.count(
+            window.MeridianSms.shortened(t, c.dataset.public, Number(c.dataset.shortLink))));
+        }""",
+        cases,
+    )
+    expected = [sms.count_segments(c, public).to_dict() for c in cases]
+    assert in_browser == expected
+    assert expected[0]["segments"] == 1 and sms.count_segments(cases[0]).segments == 2
+    page.fill("#sms", cases[0])
+    expect(page.locator("#sms-counter")).to_have_attribute("data-segments", "1")

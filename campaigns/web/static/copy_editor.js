@@ -38,7 +38,17 @@ const MeridianSms = (() => {
              segments: pack(units, 70, 67), ucs2_characters: outsiders };
   }
 
-  return { count };
+  // Each link but the clinic's own counts at the length of the short link it is sent
+  // as (campaigns/content/links.py:shortened_for_count).
+  function shortened(text, publicUrl, shortLength) {
+    return text.replace(/https?:\/\/[^\s<>"']+/g, (match) => {
+      const url = match.replace(/[.,;:!?)\]}]+$/, "");
+      if (!url || url === publicUrl || url.startsWith(publicUrl + "/")) return match;
+      return "x".repeat(shortLength) + match.slice(url.length);
+    });
+  }
+
+  return { count, shortened };
 })();
 window.MeridianSms = MeridianSms;
 
@@ -51,7 +61,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const shown = (ch) => (ch === "\n" ? "a line break" : ch.trim() === "" ? "U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") : ch);
 
   function showCount() {
-    const c = MeridianSms.count(sms.value);
+    const c = MeridianSms.count(MeridianSms.shortened(sms.value, counter.dataset.public, Number(counter.dataset.shortLink)));
     const per = c.encoding === "GSM-7" ? (c.segments > 1 ? 153 : 160) : (c.segments > 1 ? 67 : 70);
     counter.textContent = `As written: ${c.characters} characters · ${c.encoding} · ${c.segments} segment${c.segments === 1 ? "" : "s"} (up to ${per} characters each)`;
     counter.dataset.encoding = c.encoding;

@@ -29,6 +29,11 @@ _UPLOAD: dict[str, Any] = {
     "required": ["file"],
     "properties": {"file": {"type": "string", "contentMediaType": "text/csv"}},
 }
+_LOG_CSV: dict[str, Any] = {
+    "type": "string",
+    "contentMediaType": "text/csv",
+    "description": "header row first; streamed",
+}
 _DOCUMENT: dict[str, Any] = {
     "type": "object",
     "description": "this OpenAPI 3.1 document",
@@ -50,15 +55,16 @@ _REFUSALS = {
 
 @dataclass(frozen=True)
 class Operation:
-    method: Literal["get", "post"]
+    method: Literal["get", "post", "patch"]
     path: str  # under /api
     summary: str
     role: str | None  # the least role; None for the one open route
-    reply: type[BaseModel] | None  # None: this document
+    reply: type[BaseModel] | None  # None: this document (or ``media``'s, below)
     ok: int = 200
     body: Mapping[str, Body] = field(default_factory=dict)  # media type -> what reads it
     parameters: tuple[dict[str, Any], ...] = ()
     refusals: tuple[int, ...] = ()
+    media: tuple[str, dict[str, Any]] | None = None  # a reply not JSON: type and schema
 
 
 def _query(model: type[BaseModel]) -> tuple[dict[str, Any], ...]:
@@ -203,6 +209,29 @@ OPERATIONS: tuple[Operation, ...] = (
         for action in ("pause", "resume", "cancel")
     ),
     Operation(
+        "get",
+        "/runs/{run_id}/export.csv",
+        "A run's message log as CSV: per delivery its id, the patient's external id, "
+        "channel, state, times, skip reason, error code, clicked and booked; no message "
+        "bodies; cells a spreadsheet would read as formulas start with a quote",
+        "viewer",
+        None,
+        parameters=(_RUN,),
+        refusals=(404,),
+        media=("text/csv", _LOG_CSV),
+    ),
+    Operation(
+        "patch",
+        "/patients/{patient_id}",
+        "Set a patient's next appointment; a new future date is recorded as a booking, "
+        "attributed to the run of the latest delivery sent within the booking window",
+        "marketer",
+        s.PatientPatched,
+        body={"application/json": s.AppointmentChange},
+        parameters=(_PATIENT,),
+        refusals=(404, 422),
+    ),
+    Operation(
         "post",
         "/patients/import",
         "Import a patient CSV",
@@ -287,8 +316,9 @@ def build(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         reply = _DOCUMENT if op.reply is None else refs[(op.reply, "serialization")]
+        media, schema = op.media or ("application/json", reply)
         responses: dict[str, Any] = {
-            str(op.ok): {"description": "OK", "content": {"application/json": {"schema": reply}}}
+            str(op.ok): {"description": "OK", "content": {media: {"schema": schema}}}
         }
         refused = (401, 403, *op.refusals) if op.role else op.refusals
         for status in sorted(set(refused)):

@@ -6,6 +6,9 @@
 - ``GET|POST /unsubscribe/<token>``: a signed token. GET only shows a page (mail
   scanners fetch links); POST unsubscribes, and RFC 8058's one-click POST (body
   ``List-Unsubscribe=One-Click``, no cookies) gets a 200 without a redirect.
+- ``GET /l/<token>``: a first-party short link (campaigns.content.links). A genuine
+  token records the delivery's click once and 302s to the URL the ledger keeps for
+  it; anything else gets a plain 404 page and no redirect (never an open redirect).
 
 The blueprint is named "public": the login check (campaigns.web.auth) lets it
 through by that name, and the app factory exempts it from CSRF protection. The
@@ -18,9 +21,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
+from campaigns.content.links import read_link_token
 from campaigns.people import inbound, status_callbacks, unsubscribe_links
 from campaigns.people.tokens import UnsubscribeClaim
 from campaigns.services import Services
@@ -154,6 +158,23 @@ def unsubscribe(token: str) -> ResponseReturnValue:
     return render_template(
         "public/unsubscribed.html", clinic=svc.clinic, channel=_channel_noun(claim)
     )
+
+
+# Short links ---------------------------------------------------------------------
+
+
+@bp.get("/l/<token>")
+def short_link(token: str) -> ResponseReturnValue:
+    svc = services()
+    claim = read_link_token(svc.settings.secret_key.get_secret_value(), token)
+    url = None if claim is None else svc.engagement.url_of(claim.link_id)
+    if claim is None or url is None or not svc.engagement.delivery_exists(claim.delivery_id):
+        log.info("refused a short link: token not genuine or names no link")
+        return render_template("public/link_not_found.html", clinic=svc.clinic), 404
+    first = svc.engagement.record_click(claim.delivery_id, claim.link_id, svc.now())
+    again = "" if first else " again"
+    log.info("delivery %s: link %s clicked%s", claim.delivery_id, claim.link_id, again)
+    return redirect(url, code=302)
 
 
 def _invalid_link(svc: Services) -> ResponseReturnValue:

@@ -30,7 +30,19 @@ def run(run_id: int) -> ResponseReturnValue:
         final=FINAL_RUN_STATES,
         results=results.run_results(svc, run_id),
         timeline=results.timeline(svc, run_id),
+        engagement=_engagement(svc, run_id),
     )
+
+
+def _engagement(svc: Services, run_id: int) -> dict[str, Any]:
+    """Clicks and bookings: the run's, and per channel."""
+    empty = {"clicked": 0, "clicks": 0, "booked": 0}
+    by_channel = svc.engagement.engagement([run_id], group_by="channel")
+    return {
+        "total": svc.engagement.engagement([run_id]).get(run_id, empty),
+        "channels": {ch: by_channel.get((run_id, ch), empty) for ch in ("email", "sms")},
+        "window": svc.settings.booking_window_days,
+    }
 
 
 def _copy_sent(svc: Services, run_id: int) -> dict[str, Any] | None:

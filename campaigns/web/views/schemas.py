@@ -7,7 +7,7 @@ compliance lint's ``Finding``: one definition of each, shared with the CLI and c
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -285,3 +285,18 @@ class ConsentNow(_Reply):
 def dump(reply: BaseModel) -> dict[str, Any]:
     """A reply as the JSON it is sent as."""
     return reply.model_dump(mode="json")
+
+
+class AppointmentChange(BaseModel):
+    """The body of PATCH /patients/{patient_id}: the patient's next appointment (a date,
+    or null for none). A new future date is recorded as a booking."""
+
+    model_config = ConfigDict(extra="forbid")
+    next_appointment: date | None = Field(
+        description="YYYY-MM-DD, or null when the patient has no appointment booked"
+    )
+
+
+class PatientPatched(_Reply):
+    patient_id: int
+    next_appointment: date | None

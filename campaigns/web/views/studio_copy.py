@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from campaigns.content import catalogue, copybook
 from campaigns.content.copy import BodyFormat, Copy, templates_key
+from campaigns.content.links import short_length
 from campaigns.content.rendering import Rendered
 from campaigns.errors import InputError, MeridianError, NotFound, Problem
 from campaigns.services import Services
@@ -177,6 +178,8 @@ def _page(
         problems=problems(refused) if refused else None,
         refused=str(refused.message) if refused else None,
         starter=copybook.STARTER,
+        public_url=svc.settings.public_url.rstrip("/"),
+        short_link=short_length(svc.settings.public_url),
     )
     return page, status
 
