@@ -28,6 +28,7 @@ from campaigns.settings import Settings
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
 from campaigns.store.copies import CopyRepository
+from campaigns.store.variants import VariantRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
 from campaigns.store.delivery_queries import DeliveryQueries
@@ -64,6 +65,7 @@ class Services:
         self.consent = ConsentRepository(self.db, self.now)
         self.campaigns = CampaignRepository(self.db, self.now)
         self.copies = CopyRepository(self.db, self.now)
+        self.variants = VariantRepository(self.db, self.now)
         self.reviews = ReviewRepository(self.db, self.now)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
