@@ -28,7 +28,6 @@ from campaigns.settings import Settings
 from campaigns.store.campaigns import CampaignRepository
 from campaigns.store.consent import ConsentRepository
 from campaigns.store.copies import CopyRepository
-from campaigns.store.variants import VariantRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
 from campaigns.store.delivery_queries import DeliveryQueries
@@ -41,6 +40,7 @@ from campaigns.store.reviews import ReviewRepository
 from campaigns.store.runs import RunRepository
 from campaigns.store.staff import StaffRepository
 from campaigns.store.suppression import SuppressionRepository
+from campaigns.store.variants import VariantRepository
 
 
 class Services:

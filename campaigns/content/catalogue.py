@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from campaigns.clock import schedules
-from campaigns.content import approval, compliance, compliance_rules
+from campaigns.content import approval, compliance, compliance_rules, variants
 from campaigns.content.copy import (
     Copy,
     compile_templates,
@@ -231,6 +231,8 @@ def save_definition(
         current = svc.copies.current(definition.name)
         if current is None or Copy.from_row(current).digest() != draft.digest():
             svc.copies.add(campaign_id, draft.to_columns(), author=actor)
+    if definition.ab_block is not None:
+        variants.apply_ab_block(svc, campaign_id, definition.ab_block, actor=actor, source=source)
     open_claims = _unacknowledged(definition, findings)
     row, _ = load_campaign(svc, campaign_id)
     lapsed = approval.lapse_if_changed(svc, row, definition, actor=actor)

@@ -19,7 +19,7 @@ import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from campaigns.content.copy import ledger_key
+from campaigns.content.copy import Copy, from_block, ledger_key, to_block
 from campaigns.errors import InputError, Problem
 
 if TYPE_CHECKING:
@@ -125,3 +125,66 @@ def fingerprint_part(svc: Services, definition: CampaignDefinition) -> dict[str,
         if k in split
     }
     return {"split": split, "texts": texts}
+
+
+# the YAML block ----------------------------------------------------------------------
+# ab:
+#   split: {A: 50, B: 50}
+#   variants:
+#     B: {sms: "...", email: {subject: "...", markdown: "..."}}   # a copy: block
+
+
+def from_ab_block(block: Any, source: str) -> tuple[dict[str, int], dict[str, Copy]]:
+    """An ``ab:`` block as (split, variant letter -> copy); InputError naming the field."""
+    where = f"{source}: ab"
+    if not isinstance(block, dict) or not isinstance(block.get("split"), dict):
+        raise InputError(f"{where}: expected a mapping with 'split' and 'variants'")
+    problems = [
+        Problem(f"{where}.{k}", "unknown field; use 'split' and 'variants'")
+        for k in block
+        if k not in ("split", "variants")
+    ]
+    split = parse_split(block["split"], f"{where}.split")
+    texts = block.get("variants") or {}
+    if not isinstance(texts, dict):
+        raise InputError(f"{where}.variants: expected a mapping of variant letter to copy")
+    copies: dict[str, Copy] = {}
+    for letter, copy in texts.items():
+        if str(letter) not in LETTERS or str(letter) == MAIN:
+            problems.append(
+                Problem(f"{where}.variants.{letter}", "a variant other than A: B, C, ... H")
+            )
+            continue
+        copies[str(letter)] = from_block(copy, f"{where}.variants.{letter}")
+    missing = sorted(k for k in split if k != MAIN and k not in copies)
+    problems += [
+        Problem(f"{where}.variants.{k}", "the split names it: give its copy") for k in missing
+    ]
+    if problems:
+        raise InputError(f"{where}: not a valid A/B block", problems)
+    return split, copies
+
+
+def apply_ab_block(svc: Services, campaign_id: int, block: Any, *, actor: str, source: str) -> None:
+    """Save an ``ab:`` block: each variant's copy as its next version unless it is the
+    current one already, and the split unless it is the same."""
+    split, copies = from_ab_block(block, source)
+    current = svc.copies.current_variants(campaign_id)
+    for letter, copy in copies.items():
+        now = current.get(letter)
+        if now is None or Copy.from_row(now).digest() != copy.digest():
+            svc.copies.add(campaign_id, copy.to_columns(), author=actor, variant=letter)
+    if svc.variants.split(campaign_id) != split:
+        svc.variants.set_split(campaign_id, split, actor=actor, action="ab.split")
+
+
+def to_ab_block(svc: Services, campaign_id: int) -> dict[str, Any] | None:
+    """The campaign's A/B test as an ``ab:`` block, for export; None: no test."""
+    split = svc.variants.split(campaign_id)
+    if not split:
+        return None
+    current = svc.copies.current_variants(campaign_id)
+    return {
+        "split": split,
+        "variants": {k: to_block(Copy.from_row(current[k])) for k in sorted(split) if k in current},
+    }
