@@ -127,7 +127,7 @@ def test_the_note_on_known_inputs() -> None:
     )
     assert note.more_than_chance
     assert note.sentence == (
-        "B was delivered to 6.2 points more patients than A; a difference this size "
+        "B's texts were delivered 6.2 points more often than A's; a difference this size "
         "happens by chance 9 times in 1,000 (p = 0.009): more than chance."
     )
     same = compare("clicked", "A", 50, 500, "B", 55, 500)
@@ -136,4 +136,6 @@ def test_the_note_on_known_inputs() -> None:
     assert same.sentence.endswith("it could well be chance.")
     small = compare("booked", "A", 3, 20, "B", 9, 20)
     assert small.p_value is None and not small.more_than_chance
-    assert small.sentence.startswith("Too few messages to tell whether A and B differ in bookings")
+    assert small.sentence.startswith(
+        "The samples are too small to tell whether A and B differ in bookings"
+    )

@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 MIN_PER_VARIANT = 30
 MIN_EVENTS = 5
 SIGNIFICANT = 0.05  # below this, "more than chance" (said as a plain odds too)
-# each outcome as the sentence says it: "B <verb> 3.1 points more patients"; "differ in <noun>"
-_VERB = {
-    "delivered": "was delivered to",
-    "clicked": "was clicked by",
-    "booked": "led to bookings by",
+# each outcome as the sentence says it ({more}, {less}, {d}: the points); "differ in <noun>"
+_LEAD = {
+    "delivered": "{more}'s texts were delivered {d} points more often than {less}'s",
+    "clicked": "{more} was clicked by {d} points more patients than {less}",
+    "booked": "{more} led to bookings by {d} points more patients than {less}",
 }
 _NOUN = {"delivered": "deliveries", "clicked": "clicks", "booked": "bookings"}
 
@@ -82,10 +82,11 @@ def compare(
             second,
             None,
             diff,
-            f"Too few messages to tell whether {first} and {second} differ in "
+            f"The samples are too small to tell whether {first} and {second} differ in "
             f"{_NOUN.get(outcome, outcome)}"
-            f"{rate}: each variant needs at least {MIN_PER_VARIANT} messages sent and "
-            f"{MIN_EVENTS} patients each way.",
+            f"{rate}: a fair comparison needs at least {MIN_PER_VARIANT} in each variant, "
+            f"with at least {MIN_EVENTS} {_NOUN.get(outcome, outcome)} and {MIN_EVENTS} "
+            "without in each.",
         )
     diff = 100 * (hits_2 / n_2 - hits_1 / n_1)
     _, p = proportions_ztest([hits_2, hits_1], [n_2, n_1], alternative="two-sided")
@@ -94,8 +95,9 @@ def compare(
         lead = f"{first} and {second} did the same ({_NOUN.get(outcome, outcome)})"
     else:
         more, less = (second, first) if diff > 0 else (first, second)
-        verb = _VERB.get(outcome, outcome)
-        lead = f"{more} {verb} {abs(diff):.1f} points more patients than {less}"
+        lead = _LEAD.get(outcome, "{more} did {d} points better than {less}").format(
+            more=more, less=less, d=f"{abs(diff):.1f}"
+        )
     chance = _in_words(p)
     verdict = "more than chance" if p < SIGNIFICANT else "it could well be chance"
     return Comparison(
@@ -112,8 +114,12 @@ def _in_words(p: float) -> str:
     if p < 0.001:
         return "less than once in 1,000"
     if p < 0.01:
-        return f"{round(p * 1000)} times in 1,000"
-    return f"{round(p * 100)} times in 100"
+        return _times(round(p * 1000), "1,000")
+    return _times(round(p * 100), "100")
+
+
+def _times(n: int, out_of: str) -> str:
+    return f"once in {out_of}" if n == 1 else f"{n} times in {out_of}"
 
 
 def _p(p: float) -> str:
@@ -144,7 +150,16 @@ def variant_results(
         row.update(
             figures.get(letter)
             or dict.fromkeys(
-                ("planned", "sent", "delivered", "undelivered", "failed", "skipped"), 0
+                (
+                    "patients",
+                    "sent",
+                    "texts_sent",
+                    "delivered",
+                    "undelivered",
+                    "failed",
+                    "skipped",
+                ),
+                0,
             )
         )
         row["clicked"] = None if clicked is None else int(clicked.get(letter, 0))
@@ -152,9 +167,15 @@ def variant_results(
         rows.append(row)
     base = next((r for r in rows if r["variant"] == variants.MAIN), rows[0])
     comparisons = []
-    for outcome in ("delivered", "clicked", "booked"):
-        if base[outcome] is None or (outcome == "delivered" and not any(r[outcome] for r in rows)):
-            continue  # not counted (yet), or nothing reports delivery (email)
+    for outcome, of in (
+        ("delivered", "texts_sent"),
+        ("clicked", "patients"),
+        ("booked", "patients"),
+    ):
+        # delivered: of the texts handed over (only SMS has receipts); clicked and
+        # booked: of the patients given the variant
+        if base[outcome] is None or (outcome == "delivered" and not any(r[of] for r in rows)):
+            continue  # not counted (yet), or no texts sent
         for other in rows:
             if other is base:
                 continue
@@ -163,10 +184,10 @@ def variant_results(
                     outcome,
                     base["variant"],
                     base[outcome],
-                    base["sent"],
+                    base[of],
                     other["variant"],
                     other[outcome],
-                    other["sent"],
+                    other[of],
                 )
             )
     return {

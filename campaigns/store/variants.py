@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, select, update
 
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.domain.states import DeliveryState
@@ -54,8 +54,9 @@ class VariantRepository:
             audit(conn, now, actor, action, "campaign", campaign_id, split=split, **detail)
 
     def run_figures(self, run_id: int) -> dict[str, dict[str, int]]:
-        """Per variant (NULL reads "A"): patients planned, sent (handed to a provider),
-        delivered (a delivery receipt said so), undelivered, failed, skipped."""
+        """Per variant (NULL reads "A"): ``patients`` (distinct), and of its messages
+        ``sent`` (handed to a provider), ``texts_sent`` (the SMS among them: only texts
+        get a delivery receipt), delivered, undelivered, failed, skipped."""
         letter = func.coalesce(deliveries.c.variant, "A")
         state = deliveries.c.state
 
@@ -65,8 +66,14 @@ class VariantRepository:
         query = (
             select(
                 letter.label("variant"),
-                func.count().label("planned"),
+                func.count(func.distinct(deliveries.c.patient_id)).label("patients"),
                 count(*_HANDED_OVER).label("sent"),
+                func.sum(
+                    case(
+                        (and_(state.in_(list(_HANDED_OVER)), deliveries.c.channel == "sms"), 1),
+                        else_=0,
+                    )
+                ).label("texts_sent"),
                 count(DeliveryState.DELIVERED).label("delivered"),
                 count(DeliveryState.UNDELIVERED).label("undelivered"),
                 count(DeliveryState.FAILED).label("failed"),
