@@ -139,3 +139,17 @@ def test_the_note_on_known_inputs() -> None:
     assert small.sentence.startswith(
         "The samples are too small to tell whether A and B differ in bookings"
     )
+
+
+def test_migration_0011_goes_down_to_0007_and_up_again(svc: Services) -> None:
+    from sqlalchemy import inspect
+
+    from campaigns.store.db import downgrade
+
+    approved_test(svc)
+    downgrade(svc.db.engine, "0007")
+    schema = inspect(svc.db.engine)
+    assert "variant" not in {c["name"] for c in schema.get_columns("deliveries")}
+    assert "variant_split" not in {c["name"] for c in schema.get_columns("campaigns")}
+    svc.db.upgrade()
+    assert svc.db.revisions()[0] == svc.db.revisions()[1]
