@@ -153,3 +153,21 @@ def test_migration_0011_goes_down_to_0007_and_up_again(svc: Services) -> None:
     assert "variant_split" not in {c["name"] for c in schema.get_columns("campaigns")}
     svc.db.upgrade()
     assert svc.db.revisions()[0] == svc.db.revisions()[1]
+
+
+def test_a_health_claim_in_variant_b_blocks_approval_like_one_in_the_copy(
+    svc: Services,
+) -> None:
+    catalogue.apply_campaign(svc, CAMPAIGN, actor="mara")
+    copybook.save_copy(svc, NAME, words("Winter"), actor="mara")
+    ab_copy.add_variant(svc, NAME, actor="mara")
+    claim = Copy(
+        sms="{{ clinic.name }}: walk-in flu shots. Reply STOP to opt out",
+        subject="Flu shots at {{ clinic.name }}",
+        body="Hi {{ patient.first_name or 'there' }},\n\nWalk-in flu shots.",
+    )
+    ab_copy.save_variant(svc, NAME, "B", claim, actor="mara")
+    review.submit(svc, NAME, staff=Staff("mara", "marketer"))
+    with pytest.raises(InputError) as refused:
+        review.approve(svc, NAME, staff=Staff("april", "approver"))
+    assert any(p.where.startswith("B: @copy/sms.txt.j2") for p in refused.value.problems)
