@@ -16,12 +16,13 @@ from flask.typing import ResponseReturnValue
 
 from campaigns.content import ab_copy, catalogue
 from campaigns.content.copy import BodyFormat, Copy
-from campaigns.errors import InputError, Problem
+from campaigns.errors import InputError, NotFound, Problem
 from campaigns.sending import ab_results
 from campaigns.services import Services
 from campaigns.web.context import services
 from campaigns.web.security import require_role
 from campaigns.web.views import api
+from campaigns.web.views.ab_schemas import RunVariants
 from campaigns.web.views.console import actor, bp, problems
 
 _MAX_FIELD = 20_000
@@ -131,8 +132,9 @@ def variant_stop(name: str) -> ResponseReturnValue:
 def api_run_variants(run_id: int) -> ResponseReturnValue:
     svc = services()
     if svc.runs.get(run_id) is None:
-        return jsonify({"error": f"no run {run_id}"}), 404
-    return jsonify({"run_id": run_id, "ab": variant_figures(svc, run_id)})
+        raise NotFound(f"no run {run_id}")
+    reply = RunVariants.model_validate({"run_id": run_id, "ab": variant_figures(svc, run_id)})
+    return jsonify(reply.model_dump(mode="json"))
 
 
 def _typed() -> Copy:
