@@ -77,6 +77,12 @@ def test_a_marketer_sets_up_variant_b_and_the_run_page_shows_each_variants_figur
     shot(page, "90-ab-copy-editor")
 
     review.submit(svc, EXAMPLE_NAME, staff=Staff("mara", "marketer"))
+    # The approver sees what the test sends besides the copy: the split and B's text.
+    page.goto(f"{base_url}/campaigns/{EXAMPLE_NAME}/review")
+    expect(page.locator("#ab-review h2")).to_contain_text("A 60 / B 40")
+    expect(page.locator("#ab-review")).to_contain_text("Evening hours start Monday")
+    page.locator("#ab-review").scroll_into_view_if_needed()
+    shot(page, "90-ab-review")
     review.approve(svc, EXAMPLE_NAME, staff=Staff("april", "approver"))
 
     env = worker_env(
