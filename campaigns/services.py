@@ -43,6 +43,7 @@ from campaigns.store.reviews import ReviewRepository
 from campaigns.store.runs import RunRepository
 from campaigns.store.staff import StaffRepository
 from campaigns.store.suppression import SuppressionRepository
+from campaigns.store.variants import VariantRepository
 
 
 class Services:
@@ -67,6 +68,7 @@ class Services:
         self.consent = ConsentRepository(self.db, self.now)
         self.campaigns = CampaignRepository(self.db, self.now)
         self.copies = CopyRepository(self.db, self.now)
+        self.variants = VariantRepository(self.db, self.now)
         self.reviews = ReviewRepository(self.db, self.now)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)

@@ -3,7 +3,8 @@ review stands, and the refusal to schedule or run what is not approved as it is 
 
 The fingerprint is the SHA-256 of the canonical JSON of the definition together with
 the text of every template part as the renderer will use it
-(``svc.renderer.source``), so an edit to the definition or to any part's text makes
+(``svc.renderer.source``), and, with an A/B test, the split and every variant's text
+(campaigns.content.variants), so an edit to the definition or to any part's text makes
 an earlier approval stop counting: the campaign is "changed since approval", goes
 back to draft, and nothing schedules or runs it until it is approved again.
 The review steps themselves (submit, approve, send back) are campaigns.content.review.
@@ -17,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from campaigns.content import variants
 from campaigns.content.copy import templates_key
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.rendering import PARTS
@@ -49,8 +51,16 @@ def fingerprint(svc: Services, definition: CampaignDefinition) -> str:
     for channel in definition.channels:
         for part in PARTS[channel]:
             layouts.update(svc.renderer.referenced_sources(templates, part))
+    content: dict[str, Any] = {
+        "definition": definition.to_json(),
+        "templates": parts,
+        "layouts": layouts,
+    }
+    ab = variants.fingerprint_part(svc, definition)
+    if ab is not None:  # only with an A/B test, so earlier approvals keep counting
+        content["variants"] = ab
     canonical = json.dumps(
-        {"definition": definition.to_json(), "templates": parts, "layouts": layouts},
+        content,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from campaigns.clock import schedules
-from campaigns.content import approval, compliance, compliance_rules
+from campaigns.content import approval, compliance, compliance_rules, variants
 from campaigns.content.copy import (
     Copy,
     compile_templates,
@@ -231,6 +231,8 @@ def save_definition(
         current = svc.copies.current(definition.name)
         if current is None or Copy.from_row(current).digest() != draft.digest():
             svc.copies.add(campaign_id, draft.to_columns(), author=actor)
+    if definition.ab_block is not None:
+        variants.apply_ab_block(svc, campaign_id, definition.ab_block, actor=actor, source=source)
     open_claims = _unacknowledged(definition, findings)
     row, _ = load_campaign(svc, campaign_id)
     lapsed = approval.lapse_if_changed(svc, row, definition, actor=actor)
@@ -265,10 +267,24 @@ def refuse_open_claims(
 
     Lints the templates as they are now, not as they were when the campaign was
     saved: an edit to a template file since then is judged before anything is sent.
+    Each A/B variant in the split is judged as well (its findings named "B: ...").
     """
     findings = lint_definition(svc, definition)
     errors = [f for f in findings if f["severity"] == "error"]
     open_claims = _unacknowledged(definition, findings)
+    split = svc.variants.split(int(row["id"])) or {}
+    for letter, version in svc.copies.current_variants(int(row["id"])).items():
+        if letter in split:
+            found = lint_definition(svc, definition, draft=Copy.from_row(version))
+            errors += [
+                {**f, "template": f"{letter}: {f['template']}"}
+                for f in found
+                if f["severity"] == "error"
+            ]
+            open_claims += [
+                {**f, "template": f"{letter}: {f['template']}"}
+                for f in _unacknowledged(definition, found)
+            ]
     if errors or open_claims:
         raise InputError(
             f"campaign {row['name']}: the compliance lint refuses it "

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from campaigns.clock.schedules import Schedule, parse_rrule
 from campaigns.content.copy import from_block
 from campaigns.content.field_errors import field_path, human_message
+from campaigns.content.variants import from_ab_block
 from campaigns.domain.models import Channel
 from campaigns.errors import InputError, Problem
 
@@ -167,6 +168,9 @@ class CampaignDefinition(_Strict):
     # The copy written inline (campaigns.content.copy.from_block's shape): saved to the
     # ledger as a version by apply, never kept in the stored definition.
     copy_block: dict[str, Any] | None = Field(default=None, alias="copy", exclude=True)
+    # An A/B test of the copy (campaigns.content.variants.from_ab_block's shape:
+    # ``split`` and each other variant's ``copy:`` block); saved to the ledger by apply.
+    ab_block: dict[str, Any] | None = Field(default=None, alias="ab", exclude=True)
 
     @field_validator("name", "templates")
     @classmethod
@@ -193,6 +197,17 @@ class CampaignDefinition(_Strict):
                 raise ValueError(
                     "; ".join(said) or exc.message.removeprefix(": copy: ").removeprefix(": copy.")
                 ) from exc
+        return value
+
+    @field_validator("ab_block")
+    @classmethod
+    def _ab_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                from_ab_block(value, "")
+            except InputError as exc:
+                said = [f"{p.where.removeprefix(': ')}: {p.reason}" for p in exc.problems]
+                raise ValueError("; ".join(said) or exc.message.removeprefix(": ")) from exc
         return value
 
     def to_json(self) -> dict[str, Any]:

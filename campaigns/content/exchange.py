@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from campaigns.content import variants
 from campaigns.content.catalogue import Applied, load_campaign, save_definition
 from campaigns.content.copybook import current_copy
 from campaigns.content.definitions import CampaignDefinition, parse_definition
@@ -34,6 +35,10 @@ def exported(svc: Services, definition: CampaignDefinition) -> dict[str, Any]:
     copy = current_copy(svc, definition.name)
     if copy is not None:
         data["copy"] = copy
+    row = svc.campaigns.get(definition.name)
+    ab = None if row is None else variants.to_ab_block(svc, int(row["id"]))
+    if ab is not None:
+        data["ab"] = ab
     return data
 
 

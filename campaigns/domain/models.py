@@ -86,6 +86,7 @@ class Claimed:
     channel: Channel
     attempts: int
     due_at: datetime
+    variant: str | None = None  # the A/B variant of the copy it sends; None: no test
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from campaigns.content import variants
 from campaigns.content.catalogue import load_campaign, run_templates_key
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.content.message import render_message
@@ -158,6 +159,8 @@ class _SliceSender:
         templates: str,
     ) -> None:
         self.templates = templates
+        # each A/B variant's copy, pinned by the run (campaigns.content.variants)
+        self.variant_keys: dict[int, dict[str, str]] = {}
         self.svc = svc
         self.definition = definition
         self.claimed = claimed
@@ -175,6 +178,15 @@ class _SliceSender:
                 raise NotFound(f"no run {run_id}")
             self._occurrences[run_id] = str(run["occurrence"])
         return self._occurrences[run_id]
+
+    def _templates(self, c: Claimed) -> str:
+        """The copy this delivery sends: its A/B variant's, else the run's."""
+        if c.variant is None:
+            return self.templates
+        if c.run_id not in self.variant_keys:
+            run = self.svc.runs.get(c.run_id) or {}
+            self.variant_keys[c.run_id] = variants.run_keys(run, self.templates)
+        return self.variant_keys[c.run_id].get(c.variant, self.templates)
 
     def _carry_on(self, rest: Sequence[Claimed]) -> bool:
         """Between sends, every STATUS_CHECK_S: is the run still running, and are the
@@ -219,7 +231,8 @@ class _SliceSender:
                 self.outcomes.append(stop)
                 continue
             try:
-                message = build_message(svc, definition, c, recipient, channel, self.templates)
+                templates = self._templates(c)
+                message = build_message(svc, definition, c, recipient, channel, templates)
             except MeridianError as exc:
                 # The template fails for this patient (a sandbox bound tripped by their
                 # values, a template edited on disk since the campaign was applied):

@@ -28,6 +28,7 @@ from redis.lock import Lock
 from campaigns import keys
 from campaigns.clock import lawful
 from campaigns.clock.lawful import SendTime
+from campaigns.content import variants
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
 from campaigns.domain.models import CHANNELS, Channel, Recipient
@@ -167,6 +168,8 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
     now = svc.now()
     today = now.astimezone(ZoneInfo(svc.settings.clinic_timezone)).date()
     total = 0
+    split = variants.run_split(run)
+    campaign_id = int(run["campaign_id"])
     planner = _Planner(
         definition,
         lambda recipient, channel: (
@@ -188,6 +191,12 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
                         "state": DeliveryState.SKIPPED if skip else DeliveryState.PENDING,
                         "skip_reason": skip,
                         "due_at": due,
+                        # Stable per campaign and patient: a retry or re-run agrees.
+                        "variant": (
+                            None
+                            if split is None
+                            else variants.assign(campaign_id, recipient.patient_id, split)
+                        ),
                     }
                 )
         svc.deliveries.add(run_id, rows, svc.now())

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from campaigns.clock import schedules
+from campaigns.content import variants
 from campaigns.content.approval import lapse_if_changed, refuse_unapproved
 from campaigns.content.catalogue import load_campaign, refuse_open_claims
 from campaigns.content.copy import templates_key, version_of
@@ -53,6 +54,7 @@ def start_run(
         now,
         actor=actor,
         template_version_id=_pinned_copy(svc, row, definition),
+        variants=variants.pinned(svc, int(row["id"])),
     )
     if run_id is None:
         log.info(
@@ -99,6 +101,7 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
             return []
     started: list[int] = []
     version = _pinned_copy(svc, row, definition)
+    ab = variants.pinned(svc, campaign_id)
     for day, verdict in due:
         key = schedules.occurrence_key(day)
         status = RunState.FANNING_OUT if verdict == "start" else RunState.MISSED
@@ -110,6 +113,7 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
             svc.now(),
             actor="beat",
             template_version_id=version if status == RunState.FANNING_OUT else None,
+            variants=ab if status == RunState.FANNING_OUT else None,
         )
         if run_id is None:
             continue

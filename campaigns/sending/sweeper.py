@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from campaigns import keys
+from campaigns.content import variants
 from campaigns.content.catalogue import load_campaign, run_templates_key
 from campaigns.domain.models import Claimed, PendingAgain
 from campaigns.domain.states import DeliveryState, RunState, channel_of
@@ -123,8 +124,11 @@ def reconcile_unknown(svc: Services, limit: int = 500) -> int:
             channel,
             int(row["attempts"]),
             row["due_at"],
+            row.get("variant"),
         )
         templates = run_templates_key(definition, run)
+        if claim.variant is not None:  # the A/B variant this patient was given
+            templates = variants.run_keys(run, templates).get(claim.variant, templates)
         message = build_message(svc, definition, claim, recipient, channel, templates)
         # Ledger times are Meridian's clock; the provider's are real time.
         claimed_at = row["claimed_at"] or row["updated_at"]

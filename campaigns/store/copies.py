@@ -21,6 +21,8 @@ from campaigns.store.tables import campaigns, template_versions
 
 # The text columns of a version: what a save writes and a restore copies.
 TEXT_COLUMNS = ("sms", "email_subject", "email_body", "email_format", "email_text")
+# The main copy (variant A); an A/B variant's versions name their variant.
+_MAIN = template_versions.c.variant.is_(None)
 
 
 class CopyRepository:
@@ -35,6 +37,7 @@ class CopyRepository:
         *,
         author: str,
         restored_from: int | None = None,
+        variant: str | None = None,
     ) -> dict[str, Any]:
         """Insert the campaign's next version; audited as ``copy.save`` or ``copy.restore``."""
         now = self.clock()
@@ -56,6 +59,7 @@ class CopyRepository:
                             author=author,
                             created_at=now,
                             restored_from=restored_from,
+                            variant=variant,
                             **values,
                         )
                         .returning(template_versions.c.id)
@@ -65,6 +69,8 @@ class CopyRepository:
                 detail: dict[str, object] = {"version": number, "version_id": version_id}
                 if restored_from is not None:
                     detail["restored_from"] = restored_from
+                if variant is not None:
+                    detail["variant"] = variant
                 audit(conn, now, author, action, "campaign", campaign_id, **detail)
         except IntegrityError as exc:
             raise InputError(
@@ -97,7 +103,7 @@ class CopyRepository:
                 conn.execute(
                     select(template_versions, campaigns.c.name.label("campaign"))
                     .join(campaigns, campaigns.c.id == template_versions.c.campaign_id)
-                    .where(template_versions.c.campaign_id == id_by_name(campaign))
+                    .where(template_versions.c.campaign_id == id_by_name(campaign), _MAIN)
                     .order_by(template_versions.c.number.desc())
                     .limit(1)
                 )
@@ -111,7 +117,7 @@ class CopyRepository:
         with self.db.connect() as conn:
             found = conn.execute(
                 select(template_versions.c.id)
-                .where(template_versions.c.campaign_id == campaign_id)
+                .where(template_versions.c.campaign_id == campaign_id, _MAIN)
                 .order_by(template_versions.c.number.desc())
                 .limit(1)
             ).scalar()
@@ -124,7 +130,7 @@ class CopyRepository:
                 conn.execute(
                     select(template_versions, campaigns.c.name.label("campaign"))
                     .join(campaigns, campaigns.c.id == template_versions.c.campaign_id)
-                    .where(template_versions.c.campaign_id == id_by_name(campaign))
+                    .where(template_versions.c.campaign_id == id_by_name(campaign), _MAIN)
                     .order_by(template_versions.c.number.desc())
                 )
                 .mappings()
@@ -147,3 +153,20 @@ class CopyRepository:
                 .first()
             )
         return None if row is None else dict(row)
+
+    def current_variants(self, campaign_id: int) -> dict[str, dict[str, Any]]:
+        """The newest version of each A/B variant other than A, by letter."""
+        with self.db.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(template_versions)
+                    .where(
+                        template_versions.c.campaign_id == campaign_id,
+                        template_versions.c.variant.is_not(None),
+                    )
+                    .order_by(template_versions.c.number)
+                )
+                .mappings()
+                .all()
+            )
+        return {str(r["variant"]): dict(r) for r in rows}  # the newest wins

@@ -35,12 +35,15 @@ _CLAIMED = (
     deliveries.c.channel,
     deliveries.c.attempts,
     deliveries.c.due_at,
+    deliveries.c.variant,
 )
 
 
 def _claimed(row: Sequence[Any]) -> Claimed:
-    i, run_id, patient_id, channel, attempts, due_at = row
-    return Claimed(int(i), int(run_id), int(patient_id), channel_of(channel), attempts, due_at)
+    i, run_id, patient_id, channel, attempts, due_at, variant = row
+    return Claimed(
+        int(i), int(run_id), int(patient_id), channel_of(channel), attempts, due_at, variant
+    )
 
 
 def _running() -> Any:

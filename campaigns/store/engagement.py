@@ -105,6 +105,22 @@ class EngagementRepository:
                 entry["booked"] = int(row[-1])
         return out
 
+    def patients_by_variant(self, run_id: int) -> dict[str, dict[str, int]]:
+        """Per A/B variant of the run (no variant: A): the patients who clicked any of
+        their messages' links, and those with a booking attributed to one of them."""
+        variant = func.coalesce(deliveries.c.variant, "A")
+        out: dict[str, dict[str, int]] = {}
+        with self.db.connect() as conn:
+            for outcome, table in (("clicked", clicks), ("booked", bookings)):
+                for letter, n in conn.execute(
+                    select(variant, func.count(distinct(deliveries.c.patient_id)))
+                    .select_from(table.join(deliveries, deliveries.c.id == table.c.delivery_id))
+                    .where(deliveries.c.run_id == run_id)
+                    .group_by(variant)
+                ):
+                    out.setdefault(str(letter), {"clicked": 0, "booked": 0})[outcome] = int(n)
+        return out
+
     def message_log(self, run_id: int, chunk: int = 2000) -> Iterator[dict[str, Any]]:
         """The run's deliveries (sending.export.LOG_COLUMNS), in id order, read ``chunk`` at a time
         (keyset paging: a run of any size streams in constant memory)."""

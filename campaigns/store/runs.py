@@ -39,6 +39,7 @@ class RunRepository:
         *,
         actor: str,
         template_version_id: int | None = None,
+        variants: dict[str, Any] | None = None,
     ) -> int | None:
         """Insert the run of one occurrence, with the version of the copy it sends (None:
         the campaign's templates folder); None when that occurrence already has one."""
@@ -56,6 +57,7 @@ class RunRepository:
                             started_at=now,
                             finished_at=now if status in FINAL_RUN_STATES else None,
                             template_version_id=template_version_id,
+                            variants=variants,
                         )
                         .returning(campaign_runs.c.id)
                     ).scalar_one()
@@ -70,6 +72,7 @@ class RunRepository:
                     campaign_id=campaign_id,
                     occurrence=occurrence,
                     template_version_id=template_version_id,
+                    variants=variants,
                 )
                 return run_id
         except IntegrityError:

@@ -134,6 +134,9 @@ campaigns = Table(
     Column("findings", JSON, nullable=False, default=list),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+    # An A/B test of its copy (campaigns.content.variants): variant letter -> percent,
+    # e.g. {"A": 50, "B": 50}; NULL: no test, everyone gets the copy (variant A).
+    Column("variant_split", JSON),
 )
 
 # A cancelled or archived campaign frees its name (migration 0006): a new campaign may
@@ -167,6 +170,8 @@ template_versions = Table(
     Column("email_format", String(8), nullable=False),  # markdown, html
     Column("email_text", Text),
     Column("restored_from", Integer),  # the number this version copies, for a restore
+    # The A/B variant this version is the copy of ("B", "C", ...); NULL: the main copy (A).
+    Column("variant", String(8)),
     UniqueConstraint("campaign_id", "number", name="uq_template_versions_number"),
 )
 
@@ -184,6 +189,9 @@ campaign_runs = Table(
     _ts("finished_at"),
     # The copy the run sends, fixed when it starts (NULL: the campaign's templates folder).
     Column("template_version_id", ForeignKey("template_versions.id")),
+    # An A/B run: {"split": {"A": 50, "B": 50}, "versions": {"B": <version id>}}, fixed
+    # when it starts like template_version_id (which is variant A's); NULL: no test.
+    Column("variants", JSON),
     UniqueConstraint("campaign_id", "occurrence", name="uq_campaign_runs_occurrence"),
 )
 
@@ -206,6 +214,9 @@ deliveries = Table(
     Column("error_code", String(16)),
     Column("error_reason", String(200)),
     _ts("updated_at", nullable=False),
+    # The A/B variant this patient was given (campaigns.content.variants.assign); NULL
+    # for a run with no test.
+    Column("variant", String(8)),
     UniqueConstraint("run_id", "patient_id", "channel", name="uq_deliveries_recipient"),
 )
 Index("ix_deliveries_run_state", deliveries.c.run_id, deliveries.c.state)

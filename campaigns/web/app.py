@@ -13,6 +13,7 @@ from campaigns.services import Services
 from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
+    ab,
     api,
     api_results,
     api_review,
@@ -45,6 +46,7 @@ CONSOLE_GROUPS = (
     studio_form,
     studio_exchange,
     studio_copy,
+    ab,
     approval,
     tryout,
     profile,

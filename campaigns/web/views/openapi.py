@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from campaigns.content.definitions import CampaignDefinition
+from campaigns.web.views import ab_schemas
 from campaigns.web.views import schemas as s
 
 Body = type[BaseModel] | dict[str, Any]  # a model, or a schema for a body no model reads
@@ -230,6 +231,15 @@ OPERATIONS: tuple[Operation, ...] = (
         body={"application/json": s.AppointmentChange},
         parameters=(_PATIENT,),
         refusals=(404, 422),
+    ),
+    Operation(
+        "get",
+        "/runs/{run_id}/variants",
+        "A run's A/B results per variant, with the note on chance",
+        "viewer",
+        ab_schemas.RunVariants,
+        parameters=(_RUN,),
+        refusals=(404,),
     ),
     Operation(
         "post",
