@@ -143,7 +143,9 @@ class _SettingsConfig(Mapping[str, Any]):
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    app = Celery("meridian", include=["tasks.runs", "tasks.send", "tasks.maintenance", "tasks.bounces"])
+    app = Celery(
+        "meridian", include=["tasks.runs", "tasks.send", "tasks.maintenance", "tasks.bounces"]
+    )
     app.config_from_object(_SettingsConfig(settings))
     app.steps["consumer"].add(QueueHeartbeat)
     return app

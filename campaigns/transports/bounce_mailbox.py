@@ -12,6 +12,7 @@ Logs say how many reports and what was decided; never an address or a body.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import ssl
@@ -111,7 +112,7 @@ def poll(svc: Services, *, limit: int = 500) -> PollResult:
         if typ != "OK":
             raise ConfigError(f"MERIDIAN_BOUNCE_IMAP_URL: no folder {where.folder!r}")
         _, found = conn.uid("SEARCH", "UNSEEN")
-        uids = found[0].split()[:limit] if found and found[0] else []
+        uids = [u.decode() for u in found[0].split()[:limit]] if found and found[0] else []
         for uid in uids:
             raw = _fetch(conn, uid)
             if raw is None:
@@ -125,10 +126,8 @@ def poll(svc: Services, *, limit: int = 500) -> PollResult:
     except (OSError, imaplib.IMAP4.error) as exc:
         raise TransientError(f"bounce mailbox: {type(exc).__name__}") from None
     finally:
-        try:
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
             conn.logout()
-        except (OSError, imaplib.IMAP4.error):
-            pass
     log.info("bounce mailbox: %s reports read (%s)", result.read, dict(result.decisions))
     return result
 
@@ -137,7 +136,7 @@ def _quoted(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _fetch(conn: imaplib.IMAP4, uid: bytes) -> bytes | None:
+def _fetch(conn: imaplib.IMAP4, uid: str) -> bytes | None:
     typ, data = conn.uid("FETCH", uid, "(BODY.PEEK[])")
     if typ != "OK":
         return None
@@ -147,7 +146,7 @@ def _fetch(conn: imaplib.IMAP4, uid: bytes) -> bytes | None:
     return None
 
 
-def _mark_done(conn: imaplib.IMAP4, uid: bytes, done_folder: str | None) -> None:
+def _mark_done(conn: imaplib.IMAP4, uid: str, done_folder: str | None) -> None:
     conn.uid("STORE", uid, "+FLAGS", "(\\Seen)")
     if done_folder:
         conn.create(_quoted(done_folder))  # NO when it exists: fine

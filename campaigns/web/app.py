@@ -33,6 +33,7 @@ from campaigns.web.views import (
     studio_form,
     tryout,
     users,
+    webhooks,
 )
 
 # The console's route groups: importing each adds its views to console.bp.
@@ -80,9 +81,9 @@ def create_app(svc: Services) -> Flask:
         svc.dispatcher = dispatcher()
     failures.install(app)  # a request id before anything logs
     auth.install(app)  # next: a stranger is sent to /login before any view runs
-    for blueprint in (public.bp, login.bp, console.bp, api.bp, health.bp):
+    for blueprint in (public.bp, webhooks.bp, login.bp, console.bp, api.bp, health.bp):
         app.register_blueprint(blueprint)
     # The API takes bearer tokens, never cookies: a forged request carries no token.
     # The public routes check their own proof (a Twilio signature, a signed link).
-    security.install(app, csrf_exempt=(api.bp, public.bp, health.bp), hsts=production)
+    security.install(app, csrf_exempt=(api.bp, public.bp, webhooks.bp, health.bp), hsts=production)
     return app
