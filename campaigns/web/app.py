@@ -14,6 +14,7 @@ from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
     api,
+    api_reports,
     api_review,
     approval,
     campaigns,
@@ -55,7 +56,7 @@ CONSOLE_GROUPS = (
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 # The API's routes beyond api.py's: importing each adds its routes to api.bp.
-API_GROUPS = (api_review,)
+API_GROUPS = (api_review, api_reports)
 
 
 def create_app(svc: Services) -> Flask:

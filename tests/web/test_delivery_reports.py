@@ -18,7 +18,14 @@ from campaigns.sending.results import run_results
 from campaigns.services import Services
 from campaigns.store.tables import deliveries, delivery_reports
 from campaigns.web.app import create_app
-from tests.support.factories import PHONE, add_patient, add_sent_delivery, delivery_state
+from tests.support.factories import (
+    PHONE,
+    add_patient,
+    add_sent_delivery,
+    add_staff,
+    delivery_state,
+)
+from tests.web.test_console import bearer
 from tests.web.test_public import AUTH_TOKEN, PUBLIC_URL, status
 
 MAILGUN_KEY = "key-0123456789abcdef0123456789abcdef"
@@ -158,3 +165,24 @@ def test_an_unreachable_phone_is_not_suppressed_and_the_run_page_says_why(
     assert failure["code"] == "30003"
     assert failure["meaning"] == error_words("30003")
     assert "unreachable" in failure["meaning"]
+
+
+def test_the_api_gives_a_runs_failures_in_plain_words_and_its_reports(
+    client: FlaskClient, svc: Services, patient: int
+) -> None:
+    did = add_sent_delivery(svc, patient, "SMgone0001")
+    status(client, "SMgone0001", "undelivered", "30005")
+    with svc.db.connect() as conn:
+        run_id = conn.execute(select(deliveries.c.run_id).where(deliveries.c.id == did)).scalar()
+    add_staff(svc, vic="viewer")
+
+    reply = client.get(f"/api/runs/{run_id}/failures", headers=bearer(client, "vic"))
+    assert reply.status_code == 200, reply.json
+    found = reply.json
+
+    assert found is not None
+    (failure,) = found["failures"]
+    assert (failure["code"], failure["state"]) == ("30005", "undelivered")
+    assert "no longer in service" in failure["meaning"]
+    (kept,) = found["reports"]
+    assert (kept["kind"], kept["decision"], kept["delivery_id"]) == ("sms-error", "suppressed", did)
