@@ -162,3 +162,17 @@ def _deliveries(svc: Services, run_id: int) -> dict[int, int]:
             select(deliveries.c.patient_id, deliveries.c.id).where(deliveries.c.run_id == run_id)
         ).all()
     return {int(p): int(d) for p, d in rows}
+
+
+def test_with_a_done_folder_read_reports_are_moved_there(
+    svc: Services, imap: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MERIDIAN_BOUNCE_IMAP_DONE_FOLDER", "Processed")
+    imap.append(report("dsn-hard", report_id="moved@mta"))
+
+    assert poll(monkeypatch, svc, imap)["decisions"] == {"hard:no-delivery": 1}
+
+    assert imap.flags("INBOX") == []
+    (moved,) = imap.flags("Processed")
+    assert "\\Seen" in moved
+    assert poll(monkeypatch, svc, imap)["read"] == 0

@@ -177,7 +177,9 @@ class DovecotServer:
         """The flags of each message in ``folder``, in order."""
         conn = self.client()
         try:
-            conn.select(folder)
+            _, count = conn.select(folder)
+            if not count or count[0] in (b"0", None):
+                return []
             _, data = conn.fetch("1:*", "(FLAGS)")
             return [d.decode() for d in data if isinstance(d, bytes)]
         finally:
