@@ -1,4 +1,5 @@
-"""A permanent SMTP refusal at send time suppresses the address; a 4xx retries.
+"""A permanent refusal at send time suppresses the address: SMTP 5xx (a 4xx retries),
+and Twilio's 21211 (invalid number).
 
 A real aiosmtpd server refuses one patient's address with 550 and answers 450 for
 another's; a third is accepted. The run sends through the smtp transport in this
@@ -21,9 +22,10 @@ from campaigns.sending.stubs import MemoryDispatcher, MemoryDueQueue
 from campaigns.services import Services
 from tests.conftest import make_settings
 from tests.support.factories import delivery_rows
+from tests.support.twilio_server import TwilioServer
 from tests.support.workers import shift_into_window
 from tests.test_bounce_mailbox import email_only_campaign, emailed
-from tests.test_per_number import outcomes, run_once
+from tests.test_per_number import outcomes, patient, run_once, texts_only_campaign
 from tests.transports.test_smtp_email import LoopbackController, RecordingHandler
 
 REPLIES = {"gone@example.net": "550 5.1.1 No such user", "busy@example.net": "450 4.2.1 Busy"}
@@ -106,3 +108,45 @@ def test_a_550_at_rcpt_suppresses_the_address_and_a_450_is_retried(
 
     second = run_once(svc, campaign_id, 2)
     assert outcomes(svc, second)[0] == ("skipped", SkipReason.BOUNCED)
+
+
+@pytest.fixture
+def texting(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Services]:
+    with TwilioServer() as twilio:
+        twilio.inject("21211", to="+16175550102")
+        settings = make_settings(
+            tmp_path,
+            database_url=database_url,
+            redis_url=redis_url,
+            clock_shift_s=shift_into_window(),
+            sms_rate=0,
+            sms_transport="twilio",
+            twilio_account_sid=twilio.account_sid,
+            twilio_auth_token=twilio.auth_token,
+            twilio_from="+16175550199",
+            twilio_api_url=twilio.url,
+        )
+        services = Services(settings, MemoryDispatcher(), due=MemoryDueQueue())
+        services.db.upgrade()
+        services.redis.flushdb()
+        yield services
+        services.close()
+
+
+def test_twilio_refusing_an_invalid_number_at_send_suppresses_it(
+    texting: Services, tmp_path: Path
+) -> None:
+    svc = texting
+    records = [patient(f"T{i}", f"+1617555010{i}", state="MA") for i in range(3)]
+    svc.patients.import_batches([records], dry_run=False, actor="test")
+    campaign_id = apply_campaign(
+        svc, texts_only_campaign(tmp_path), actor="test", approve=True
+    ).campaign_id
+
+    first = run_once(svc, campaign_id, 1)
+
+    assert outcomes(svc, first) == [("sent", None), ("sent", None), ("failed", None)]
+    row = svc.suppressions.current("sms", "+16175550102")
+    assert row is not None and row.reason == "sms-error" and "21211" in (row.evidence or "")
+    second = run_once(svc, campaign_id, 2)
+    assert outcomes(svc, second)[2] == ("skipped", SkipReason.DEAD_NUMBER)

@@ -38,14 +38,14 @@ def send_one(
     except PermanentError as exc:
         if exc.opted_out:
             consent.record_provider_opt_out(svc, recipient.patient_id, message.channel, exc.code)
-        if exc.address_refused:
+        if exc.address_refused:  # SMTP 5xx on RCPT/DATA; Twilio 21211, 21614
             bounces.decide(
                 svc,
                 delivery_id=c.delivery_id,
                 channel=message.channel,
-                kind="refused",
+                kind="refused" if message.channel == "email" else "sms-error",
                 status=exc.code,
-                source="smtp",
+                source="smtp" if message.channel == "email" else "twilio",
                 report_id=f"delivery-{c.delivery_id}-attempt-{c.attempts}",
             )
         log.info("delivery %s failed for good (%s %s)", c.delivery_id, exc.code, exc.reason)

@@ -1,6 +1,9 @@
 """Email over SMTP with smtplib: one connection per batch, reused until close().
 
-Reply codes decide retries: 4xx is TransientError, 5xx PermanentError. A
+Reply codes decide retries: 4xx is TransientError, 5xx PermanentError; a 5xx to RCPT
+or DATA refuses the address (``address_refused``), which suppresses it. Each message's
+envelope sender is its delivery's VERP address (campaigns.people.verp), so a later
+bounce names the delivery. A
 connection that fails is harder, because SMTP, like Twilio, has no idempotency
 key. The server takes responsibility for a message when it has read the
 end-of-data marker (RFC 5321 section 4.1.1.4); the 250 that says so can still be
