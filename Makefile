@@ -16,13 +16,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian's redis-server, and for the tests PostgreSQL and Chromium (the console
-# is tested in headless Chromium driven by Playwright; no browser download), if missing.
+# Debian's redis-server, and for the tests PostgreSQL, Chromium (the console
+# is tested in headless Chromium driven by Playwright; no browser download) and
+# dovecot (the bounce mailbox is read over IMAP from a private dovecot), if missing.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v dovecot >/dev/null || missing="$$missing dovecot-imapd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing from Debian:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

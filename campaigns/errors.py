@@ -70,9 +70,17 @@ class TransientError(SendError):
 class PermanentError(SendError):
     """Retrying will not help: invalid number, opted out, SMTP 5xx."""
 
-    def __init__(self, reason: str, code: str | None = None, opted_out: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        code: str | None = None,
+        opted_out: bool = False,
+        address_refused: bool = False,
+    ) -> None:
         super().__init__(reason, code)
         self.opted_out = opted_out
+        # The receiving server refused this address for good (SMTP 5xx on RCPT or DATA).
+        self.address_refused = address_refused
 
 
 class OutcomeUnknown(SendError):

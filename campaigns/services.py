@@ -33,6 +33,7 @@ from campaigns.store.copies import CopyRepository
 from campaigns.store.db import Database
 from campaigns.store.deliveries import DeliveryRepository
 from campaigns.store.delivery_queries import DeliveryQueries
+from campaigns.store.delivery_reports import DeliveryReportRepository
 from campaigns.store.engagement import EngagementRepository
 from campaigns.store.health import HealthRepository
 from campaigns.store.inbound import InboundRepository
@@ -76,6 +77,7 @@ class Services:
         self.staff = StaffRepository(self.db, self.now)
         self.inbound = InboundRepository(self.db)
         self.suppressions = SuppressionRepository(self.db, self.now)
+        self.delivery_reports = DeliveryReportRepository(self.db)
         self.reports = ReportRepository(self.db, self.now)
         self.results = ResultsRepository(self.db)
         self.engagement = EngagementRepository(self.db)

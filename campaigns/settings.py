@@ -128,6 +128,20 @@ class Settings(BaseSettings):
     # due work says so (run page, `runs show`, beat's log), and /readyz fails. Workers
     # report every 2 s; beats on every tick (1 s).
     worker_silence_s: float = Field(default=30.0, ge=5)
+    # Bounces. The envelope sender of each email is bounces+<signed delivery
+    # token>@<domain> (VERP): a bounce names its delivery without an address in clear.
+    # Unset: the domain of MERIDIAN_EMAIL_FROM (and the local part "bounces").
+    bounce_address: str | None = None
+    # A mailbox bounces and complaint reports arrive in: imaps://user:pass@host:993/INBOX
+    # or imap://… (STARTTLS when the server offers it; plain only on 127.0.0.1).
+    bounce_imap_url: SecretStr | None = None
+    bounce_imap_interval_s: float = Field(default=300.0, ge=30)
+    # Where processed reports are moved; unset: they are only marked \Seen.
+    bounce_imap_done_folder: str | None = None
+    # Soft bounces (4.x.x) to one address before it is suppressed.
+    soft_bounces_to_suppress: int = Field(default=3, ge=1, le=100)
+    # Mailgun's HTTP webhook signing key; unset: /webhooks/mailgun refuses everything.
+    mailgun_webhook_key: SecretStr | None = None
     # Bearer token of /metrics (Prometheus' `authorization` option); unset: /metrics is off.
     metrics_token: SecretStr | None = None
     # Approval: a different staff member from the one who submitted must approve.

@@ -13,7 +13,7 @@ from campaigns import keys, logs
 from campaigns.errors import ConfigError
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
-from tasks.dispatcher import INBOX_DIGEST, PUMP, SWEEP, CeleryDispatcher
+from tasks.dispatcher import INBOX_DIGEST, POLL_BOUNCES, PUMP, SWEEP, CeleryDispatcher
 from tasks.liveness import QueueHeartbeat
 
 _services: Services | None = None
@@ -98,6 +98,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 if settings.inbox_digest_to
                 else {}
             ),
+            **(
+                {
+                    "poll-bounces": {
+                        "task": POLL_BOUNCES,
+                        "schedule": settings.bounce_imap_interval_s,
+                        "options": {"expires": settings.bounce_imap_interval_s},
+                    }
+                }
+                if settings.bounce_imap_url
+                else {}
+            ),
         },
         timezone="UTC",
         enable_utc=True,
@@ -132,7 +143,9 @@ class _SettingsConfig(Mapping[str, Any]):
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    app = Celery("meridian", include=["tasks.runs", "tasks.send", "tasks.maintenance"])
+    app = Celery(
+        "meridian", include=["tasks.runs", "tasks.send", "tasks.maintenance", "tasks.bounces"]
+    )
     app.config_from_object(_SettingsConfig(settings))
     app.steps["consumer"].add(QueueHeartbeat)
     return app

@@ -31,6 +31,7 @@ SEND_BATCH = "meridian.send.batch"
 PUMP = "meridian.maintenance.pump"
 SWEEP = "meridian.maintenance.sweep"
 INBOX_DIGEST = "meridian.maintenance.inbox_digest"
+POLL_BOUNCES = "meridian.maintenance.poll_bounces"
 
 # A scheduled campaign's entry ticks this often; each tick starts what is due.
 TICK_S = 60.0

@@ -50,6 +50,9 @@ def test_the_states_are_the_strings_the_ledger_has_always_stored() -> None:
         "no_consent_for_address",
         "suppressed",
         "shared_number",
+        "bounced",
+        "complained",
+        "dead_number",
     }
     assert {s.value for s in CampaignState} == {
         "draft",

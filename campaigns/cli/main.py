@@ -16,6 +16,7 @@ import typer
 from campaigns.cli import doctor, studio, when
 from campaigns.cli.campaigns import app as campaigns_app
 from campaigns.cli.db import app as db_app
+from campaigns.cli.mail import app as mail_app
 from campaigns.cli.patients import app as patients_app
 from campaigns.cli.runs import app as runs_app
 from campaigns.cli.sms import app as sms_app
@@ -57,6 +58,7 @@ app.add_typer(patients_app, name="patients")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(runs_app, name="runs")
 app.add_typer(sms_app, name="sms")
+app.add_typer(mail_app, name="mail")
 app.add_typer(users_app, name="users")
 
 

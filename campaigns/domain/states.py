@@ -92,6 +92,10 @@ class SkipReason(StrEnum):
     NO_CONSENT_FOR_ADDRESS = "no_consent_for_address"
     SUPPRESSED = "suppressed"  # the number or address is on the suppression list
     SHARED_NUMBER = "shared_number"  # another patient with this number got this occurrence
+    # Suppressed for what the provider reported (campaigns.people.bounces):
+    BOUNCED = "bounced"  # hard bounce, repeated soft bounces, or SMTP 5xx at send
+    COMPLAINED = "complained"  # the recipient reported a message as spam
+    DEAD_NUMBER = "dead_number"  # Twilio: unknown, invalid, landline or not a mobile
 
 
 # A campaign is saved as a draft and approved (scheduled); it may pause and resume,

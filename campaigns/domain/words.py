@@ -26,6 +26,11 @@ SKIP_WORDS: Mapping[SkipReason, str] = {
     SkipReason.SHARED_NUMBER: (
         "another patient with the same number or address got this occurrence's message"
     ),
+    SkipReason.BOUNCED: "email to this address bounced (it is on the suppression list)",
+    SkipReason.COMPLAINED: "the recipient reported an earlier email as spam (suppressed)",
+    SkipReason.DEAD_NUMBER: (
+        "the carrier said the number is dead, invalid or cannot take texts (suppressed)"
+    ),
 }
 
 # Why a pending delivery waits, as campaigns.store.results tells it from the ledger.

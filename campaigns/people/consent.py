@@ -23,14 +23,15 @@ if TYPE_CHECKING:
 
 
 def skip_reason(
-    recipient: Recipient, channel: Channel, *, suppressed: bool = False
+    recipient: Recipient, channel: Channel, *, suppressed: bool | str = False
 ) -> SkipReason | None:
     """Why this channel may not carry anything to this patient, at any time; or None.
 
     The one definition of the consent and contact rules: fan-out plans with it and
     the send-time check starts with it, so a consent that changed in between counts.
     ``suppressed``: the patient's number (sms) or address (email) is on the
-    suppression list now.
+    suppression list now; given as the list's reason, a bounce, a complaint or a
+    dead number is named as such.
     """
     opt = recipient.opt_in(channel)
     if opt is None:
@@ -41,7 +42,7 @@ def skip_reason(
     if not contact:
         return SkipReason.INVALID_CONTACT
     if suppressed:
-        return SkipReason.SUPPRESSED
+        return _SUPPRESSED_BECAUSE.get(str(suppressed), SkipReason.SUPPRESSED)
     if recipient.consent_for(channel) != contact:
         return (
             SkipReason.NO_CONSENT_FOR_NUMBER
@@ -49,6 +50,16 @@ def skip_reason(
             else SkipReason.NO_CONSENT_FOR_ADDRESS
         )
     return None
+
+
+# The suppression list's reason -> the skip reason a run records (else SUPPRESSED).
+_SUPPRESSED_BECAUSE = {
+    "bounce": SkipReason.BOUNCED,
+    "soft-bounces": SkipReason.BOUNCED,
+    "smtp-refused": SkipReason.BOUNCED,
+    "complaint": SkipReason.COMPLAINED,
+    "sms-error": SkipReason.DEAD_NUMBER,
+}
 
 
 def check_send(
@@ -59,7 +70,7 @@ def check_send(
     now: datetime,
     cap_days: int,
     run_id: int,
-    suppressed: bool = False,
+    suppressed: bool | str = False,
     shared: Sequence[tuple[int, str, datetime]] = (),
 ) -> SkipReason | None:
     """The skip reason that forbids sending now, or None when it may go.

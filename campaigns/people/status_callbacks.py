@@ -3,7 +3,9 @@
 A report names the message by its provider id (Twilio's SID). A send is recorded in
 bulk after its slice, so a fast report can come before its SID is in the ledger: it
 is kept in Redis for the sweeper (``apply_early_statuses``). An error 21610 says the
-number holds a STOP: the patient's SMS opt-out is recorded.
+number holds a STOP: the patient's SMS opt-out is recorded. A code that means the
+number is dead, invalid or not a mobile (campaigns.domain.sms_errors.SUPPRESSING)
+suppresses the number, with the report kept as evidence (campaigns.people.bounces).
 
 Nothing here logs a phone number: only ids, states and codes.
 """
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING
 import redis
 
 from campaigns import keys
-from campaigns.people import consent
+from campaigns.domain.sms_errors import SUPPRESSING
+from campaigns.people import bounces, consent
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -89,6 +92,18 @@ def handle_status(
     code = (error_code or None) if state == "undelivered" else None
     svc.deliveries.set_status(delivery_id, state, code, svc.now())
     opted_out = code == OPTED_OUT_CODE and _record_provider_opt_out(svc, delivery_id)
+    if code in SUPPRESSING:
+        # Dead, invalid, not a mobile, or opted out: the number is suppressed, with
+        # the report kept as evidence (once per message and code).
+        bounces.decide(
+            svc,
+            delivery_id=delivery_id,
+            channel="sms",
+            kind="sms-error",
+            status=code,
+            source="twilio",
+            report_id=f"{message_sid}:{code}",
+        )
     log.info("delivery %s: %s (code %s)", delivery_id, state, code or "-")
     return StatusOutcome(delivery_id, state, opted_out)
 

@@ -135,7 +135,7 @@ class _ByContact:
         recipients: dict[int, Recipient],
         since: datetime,
     ) -> None:
-        self._suppressed: dict[Channel, set[str]] = {}
+        self._suppressed: dict[Channel, dict[str, str]] = {}
         self._sent: dict[tuple[Channel, str], list[tuple[int, int, str, datetime]]] = {}
         for channel in CHANNELS:
             contacts = {
@@ -145,15 +145,16 @@ class _ByContact:
                 and (r := recipients.get(c.patient_id)) is not None
                 and (contact := r.contact(channel))
             }
-            self._suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
+            self._suppressed[channel] = svc.suppressions.suppressed_why(channel, contacts)
             day = min(since, svc.now() - timedelta(hours=24))
             for contact, rows in svc.delivery_queries.sent_to_contacts(
                 channel, sorted(contacts), day
             ).items():
                 self._sent[(channel, contact)] = rows
 
-    def is_suppressed(self, channel: Channel, contact: str | None) -> bool:
-        return bool(contact) and contact in self._suppressed[channel]
+    def is_suppressed(self, channel: Channel, contact: str | None) -> str | bool:
+        """Why ``contact`` is suppressed (the list's reason), or False."""
+        return self._suppressed[channel].get(contact or "", False)
 
     def others(
         self, channel: Channel, contact: str | None, patient_id: int

@@ -89,12 +89,13 @@ class _Planner:
         self.send_time = send_time
         self.now = now
         self.taken: set[tuple[Channel, str]] = set()
-        self.suppressed: dict[Channel, set[str]] = {"sms": set(), "email": set()}
+        # contact -> why it is suppressed (the suppression list's reason)
+        self.suppressed: dict[Channel, dict[str, str]] = {"sms": {}, "email": {}}
 
     def reason(self, recipient: Recipient, channel: Channel) -> SkipReason | None:
         contact = recipient.contact(channel)
         found = skip_reason(
-            recipient, channel, suppressed=bool(contact and contact in self.suppressed[channel])
+            recipient, channel, suppressed=self.suppressed[channel].get(contact or "", False)
         )
         if found is None and contact and (channel, contact) in self.taken:
             return SkipReason.SHARED_NUMBER
@@ -180,7 +181,7 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
     for chunk in svc.patients.stream_audience(definition.audience.model_dump(), today):
         for channel in CHANNELS:
             contacts = (r.contact(channel) for r in chunk)
-            planner.suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
+            planner.suppressed[channel] = svc.suppressions.suppressed_why(channel, contacts)
         rows = []
         for recipient in chunk:
             for channel, skip, due in planner.plan(recipient):
@@ -261,7 +262,7 @@ def preview_audience(
     for chunk in svc.patients.stream_audience(audience, today):
         for channel in CHANNELS:
             contacts = (r.contact(channel) for r in chunk)
-            planner.suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
+            planner.suppressed[channel] = svc.suppressions.suppressed_why(channel, contacts)
         for recipient in chunk:
             plan = planner.plan(recipient)
             sent = [ch for ch, skip, _ in plan if skip is None]

@@ -18,7 +18,7 @@ from campaigns.domain.models import Claimed, Outcome, Recipient
 from campaigns.domain.states import DeliveryState
 from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import OutcomeUnknown, PermanentError, TransientError
-from campaigns.people import consent
+from campaigns.people import bounces, consent
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -38,6 +38,16 @@ def send_one(
     except PermanentError as exc:
         if exc.opted_out:
             consent.record_provider_opt_out(svc, recipient.patient_id, message.channel, exc.code)
+        if exc.address_refused:  # SMTP 5xx on RCPT/DATA; Twilio 21211, 21614
+            bounces.decide(
+                svc,
+                delivery_id=c.delivery_id,
+                channel=message.channel,
+                kind="refused" if message.channel == "email" else "sms-error",
+                status=exc.code,
+                source="smtp" if message.channel == "email" else "twilio",
+                report_id=f"delivery-{c.delivery_id}-attempt-{c.attempts}",
+            )
         log.info("delivery %s failed for good (%s %s)", c.delivery_id, exc.code, exc.reason)
         return Outcome(
             c.delivery_id, DeliveryState.FAILED, error_code=exc.code, error_reason=exc.reason

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from campaigns.clock import schedules
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import parse_stored_definition
+from campaigns.domain.sms_errors import error_words
 from campaigns.domain.states import CampaignState, DeliveryState
 from campaigns.domain.words import WAIT_WORDS, skip_words
 from campaigns.errors import MeridianError, NotFound
@@ -106,6 +107,20 @@ def skipped_in_words(skipped_by_reason: dict[str, int]) -> list[dict[str, Any]]:
     ]
 
 
+def code_words(code: str | None) -> str | None:
+    """A provider's error code in plain words: Twilio's codes from their table, an
+    SMTP reply by its class."""
+    if not code:
+        return None
+    if code.isdigit() and len(code) == 3:
+        if code.startswith("5"):
+            return "the mail server refused it for good (a refused address is suppressed)"
+        if code.startswith("4"):
+            return "the receiving mail server asked to try again later"
+        return None
+    return error_words(code)
+
+
 def run_results(svc: Services, run_id: int) -> dict[str, Any]:
     """What the run page shows below its progress (which has the timeline of due
     times, :func:`timeline`): failures by reason and the chart of messages over time."""
@@ -121,6 +136,7 @@ def run_results(svc: Services, run_id: int) -> dict[str, Any]:
                 if state == DeliveryState.UNDELIVERED
                 else "the provider refused it, or every attempt failed",
                 "code": code or "—",
+                "meaning": code_words(code) or "",
                 "reason": reason or "no reason recorded",
                 "count": n,
             }

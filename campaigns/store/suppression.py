@@ -80,6 +80,11 @@ class SuppressionRepository:
         with self.db.connect() as conn:
             return suppressed_among(conn, channel, addresses)
 
+    def suppressed_why(self, channel: Channel, addresses: Iterable[str | None]) -> dict[str, str]:
+        """address -> the reason it is suppressed, for the addresses suppressed now."""
+        with self.db.connect() as conn:
+            return suppression_reasons(conn, channel, addresses)
+
     def current(self, channel: Channel, address: str) -> Suppression | None:
         """The latest row for ``address`` (suppressing or lifting), or None."""
         rows = self.history(channel, address)
@@ -187,20 +192,31 @@ def suppressed_among(
     conn: Connection, channel: Channel, addresses: Iterable[str | None]
 ) -> set[str]:
     """The addresses among ``addresses`` whose latest row suppresses them."""
+    return set(suppression_reasons(conn, channel, addresses))
+
+
+def suppression_reasons(
+    conn: Connection, channel: Channel, addresses: Iterable[str | None]
+) -> dict[str, str]:
+    """address -> reason, for the addresses among ``addresses`` whose latest row
+    suppresses them."""
     wanted = sorted({a for a in addresses if a})
-    latest: dict[str, tuple[int, bool]] = {}
+    latest: dict[str, tuple[int, bool, str]] = {}
     for start in range(0, len(wanted), _CHUNK):
         part = wanted[start : start + _CHUNK]
         rows = conn.execute(
-            select(suppressions.c.address, suppressions.c.id, suppressions.c.suppressed).where(
-                suppressions.c.channel == channel, suppressions.c.address.in_(part)
-            )
+            select(
+                suppressions.c.address,
+                suppressions.c.id,
+                suppressions.c.suppressed,
+                suppressions.c.reason,
+            ).where(suppressions.c.channel == channel, suppressions.c.address.in_(part))
         )
-        for address, row_id, suppressed in rows:
+        for address, row_id, suppressed, reason in rows:
             seen = latest.get(address)
             if seen is None or row_id > seen[0]:
-                latest[address] = (int(row_id), bool(suppressed))
-    return {a for a, (_, suppressed) in latest.items() if suppressed}
+                latest[address] = (int(row_id), bool(suppressed), str(reason))
+    return {a: reason for a, (_, suppressed, reason) in latest.items() if suppressed}
 
 
 def latest_rows(

@@ -375,3 +375,26 @@ bookings = Table(
 )
 Index("ix_bookings_run", bookings.c.run_id)
 Index("ix_bookings_delivery", bookings.c.delivery_id)
+
+# Delivery reports: bounces, complaints, refusals and SMS error codes, each with the
+# decision taken. No address in clear: ``address_key`` is an HMAC of it, so soft
+# bounces to one address can be counted. A report is kept once per (source, report_id).
+delivery_reports = Table(
+    "delivery_reports",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("delivery_id", ForeignKey("deliveries.id")),  # NULL: no delivery was found
+    Column("channel", String(5), nullable=False),
+    # hard, soft, complaint, refused (SMTP 5xx at send), sms-error, bad-signature
+    Column("kind", String(16), nullable=False),
+    Column("status", String(32)),  # 5.1.1, 550, 30005, abuse ...
+    Column("source", String(24), nullable=False),  # smtp, imap, mailgun, twilio
+    Column("report_id", String(255), nullable=False),  # the report's Message-ID or event id
+    Column("address_key", String(64)),
+    # suppressed, counted, already-suppressed, no-delivery, refused
+    Column("decision", String(24), nullable=False),
+    _ts("at", nullable=False),
+    UniqueConstraint("source", "report_id", name="uq_delivery_reports_source_report"),
+)
+Index("ix_delivery_reports_address", delivery_reports.c.address_key, delivery_reports.c.kind)
+Index("ix_delivery_reports_delivery", delivery_reports.c.delivery_id)

@@ -1,6 +1,9 @@
 """Email over SMTP with smtplib: one connection per batch, reused until close().
 
-Reply codes decide retries: 4xx is TransientError, 5xx PermanentError. A
+Reply codes decide retries: 4xx is TransientError, 5xx PermanentError; a 5xx to RCPT
+or DATA refuses the address (``address_refused``), which suppresses it. Each message's
+envelope sender is its delivery's VERP address (campaigns.people.verp), so a later
+bounce names the delivery. A
 connection that fails is harder, because SMTP, like Twilio, has no idempotency
 key. The server takes responsibility for a message when it has read the
 end-of-data marker (RFC 5321 section 4.1.1.4); the 250 that says so can still be
@@ -38,6 +41,7 @@ from campaigns.errors import (
     SendError,
     TransientError,
 )
+from campaigns.people import verp
 from campaigns.settings import Settings
 from campaigns.transports.mime import build_email, message_id
 
@@ -78,16 +82,20 @@ class SmtpEmailTransport:
         self._settings = settings
         self._host = settings.smtp_host
         self._from_address = from_address
+        self._bounce = verp.bounce_base(settings.bounce_address, settings.email_from)
         self._conn: _SMTP | None = None
 
     def send(self, message: OutboundMessage) -> SendReceipt:
         email = self._build(message)
+        envelope = verp.return_path(
+            self._settings.secret_key.get_secret_value(), message.delivery_id, *self._bounce
+        )
         try:
             try:
-                self._transmit(email, message.to)
+                self._transmit(email, message.to, envelope)
             except _StaleConnectionError:
                 _log.info("smtp connection was closed by the server while idle; reconnecting")
-                self._transmit(email, message.to)  # a new connection cannot be stale
+                self._transmit(email, message.to, envelope)  # a new one cannot be stale
         except SendError as error:
             self._log_failure(message.delivery_id, error)
             raise
@@ -116,23 +124,23 @@ class SmtpEmailTransport:
 
     # -- internals -----------------------------------------------------------
 
-    def _transmit(self, email: EmailMessage, to: str) -> None:
+    def _transmit(self, email: EmailMessage, to: str, envelope: str) -> None:
         """One MAIL/RCPT/DATA transaction; raises SendError or _StaleConnectionError."""
         reused = self._conn is not None
         conn = self._connection()
         conn.last_code = 0
         try:
-            conn.send_message(email, from_addr=self._from_address, to_addrs=[to])
+            conn.send_message(email, from_addr=envelope, to_addrs=[to])
         except smtplib.SMTPRecipientsRefused as exc:
             self._discard()
             codes = [code for code, _ in exc.recipients.values()]
-            raise _reply_error(codes[0] if codes else 550, "recipient refused") from None
+            raise _reply_error(codes[0] if codes else 550, "recipient refused", True) from None
         except smtplib.SMTPSenderRefused as exc:
             self._discard()
             raise _reply_error(exc.smtp_code, "sender refused") from None
         except smtplib.SMTPDataError as exc:
             self._discard()
-            raise _reply_error(exc.smtp_code, "message refused") from None
+            raise _reply_error(exc.smtp_code, "message refused", True) from None
         except smtplib.SMTPResponseException as exc:
             self._discard()
             raise _reply_error(exc.smtp_code, "refused") from None
@@ -221,12 +229,14 @@ class _StaleConnectionError(Exception):
     """The connection died before the server answered MAIL: safe to redo at once."""
 
 
-def _reply_error(code: int, what: str) -> SendError:
+def _reply_error(code: int, what: str, address: bool = False) -> SendError:
+    """4xx: retry; 5xx: for good, and on RCPT or DATA (``address``) the address is
+    refused, which suppresses it."""
     text = f"{what} ({code})"
     if 400 <= code < 500:
         return TransientError(text, code=str(code))
     if 500 <= code < 600:
-        return PermanentError(text, code=str(code))
+        return PermanentError(text, code=str(code), address_refused=address)
     return TransientError(f"{what}: unexpected reply ({code})", code=str(code))
 
 

@@ -233,7 +233,8 @@ def _reply_error(status: int, code: int | str | None) -> SendError:
     if number == _OPTED_OUT:
         return PermanentError("recipient opted out", code=code_text, opted_out=True)
     if number in _RECIPIENT_CODES:
-        return PermanentError(_RECIPIENT_CODES[number], code=code_text)
+        # The number itself is refused for good: it is suppressed (campaigns.people.bounces).
+        return PermanentError(_RECIPIENT_CODES[number], code=code_text, address_refused=True)
     if status == 429 or number == _RATE_LIMITED:
         return TransientError("rate limited", code=code_text)
     if status == 504:

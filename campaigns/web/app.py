@@ -15,6 +15,7 @@ from campaigns.web.context import plug_services
 from campaigns.web.views import (
     ab,
     api,
+    api_reports,
     api_results,
     api_review,
     approval,
@@ -36,6 +37,7 @@ from campaigns.web.views import (
     studio_form,
     tryout,
     users,
+    webhooks,
 )
 
 # The console's route groups: importing each adds its views to console.bp.
@@ -59,7 +61,7 @@ CONSOLE_GROUPS = (
 # /healthz, /readyz and /metrics: one open blueprint (health.bp), each its own proof.
 HEALTH_ROUTES = (health, metrics)
 # The API's routes beyond api.py's: importing each adds its routes to api.bp.
-API_GROUPS = (api_review, api_results)
+API_GROUPS = (api_review, api_results, api_reports)
 
 
 def create_app(svc: Services) -> Flask:
@@ -85,9 +87,9 @@ def create_app(svc: Services) -> Flask:
         svc.dispatcher = dispatcher()
     failures.install(app)  # a request id before anything logs
     auth.install(app)  # next: a stranger is sent to /login before any view runs
-    for blueprint in (public.bp, login.bp, console.bp, api.bp, health.bp):
+    for blueprint in (public.bp, webhooks.bp, login.bp, console.bp, api.bp, health.bp):
         app.register_blueprint(blueprint)
     # The API takes bearer tokens, never cookies: a forged request carries no token.
     # The public routes check their own proof (a Twilio signature, a signed link).
-    security.install(app, csrf_exempt=(api.bp, public.bp, health.bp), hsts=production)
+    security.install(app, csrf_exempt=(api.bp, public.bp, webhooks.bp, health.bp), hsts=production)
     return app

@@ -59,7 +59,7 @@ POLL_HEADER = "X-Meridian-Poll"
 OPEN_ENDPOINTS = frozenset({"auth.login", "static", "api.token"})
 
 _TOKEN_SALT = "meridian.api-token"  # noqa: S105 - a namespace, not a secret
-_PUBLIC_BLUEPRINTS = frozenset({"public", "health"})  # each checks its own proof
+_PUBLIC_BLUEPRINTS = frozenset({"public", "webhooks", "health"})  # each checks its own proof
 
 
 class TooManySignIns(MeridianError):

@@ -159,6 +159,7 @@ def test_only_an_unsubscribed_recipient_counts_as_opted_out(
 
     assert unsubscribed.value.opted_out is True
     assert invalid.value.opted_out is False
+    assert invalid.value.address_refused is True  # the number is suppressed at send time
 
 
 def test_a_reply_lost_after_acceptance_is_outcome_unknown_though_twilio_has_the_message(

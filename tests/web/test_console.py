@@ -99,8 +99,11 @@ def guarded_routes(app: Flask) -> list[tuple[str, str, str]]:
     """(endpoint, method, url) of every route that needs a login or a token."""
     found = []
     for rule in app.url_map.iter_rules():
-        # public. and health. check their own proof (tests/web/test_public.py, test_health.py)
-        if rule.endpoint in auth.OPEN_ENDPOINTS or rule.endpoint.startswith(("public.", "health.")):
+        # public., webhooks. and health. check their own proof (tests/web/test_public.py,
+        # test_delivery_reports.py, test_health.py)
+        if rule.endpoint in auth.OPEN_ENDPOINTS or rule.endpoint.startswith(
+            ("public.", "webhooks.", "health.")
+        ):
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((rule.endpoint, method, example_url(rule.rule)))
@@ -133,6 +136,7 @@ def test_the_public_routes_and_the_login_page_need_no_login(client: FlaskClient)
         assert css.status_code == 200
     # The webhooks answer for themselves (a bad signature), never with a login page.
     assert client.post("/twilio/inbound").status_code != 302
+    assert client.post("/webhooks/mailgun", json={}).status_code == 403
 
 
 def test_a_stranger_on_an_htmx_request_is_sent_to_login_as_a_whole_page(

@@ -197,6 +197,15 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(_RUN,),
         refusals=(404,),
     ),
+    Operation(
+        "get",
+        "/runs/{run_id}/failures",
+        "A run's failures with their codes in plain words, and its delivery reports",
+        "viewer",
+        s.RunFailures,
+        parameters=(_RUN,),
+        refusals=(404,),
+    ),
     *(
         Operation(
             "post",

@@ -138,6 +138,33 @@ class SkipReasonCount(_Reply):
     count: int
 
 
+class FailureGroup(_Reply):
+    state: str = Field(description="failed (refused or given up) or undelivered (carrier)")
+    words: str = Field(description="what the state means, in the words the console shows")
+    code: str = Field(description="the provider's code (Twilio error, SMTP reply) or —")
+    meaning: str = Field(description="what the code means, in plain words (empty if unknown)")
+    reason: str
+    count: int
+
+
+class DeliveryReportItem(_Reply):
+    delivery_id: int | None
+    channel: str
+    kind: str = Field(description="hard, soft, complaint, refused or sms-error")
+    status: str | None = Field(description="DSN status, SMTP reply or Twilio code")
+    source: str = Field(description="smtp, imap, mailgun or twilio")
+    decision: str = Field(description="suppressed, counted, already-suppressed, ...")
+    at: IsoText
+
+
+class RunFailures(_Reply):
+    run_id: int
+    failures: list[FailureGroup]
+    reports: list[DeliveryReportItem] = Field(
+        description="bounces, complaints and SMS error codes on this run, with the decision"
+    )
+
+
 class RunStatus(_Reply):
     run_id: int
     campaign: str

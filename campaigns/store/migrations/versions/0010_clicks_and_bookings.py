@@ -5,7 +5,7 @@ delivery and link; ``bookings`` a patient's next appointment changing to a futur
 date, attributed to a delivery's run when one was sent within the booking window.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 import campaigns.store.tables
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
