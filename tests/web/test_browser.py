@@ -14,15 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from campaigns.services import Services
-from tests.support.browser import shot
+from tests.support.browser import shot, sign_in
 from tests.support.factories import (
     EXAMPLE_CAMPAIGN,
     EXAMPLE_NAME,
     EXAMPLE_PATIENTS,
-    STAFF_PASSWORD,
     add_examples,
     add_staff,
 )
@@ -73,17 +72,6 @@ def celery_pointed_at(url: str) -> Iterator[None]:
         yield
     finally:
         reset(*before)
-
-
-def sign_in(browser: Browser, base_url: str, username: str) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{base_url}/login")
-    page.fill("#username", username)
-    page.fill("#password", STAFF_PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"{base_url}/")
-    return page
 
 
 def test_a_marketer_imports_writes_and_previews_a_campaign(

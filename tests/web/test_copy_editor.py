@@ -10,8 +10,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from campaigns.content import sms
 from campaigns.services import Services
-from tests.support.browser import shot
-from tests.support.factories import STAFF_PASSWORD, add_example_campaign, add_staff
+from tests.support.browser import shot, sign_in
+from tests.support.factories import add_example_campaign, add_staff
 
 GSM_SMS = (
     "{{ clinic.name }}: Hi {{ patient.first_name or 'there' }}, winter hours start Monday. "
@@ -36,17 +36,6 @@ def settings_overrides(database_url: str) -> dict[str, object]:
 def campaign(svc: Services) -> str:
     add_staff(svc, mara="marketer", vic="viewer")
     return add_example_campaign(svc)
-
-
-def sign_in(browser: Browser, base_url: str, username: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{base_url}/login")
-    page.fill("#username", username)
-    page.fill("#password", STAFF_PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"{base_url}/")
-    return page
 
 
 def painted(page: Page) -> None:

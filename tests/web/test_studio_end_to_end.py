@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 from campaigns.domain.words import skip_words
 from campaigns.services import Services
 from campaigns.store.tables import deliveries
-from tests.support.browser import SHOTS, shot
-from tests.support.factories import EXAMPLE_PATIENTS, STAFF_PASSWORD, add_staff
+from tests.support.browser import SHOTS, shot, sign_in
+from tests.support.factories import EXAMPLE_PATIENTS, add_staff
 from tests.support.twilio_server import TwilioServer
 from tests.support.waiting import wait_until
 from tests.support.workers import Workers, shift_into_window, worker_env
@@ -68,18 +68,6 @@ def settings_overrides(
         "twilio_api_url": twilio.url,
         "twilio_timeout_s": 5.0,
     }
-
-
-def sign_in(browser: Browser, base_url: str, username: str) -> Page:
-    """A fresh browser context (its own cookies) signed in as ``username``."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base_url}/login")
-    page.fill("#username", username)
-    page.fill("#password", STAFF_PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"{base_url}/")
-    return page
 
 
 def painted(page: Page) -> None:
@@ -143,7 +131,7 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     browser: Browser, base_url: str, svc: Services, twilio: TwilioServer, tmp_path: Path
 ) -> None:
     add_staff(svc, mara="marketer", ada="admin")
-    mara = sign_in(browser, base_url, "mara")
+    mara = sign_in(browser, base_url, "mara", 20_000)
 
     # 1. The sample patients, imported through the console; a yearly campaign from the
     # form, whose date is today on the (shifted) clinic clock.
@@ -243,7 +231,7 @@ def test_a_marketer_takes_a_seasonal_campaign_from_the_form_to_its_results(
     mara.click("button:has-text('Submit for approval')")
     expect(mara.locator("#review-state")).to_contain_text("submitted for approval by mara")
     expect(mara.locator("button:has-text('Approve this version')")).to_have_count(0)
-    ada = sign_in(browser, base_url, "ada")
+    ada = sign_in(browser, base_url, "ada", 20_000)
     ada.goto(f"{base_url}/campaigns/{NAME}/review")
     ada.click("button:has-text('Approve this version')")
     expect(ada.locator("#review-state")).to_contain_text("approved by ada")

@@ -8,14 +8,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from campaigns.clock.schedule_words import upcoming
 from campaigns.content.definitions import parse_definition
 from campaigns.sending.fanout import preview_audience
 from campaigns.services import Services
-from tests.support.browser import shot
-from tests.support.factories import STAFF_PASSWORD, add_example_patients, add_staff
+from tests.support.browser import shot, sign_in
+from tests.support.factories import add_example_patients, add_staff
 
 NAME = "flu-season-2027"
 RULE = "FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15"
@@ -25,17 +25,6 @@ RULE = "FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=15"
 def settings_overrides(database_url: str) -> dict[str, object]:
     """A database the server's threads share with the test."""
     return {"database_url": database_url}
-
-
-def sign_in(browser: Browser, base_url: str, username: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{base_url}/login")
-    page.fill("#username", username)
-    page.fill("#password", STAFF_PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"{base_url}/")
-    return page
 
 
 def _expected_audience(svc: Services, tags_any: list[str]) -> tuple[int, int]:

@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from campaigns.content import catalogue
 from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.people import staff as accounts
 from campaigns.services import Services
 from tests.conftest import make_settings
-from tests.support.browser import shot
+from tests.support.browser import shot, sign_in
 from tests.support.factories import STAFF_PASSWORD
 from tests.support.settings import ROOT
 from tests.support.twilio_server import TwilioServer
@@ -75,17 +75,6 @@ def svc(
     catalogue.apply_campaign(services, ROOT / "examples/campaigns" / f"{NAME}.yaml", actor="mara")
     yield services
     services.close()
-
-
-def sign_in(browser: Browser, base_url: str, username: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{base_url}/login")
-    page.fill("#username", username)
-    page.fill("#password", STAFF_PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"{base_url}/")
-    return page
 
 
 def test_a_marketer_previews_tests_and_submits_and_an_admin_approves_in_another_context(
