@@ -196,3 +196,15 @@ def variant_results(
         "variants": rows,
         "comparisons": [c.to_dict() for c in comparisons],
     }
+
+
+def variant_results_engaged(svc: Services, run_id: int) -> dict[str, Any] | None:
+    """:func:`variant_results` with the patients who clicked and who booked, per
+    variant (store.engagement), as the run page, the API and the CSV show them."""
+    run = svc.runs.get(run_id)
+    split = None if run is None else variants.run_split(run)
+    engaged = svc.engagement.patients_by_variant(run_id)
+    letters = set(engaged) | set(split or {})
+    clicked = {v: engaged.get(v, {}).get("clicked", 0) for v in letters}
+    booked = {v: engaged.get(v, {}).get("booked", 0) for v in letters}
+    return variant_results(svc, run_id, clicked=clicked, booked=booked)

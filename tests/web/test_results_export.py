@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from campaigns.domain.models import Outcome
 from campaigns.domain.states import DeliveryState, SkipReason
+from campaigns.domain.words import skip_words
 from campaigns.people.patients import import_patients
 from campaigns.services import Services
-from campaigns.store.tables import audit_events, bookings
+from campaigns.store.tables import audit_events, bookings, deliveries
 from campaigns.web.app import create_app
 from tests.support.factories import (
     STAFF_PASSWORD,
@@ -202,3 +203,41 @@ def test_the_message_log_csv_is_formula_safe_and_has_no_bodies(
 
 
 PHONE_DIGITS = "5550100"
+
+
+def test_the_results_csv_has_the_figures_the_ledger_has(svc: Services, client: FlaskClient) -> None:
+    pids = add_patients(svc, [patient_record(f"R{n}") for n in range(6)])
+    run_id = add_run(svc, add_campaign(svc))
+    sent = _sent(svc, run_id, pids[:3], days_ago=1)
+    add_deliveries(
+        svc, run_id, pids[3:5], state=DeliveryState.SKIPPED, skip_reason=SkipReason.NO_CONSENT
+    )
+    add_deliveries(
+        svc, run_id, pids[5:], state=DeliveryState.SKIPPED, skip_reason=SkipReason.SUPPRESSED
+    )
+    link = svc.engagement.link_id("https://example.org", svc.now())
+    svc.engagement.record_click(sent[0], link, svc.now())
+    svc.engagement.record_click(sent[0], link, svc.now())  # the same click: counted once
+    svc.bookings.set_next_appointment(pids[1], svc.now().date() + timedelta(days=9), "test")
+
+    reply = client.get(f"/api/runs/{run_id}/results.csv", headers=bearer(client, "vic"))
+    assert reply.status_code == 200 and reply.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(reply.get_data(as_text=True))))
+    figures = {(r["section"], r["channel"], r["item"]): r["count"] for r in rows}
+    with svc.db.connect() as conn:
+        counted = conn.execute(
+            select(deliveries.c.state, func.count())
+            .where(deliveries.c.run_id == run_id)
+            .group_by(deliveries.c.state)
+        ).all()
+    for state, n in counted:
+        assert figures[("deliveries", "all", state)] == str(n)
+    assert figures[("skipped", "all", "no_consent")] == "2"
+    assert figures[("skipped", "all", "suppressed")] == "1"
+    words = {r["item"]: r["words"] for r in rows if r["section"] == "skipped"}
+    assert words["no_consent"] == skip_words("no_consent")
+    assert figures[("engagement", "all", "clicked")] == "1"
+    assert figures[("engagement", "all", "booked")] == "1"
+    assert (
+        client.get("/api/runs/9999/results.csv", headers=bearer(client, "vic")).status_code == 404
+    )

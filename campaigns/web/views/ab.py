@@ -14,7 +14,7 @@ from typing import Any
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from campaigns.content import ab_copy, catalogue, variants
+from campaigns.content import ab_copy, catalogue
 from campaigns.content.copy import BodyFormat, Copy
 from campaigns.errors import InputError, NotFound, Problem
 from campaigns.sending import ab_results
@@ -40,12 +40,7 @@ def run_variants(run_id: int) -> dict[str, Any] | None:
 
 def variant_figures(svc: Services, run_id: int) -> dict[str, Any] | None:
     """A run's per-variant results, with the patients who clicked and who booked."""
-    engaged = svc.engagement.patients_by_variant(run_id)
-    split = svc.runs.get(run_id)
-    letters = set(engaged) | (set(variants.run_split(split) or {}) if split else set())
-    clicked = {v: engaged.get(v, {}).get("clicked", 0) for v in letters}
-    booked = {v: engaged.get(v, {}).get("booked", 0) for v in letters}
-    return ab_results.variant_results(svc, run_id, clicked=clicked, booked=booked)
+    return ab_results.variant_results_engaged(svc, run_id)
 
 
 @bp.post("/campaigns/<name>/copy/variants")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Response, abort, stream_with_context
 from flask.typing import ResponseReturnValue
 
-from campaigns.sending.export import message_log_csv
+from campaigns.sending.export import message_log_csv, results_csv
 from campaigns.sending.runs import run_status
 from campaigns.web.context import services
 from campaigns.web.security import require_role
@@ -29,10 +29,31 @@ def csv_download(run_id: int, actor: str, where: str) -> Response:
     )
 
 
+def results_download(run_id: int, actor: str, where: str) -> Response:
+    """The run's results (the figures its page shows) as a CSV download, audited."""
+    svc = services()
+    text = results_csv(svc, run_id)  # 404 first
+    svc.engagement.audit_export(svc.now(), actor, run_id, f"{where}: results")
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="run-{run_id}-results.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @bp.get("/runs/<int:run_id>/export.csv")
 @require_role("viewer")
 def run_export(run_id: int) -> ResponseReturnValue:
     return csv_download(run_id, _actor(), "api")
+
+
+@bp.get("/runs/<int:run_id>/results.csv")
+@require_role("viewer")
+def run_results_export(run_id: int) -> ResponseReturnValue:
+    return results_download(run_id, _actor(), "api")
 
 
 @bp.patch("/patients/<int:patient_id>")

@@ -231,6 +231,18 @@ OPERATIONS: tuple[Operation, ...] = (
         media=("text/csv", _LOG_CSV),
     ),
     Operation(
+        "get",
+        "/runs/{run_id}/results.csv",
+        "A run's results as CSV, one figure per row (section, channel, item, count, "
+        "words): deliveries by channel and state, skip reasons and failures in words, "
+        "clicks and bookings, each A/B variant's figures; formula-safe like the log",
+        "viewer",
+        None,
+        parameters=(_RUN,),
+        refusals=(404,),
+        media=("text/csv", _LOG_CSV),
+    ),
+    Operation(
         "patch",
         "/patients/{patient_id}",
         "Set a patient's next appointment; a new future date is recorded as a booking, "
