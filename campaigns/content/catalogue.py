@@ -209,12 +209,16 @@ def save_definition(
     actor: str,
     source: str,
     approve: bool = False,
+    may_acknowledge: bool = True,
 ) -> Applied:
     """Lint and save the definition; with a ``copy:`` block, its copy becomes the
     campaign's next version in the ledger, unless it is the current one already. A
     change to an approved campaign's content makes the approval lapse (back to draft).
     ``approve``: an operator applying a reviewed file approves it at once, audited as
-    such, when it is lint-clean."""
+    such, when it is lint-clean. ``may_acknowledge`` False (staff below admin): an
+    acknowledgement the stored campaign does not have is refused."""
+    if not may_acknowledge:
+        refuse_new_acknowledgements(svc, definition, source)
     draft = None if definition.copy_block is None else from_block(definition.copy_block, source)
     findings = lint_definition(svc, definition, draft=draft)
     errors = [f for f in findings if f["severity"] == "error"]
@@ -251,6 +255,28 @@ def save_definition(
         approved,
         lapsed,
     )
+
+
+def refuse_new_acknowledgements(svc: Services, definition: CampaignDefinition, source: str) -> None:
+    """InputError naming each acknowledgement ``definition`` adds to the stored
+    campaign's: only an admin acknowledges a finding (on the review page), so a
+    marketer's YAML cannot carry a new one, whatever name it writes under ``by``."""
+    row = svc.campaigns.get(definition.name)
+    held: set[tuple[str, str, int, str, str, int]] = set()
+    if row is not None:
+        stored = parse_stored_definition(row["definition"], f"campaign {definition.name}")
+        held = {a.key() for a in stored.compliance.acknowledged}
+    added = [
+        Problem(
+            f"{source}: compliance.acknowledged[{i}]",
+            "only an admin acknowledges a finding: ask one to do it on the campaign's "
+            "review page, or leave this entry out",
+        )
+        for i, ack in enumerate(definition.compliance.acknowledged)
+        if ack.key() not in held
+    ]
+    if added:
+        raise InputError(f"{source}: new acknowledgements need an admin", added)
 
 
 def load_campaign(svc: Services, key: str | int) -> tuple[dict[str, Any], CampaignDefinition]:

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from campaigns.content import variants
-from campaigns.content.catalogue import Applied, load_campaign, save_definition
+from campaigns.content.catalogue import (
+    Applied,
+    load_campaign,
+    refuse_new_acknowledgements,
+    save_definition,
+)
 from campaigns.content.copybook import current_copy
 from campaigns.content.definitions import CampaignDefinition, parse_definition
 from campaigns.domain.states import FREED_NAME_STATES
@@ -101,12 +106,19 @@ def read_yaml(text: str, source: str) -> list[CampaignDefinition]:
     return definitions
 
 
-def import_yaml(svc: Services, text: str, *, actor: str, source: str) -> list[Applied]:
+def import_yaml(
+    svc: Services, text: str, *, actor: str, source: str, may_acknowledge: bool = True
+) -> list[Applied]:
     """Save every campaign of ``text`` (a new name makes a draft; a held name is
-    updated), each linted as ``apply`` does."""
+    updated), each linted as ``apply`` does. ``may_acknowledge`` False: a document
+    adding an acknowledgement refuses the whole file before anything is saved."""
+    definitions = read_yaml(text, source)
+    if not may_acknowledge:
+        for definition in definitions:
+            refuse_new_acknowledgements(svc, definition, f"{source}: {definition.name}")
     return [
         save_definition(svc, definition, actor=actor, source=f"{source}: {definition.name}")
-        for definition in read_yaml(text, source)
+        for definition in definitions
     ]
 
 

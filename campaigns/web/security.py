@@ -64,6 +64,12 @@ def require_role(role: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
+def signed_in_as(role: str) -> bool:
+    """Whether this request's staff member holds ``role`` (or one above it)."""
+    staff = current_staff()
+    return staff is not None and staff.can(role)
+
+
 def role_of(view: Callable[..., Any]) -> str | None:
     """The least role ``require_role`` set on a view, if any."""
     role: str | None = getattr(view, "meridian_role", None)

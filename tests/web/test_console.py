@@ -230,7 +230,7 @@ def test_a_deactivated_user_is_out_at_the_next_request(client: FlaskClient, svc:
 def test_a_form_post_without_its_csrf_token_is_refused(
     client: FlaskClient, app: Flask, svc: Services
 ) -> None:
-    sign_in(client, "mara")
+    sign_in(client, "ada")  # the shipped file carries acknowledgements: an admin's to save
     text = EXAMPLE_CAMPAIGN.read_text()
     assert client.post("/campaigns", data={"definition": text}).status_code == 400
     other = app.test_client()
@@ -425,7 +425,7 @@ def test_search_finds_a_patient_and_shows_the_consent_history(
 def test_a_campaign_saved_from_yaml_shows_its_findings_and_next_sends(
     client: FlaskClient, svc: Services
 ) -> None:
-    sign_in(client, "mara")
+    sign_in(client, "ada")  # the file's acknowledgements are an admin's to add
     token = csrf_token(client, "/campaigns/new")
     reply = client.post(
         "/campaigns", data={"csrf_token": token, "definition": EXAMPLE_CAMPAIGN.read_text()}
@@ -435,7 +435,32 @@ def test_a_campaign_saved_from_yaml_shows_its_findings_and_next_sends(
     assert "draft" in page and "Next sends" in page and "-10-15" in page
     assert "flu" in page  # the acknowledged finding is listed
     audit = client.get("/audit").get_data(as_text=True)
-    assert "campaign.create" in audit and "mara" in audit
+    assert "campaign.create" in audit and "ada" in audit
+
+
+def test_a_marketers_new_acknowledgement_is_refused_and_nothing_is_saved(
+    client: FlaskClient, svc: Services
+) -> None:
+    sign_in(client, "mara")
+    token = csrf_token(client, "/campaigns/new")
+    text = EXAMPLE_CAMPAIGN.read_text()
+    reply = client.post("/campaigns", data={"csrf_token": token, "definition": text})
+    assert reply.status_code == 422
+    page = reply.get_data(as_text=True)
+    assert "compliance.acknowledged[0]" in page
+    assert "only an admin acknowledges a finding" in page
+    assert svc.campaigns.all() == []
+    api = client.post(
+        "/api/campaigns",
+        data=text,
+        headers={**bearer(client, "mara"), "Content-Type": "application/yaml"},
+    )
+    assert api.status_code == 422 and svc.campaigns.all() == []
+    # once an admin saved them, the marketer's edit that keeps them is fine
+    add_example_campaign(svc)
+    edited = text.replace("last_visit_within_days: 730", "last_visit_within_days: 365", 1)
+    again = client.post("/campaigns", data={"csrf_token": token, "definition": edited})
+    assert again.status_code == 302
 
 
 def test_a_bad_definition_is_refused_with_the_field_that_is_wrong(client: FlaskClient) -> None:
@@ -579,7 +604,7 @@ def test_console_pages_are_not_cached_and_forbid_scripts_from_elsewhere(
 
 
 def test_the_api_applies_lists_and_shows_a_campaign(client: FlaskClient, svc: Services) -> None:
-    headers = bearer(client, "mara")
+    headers = bearer(client, "ada")  # the file's acknowledgements are an admin's to add
     reply = client.post(
         "/api/campaigns",
         data=EXAMPLE_CAMPAIGN.read_bytes(),

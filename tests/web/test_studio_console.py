@@ -155,7 +155,20 @@ def test_the_console_and_the_api_export_what_the_cli_does_and_the_console_import
         "yaml": exchange.export_yaml(svc),
     }
 
+    # The file carries acknowledgements: a marketer's upload is refused whole; without
+    # them it is saved (an admin acknowledges the findings on the review page).
     copy = one.replace(f"name: {EXAMPLE_NAME}", "name: flu-copy", 1)
+    refused = client.post(
+        "/campaigns/import",
+        data={"csrf_token": _csrf(client), "file": (io.BytesIO(copy.encode()), "flu.yaml")},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert "only an admin acknowledges" in refused.get_data(as_text=True)
+    assert svc.campaigns.get("flu-copy") is None
+    data = yaml.safe_load(copy)
+    data["compliance"]["acknowledged"] = []
+    copy = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     uploaded = client.post(
         "/campaigns/import",
         data={"csrf_token": _csrf(client), "file": (io.BytesIO(copy.encode()), "flu.yaml")},

@@ -27,7 +27,7 @@ from campaigns.people.patients import import_patients
 from campaigns.sending import control, runs
 from campaigns.web import auth
 from campaigns.web.context import services
-from campaigns.web.security import require_role
+from campaigns.web.security import require_role, signed_in_as
 from campaigns.web.views import schemas as s
 from campaigns.web.views.common import definition_from_yaml, saved_upload
 from campaigns.web.views.openapi import OPENAPI
@@ -139,7 +139,11 @@ def campaign_apply() -> ResponseReturnValue:
     else:
         return _error(415, f"send the campaign as YAML ({_YAML_TYPES[0]}) or JSON")
     applied = catalogue.save_definition(
-        services(), definition, actor=_actor(), source="request body"
+        services(),
+        definition,
+        actor=_actor(),
+        source="request body",
+        may_acknowledge=signed_in_as("admin"),
     )
     reply = {
         "id": applied.campaign_id,

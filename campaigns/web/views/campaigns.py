@@ -21,7 +21,7 @@ from campaigns.errors import InputError, NotFound, Problem
 from campaigns.sending import control, results, timing
 from campaigns.services import Services
 from campaigns.web.context import services
-from campaigns.web.security import require_role
+from campaigns.web.security import require_role, signed_in_as
 from campaigns.web.views.common import definition_from_yaml, definition_yaml
 from campaigns.web.views.console import actor, attempt, bp, fragment, problems
 
@@ -72,7 +72,11 @@ def campaign_save() -> ResponseReturnValue:
     try:
         definition = definition_from_yaml(text, "definition")
         applied = catalogue.save_definition(
-            services(), definition, actor=actor(), source="definition"
+            services(),
+            definition,
+            actor=actor(),
+            source="definition",
+            may_acknowledge=signed_in_as("admin"),
         )
     except InputError as exc:
         page = render_template(

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from campaigns.content import exchange
 from campaigns.errors import InputError
 from campaigns.web.context import services
-from campaigns.web.security import require_role
+from campaigns.web.security import require_role, signed_in_as
 from campaigns.web.views import api
 from campaigns.web.views import schemas as s
 from campaigns.web.views.common import saved_upload
@@ -48,7 +48,13 @@ def campaigns_import() -> ResponseReturnValue:
     with saved_upload(upload.stream, "campaigns.yaml") as path:
         text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        applied = exchange.import_yaml(services(), text, actor=actor(), source=upload.filename)
+        applied = exchange.import_yaml(
+            services(),
+            text,
+            actor=actor(),
+            source=upload.filename,
+            may_acknowledge=signed_in_as("admin"),
+        )
     except InputError as exc:
         page = render_template(
             "console/campaign_form.html", text="", refused=exc.message, problems=problems(exc)
