@@ -75,6 +75,9 @@ def campaign_try(name: str) -> ResponseReturnValue:
             context["problems"] = [Problem("patient", "no patient with that external id")]
             return render_template("console/campaign_try.html", **context), 422
         context["channels"] = preview_channels(svc, definition, recipient)
+        # Picked by name: the page names them so, with the id to tell namesakes apart.
+        full_name = " ".join(n for n in (recipient.first_name, recipient.last_name) if n)
+        context["patient_label"] = f"{full_name} ({chosen})" if full_name else chosen
         svc.reports.record_access(
             actor(), "patient.preview", recipient.patient_id, campaign=definition.name
         )
