@@ -22,6 +22,7 @@ from campaigns.sending import timing
 from campaigns.sending.test_send import send_test
 from campaigns.web.context import services
 from campaigns.web.security import require_role
+from campaigns.web.views.common import BROKER_DOWN
 from campaigns.web.views.console import actor, bp, problems
 
 PICK_LIMIT = 10
@@ -112,7 +113,7 @@ def campaign_test_send(name: str) -> ResponseReturnValue:
         for p in exc.problems:  # where and what to do, when the refusal names a field
             flash(f"{p.where}: {p.reason}", "error")
     except BrokerUnavailable:
-        flash("Test not sent: could not reach Redis; try again shortly.", "error")
+        flash(f"Test not sent: {BROKER_DOWN}", "error")
     else:
         flash(said, "ok")
     return campaign_try(name)
