@@ -62,3 +62,19 @@ def test_a_patient_picked_by_name_is_named_on_the_preview(
     # No phone on the profile yet: the button is off, and says where to add one.
     assert re.search(r"<button type=\"submit\" disabled>Send a test text</button>", page)
     assert "Add your phone on" in text
+
+
+def test_a_submitted_draft_says_it_awaits_approval_on_the_clinics_clock(
+    svc: Services, client: FlaskClient
+) -> None:
+    sign_in(client, "mara")
+    token = csrf_token(client, f"/campaigns/{NAME}/review")
+    assert client.post(f"/campaigns/{NAME}/submit", data={"csrf_token": token}).status_code == 302
+    for path in (f"/campaigns/{NAME}", f"/campaigns/{NAME}/review"):
+        page = client.get(path).get_data(as_text=True)
+        badge = re.search(r'<h1>.*?<span class="status ([^"]+)">([^<]+)</span>', page, re.S)
+        assert badge and badge.group(2) == "awaiting approval", path
+        text = _text(page)
+        # The same clock as the review history: the clinic's (America/New_York here).
+        said = re.search(r"ubmitted for approval by mara on (\S+ \S+ [A-Z]+)", text)
+        assert said and said.group(1).endswith(("EST", "EDT")), path
