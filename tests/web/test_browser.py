@@ -127,7 +127,7 @@ def test_a_marketer_schedules_and_runs_a_campaign(
     page = sign_in(browser, base_url, "mara")
     page.set_default_timeout(15_000)
     page.goto(f"{base_url}/campaigns/{NAME}")
-    expect(page.locator("h1")).to_contain_text("draft")
+    expect(page.locator("h1")).to_contain_text("approved")  # a draft, approved
 
     env = worker_env(
         database_url=svc.settings.database_url,

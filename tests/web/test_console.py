@@ -801,7 +801,8 @@ def test_when_the_broker_does_not_answer_the_console_says_so_and_the_api_answers
         reply = client.post(f"/campaigns/{NAME}/schedule", data={"csrf_token": token})
         assert reply.status_code == 302
         page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
-        assert "Schedule: could not reach Redis; try again shortly." in page
+        said = "Schedule: the sending service is not answering, so nothing was queued or sent."
+        assert said in page and "ask whoever runs Meridian to check Redis" in page
         answer = client.post(f"/api/campaigns/{NAME}/run", headers=bearer(client, "mara"))
         assert answer.status_code == 503
         assert answer.json == {

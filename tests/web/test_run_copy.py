@@ -33,7 +33,7 @@ def test_a_runs_page_names_the_version_of_copy_it_sends(
     sign_in(client, "vic")
     page = client.get(f"/runs/{folder_run}").get_data(as_text=True)
     assert "sends the templates folder's copy" in page
-    assert "started by hand (run now)" in page
+    assert "Started by hand (Run now)" in page
 
     runs.cancel_run(svc, folder_run, actor="test")
     data = yaml.safe_load(EXAMPLE_CAMPAIGN.read_text())

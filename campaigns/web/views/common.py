@@ -21,6 +21,13 @@ import yaml
 from campaigns.content.definitions import CampaignDefinition, parse_definition
 from campaigns.errors import InputError
 
+# What a page says when the broker does not answer: to the marketer, what happened and
+# what to do; the word an operator needs (Redis) last.
+BROKER_DOWN = (
+    "the sending service is not answering, so nothing was queued or sent. Try again in "
+    "a minute; if it keeps happening, ask whoever runs Meridian to check Redis."
+)
+
 
 def definition_yaml(definition: dict[str, Any]) -> str:
     text: str = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True)

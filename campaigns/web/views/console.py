@@ -21,6 +21,7 @@ from campaigns.errors import BrokerUnavailable, InputError, NotFound, Problem
 from campaigns.people.staff import Staff
 from campaigns.web.auth import current_staff
 from campaigns.web.context import services
+from campaigns.web.views.common import BROKER_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def attempt(what: str, call: Callable[[], T]) -> tuple[bool, T | None]:
         flash(str(exc), "error")
     except BrokerUnavailable:
         log.exception("%s: the broker could not be reached", what)
-        flash(f"{what}: could not reach Redis; try again shortly.", "error")
+        flash(f"{what}: {BROKER_DOWN}", "error")
     return False, None
 
 

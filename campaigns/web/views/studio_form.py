@@ -76,12 +76,14 @@ def _page(
     *,
     campaign: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    template_problems: list[str] | None = None,
 ) -> str:
     svc = services()
     return render_template(
         "console/studio_form.html",
         v=values,
         errors=errors or {},
+        template_problems=template_problems or [],
         campaign=campaign,
         **_choices(svc),
     )
@@ -140,8 +142,14 @@ def campaign_form_save() -> ResponseReturnValue:
     try:
         applied = catalogue.save_definition(svc, read.definition, actor=actor(), source="the form")
     except InputError as exc:
-        read.errors["form"] = exc.message + "".join(f" {p}." for p in exc.problems)
-        return _page(read.values, campaign=campaign, errors=read.errors), 422
+        read.errors["form"] = (
+            "The message templates have problems a patient would see; fix them, "
+            "or choose other templates:"
+        )
+        problems = _plain_problems(exc)
+        return _page(
+            read.values, campaign=campaign, errors=read.errors, template_problems=problems
+        ), 422
     flash(f"Saved campaign {applied.name}.", "ok")
     for finding in applied.unacknowledged:
         flash(
@@ -150,6 +158,13 @@ def campaign_form_save() -> ResponseReturnValue:
             "warning",
         )
     return redirect(url_for("console.campaign", name=applied.name))
+
+
+def _plain_problems(exc: InputError) -> list[str]:
+    """The lint's reasons in words, each once: the marketer needs what to fix, not
+    the rule's id nor every template line that repeats it."""
+    reasons = [p.reason.split(": ", 1)[-1] for p in exc.problems] or [exc.message]
+    return list(dict.fromkeys(reasons))
 
 
 @bp.post("/campaigns/form/check")

@@ -22,6 +22,7 @@ from campaigns.sending import timing
 from campaigns.sending.test_send import send_test
 from campaigns.web.context import services
 from campaigns.web.security import require_role
+from campaigns.web.views.common import BROKER_DOWN
 from campaigns.web.views.console import actor, bp, problems
 
 PICK_LIMIT = 10
@@ -75,6 +76,9 @@ def campaign_try(name: str) -> ResponseReturnValue:
             context["problems"] = [Problem("patient", "no patient with that external id")]
             return render_template("console/campaign_try.html", **context), 422
         context["channels"] = preview_channels(svc, definition, recipient)
+        # Picked by name: the page names them so, with the id to tell namesakes apart.
+        full_name = " ".join(n for n in (recipient.first_name, recipient.last_name) if n)
+        context["patient_label"] = f"{full_name} ({chosen})" if full_name else chosen
         svc.reports.record_access(
             actor(), "patient.preview", recipient.patient_id, campaign=definition.name
         )
@@ -109,7 +113,7 @@ def campaign_test_send(name: str) -> ResponseReturnValue:
         for p in exc.problems:  # where and what to do, when the refusal names a field
             flash(f"{p.where}: {p.reason}", "error")
     except BrokerUnavailable:
-        flash("Test not sent: could not reach Redis; try again shortly.", "error")
+        flash(f"Test not sent: {BROKER_DOWN}", "error")
     else:
         flash(said, "ok")
     return campaign_try(name)
