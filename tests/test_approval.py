@@ -18,7 +18,7 @@ from campaigns.cli.main import app
 from campaigns.content import approval, catalogue, copybook, review
 from campaigns.content.definitions import load_definition
 from campaigns.domain.states import CampaignState
-from campaigns.errors import InputError
+from campaigns.errors import BrokerUnavailable, InputError
 from campaigns.people.staff import Staff
 from campaigns.sending import control, runs
 from campaigns.sending.stubs import MemoryDispatcher
@@ -381,3 +381,24 @@ def test_a_template_file_removed_after_approval_lapses_it_and_the_tick_goes_on(
     with pytest.raises(InputError) as refused:
         catalogue.lint_definition(svc, definition)
     assert any("sms.txt.j2" in p.where and "not found" in p.reason for p in refused.value.problems)
+
+
+class _NoBroker(MemoryDispatcher):
+    """A dispatcher whose Redis does not answer when the schedule entry is written."""
+
+    def put_schedule(self, campaign_id: int) -> None:
+        raise BrokerUnavailable("Redis (the broker) did not answer: nothing was queued")
+
+
+def test_a_schedule_whose_entry_cannot_be_written_leaves_the_campaign_as_it_was(
+    studio: tuple[Services, Path],
+) -> None:
+    svc, _ = studio
+    catalogue.apply_campaign(svc, CAMPAIGN, actor="ops", approve=True)
+    svc.dispatcher = _NoBroker()
+    with pytest.raises(BrokerUnavailable):
+        control.schedule(svc, NAME, actor="mara")
+    assert svc.campaigns.get(NAME)["status"] == CampaignState.DRAFT  # type: ignore[index]
+    svc.dispatcher = MemoryDispatcher()  # Redis answers again: scheduling works
+    control.schedule(svc, NAME, actor="mara")
+    assert svc.campaigns.get(NAME)["status"] == CampaignState.SCHEDULED  # type: ignore[index]

@@ -14,7 +14,7 @@ from campaigns.content.catalogue import Applied, load_campaign, save_definition,
 from campaigns.content.copy import Copy, to_block
 from campaigns.content.definitions import parse_definition
 from campaigns.domain.states import FINAL_RUN_STATES, CampaignState, RunState
-from campaigns.errors import InputError, Problem
+from campaigns.errors import BrokerUnavailable, InputError, Problem
 from campaigns.sending import runs
 
 if TYPE_CHECKING:
@@ -30,9 +30,20 @@ def run_now(svc: Services, campaign: str, *, actor: str) -> int | None:
 
 
 def schedule(svc: Services, campaign: str, *, actor: str) -> dict[str, Any]:
-    """Let the campaign's occurrences start, each when its window opens."""
+    """Let the campaign's occurrences start, each when its window opens. When the
+    schedule entry cannot be written (Redis does not answer), the campaign goes back
+    to the state it was in: "scheduled" with no entry would never start, and its page
+    would offer no way to try again."""
     row = schedule_campaign(svc, campaign, actor=actor)
-    svc.dispatcher.put_schedule(int(row["id"]))
+    try:
+        svc.dispatcher.put_schedule(int(row["id"]))
+    except BrokerUnavailable:
+        before = CampaignState(row["status"])
+        if before != CampaignState.SCHEDULED:
+            svc.campaigns.set_status(
+                int(row["id"]), before, actor=actor, only_from=[CampaignState.SCHEDULED]
+            )
+        raise
     return row
 
 
