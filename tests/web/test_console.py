@@ -17,7 +17,8 @@ from werkzeug.test import TestResponse
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.errors import InputError
 from campaigns.people import staff as accounts
-from campaigns.sending import runs
+from campaigns.sending import control, runs
+from campaigns.sending.stubs import MemoryDispatcher
 from campaigns.services import Services
 from campaigns.store.tables import inbound_messages, staff_sessions
 from campaigns.web import auth, security
@@ -792,6 +793,9 @@ def test_when_the_broker_does_not_answer_the_console_says_so_and_the_api_answers
     svc: Services, staff: None
 ) -> None:
     add_examples(svc)
+    # scheduled while Redis answered; a schedule that fails now leaves it as it was
+    svc.dispatcher = MemoryDispatcher()
+    control.schedule(svc, NAME, actor="test")
     nobody = svc.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})  # refuses
     svc.dispatcher = CeleryDispatcher(celery_app(nobody))
     try:
@@ -803,6 +807,7 @@ def test_when_the_broker_does_not_answer_the_console_says_so_and_the_api_answers
         page = client.get(f"/campaigns/{NAME}").get_data(as_text=True)
         said = "Schedule: the sending service is not answering, so nothing was queued or sent."
         assert said in page and "ask whoever runs Meridian to check Redis" in page
+        assert svc.campaigns.get(NAME)["status"] == "scheduled"  # type: ignore[index]
         answer = client.post(f"/api/campaigns/{NAME}/run", headers=bearer(client, "mara"))
         assert answer.status_code == 503
         assert answer.json == {
