@@ -5,8 +5,13 @@ cannot get is written as skipped with its reason (people.consent.skip_reason,
 which also reads the suppression list), so every patient of the audience is
 accounted for. Patients who share a number (or an email address) get one message
 per occurrence: the first of them in id order; the others are skipped as
-``shared_number``. Then the pending deliveries
-are queued in the due set by due time and the run is running.
+``shared_number``.
+
+Each chunk's pending deliveries are queued in the due set as soon as the chunk is
+committed, and claims accept a run that is still fanning out, so the first messages
+go while the rest of the audience is being written. A fan-out that takes over from
+one that died (rows already written) cannot know what its predecessor queued: it
+queues every pending delivery of the run once it is done. Then the run is running.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from campaigns.domain.models import CHANNELS, Channel, Recipient
 from campaigns.domain.states import DeliveryState, RunState, SkipReason
 from campaigns.errors import InputError, NotFound
 from campaigns.people.consent import skip_reason
+from campaigns.sending.batches import group_batches
 from campaigns.sending.pending import queue_pending
 
 if TYPE_CHECKING:
@@ -41,6 +47,9 @@ log = logging.getLogger(__name__)
 # worker killed mid-fan-out leaves a lock that expires, and the sweeper starts the
 # fan-out again (rows already written are kept).
 FAN_OUT_LOCK_S = 60
+# Patients per chunk: each chunk is written, committed and queued before the next is
+# read, so the first messages go after one chunk's work.
+FAN_OUT_CHUNK = 1000
 
 
 def recipient_send_time(
@@ -170,7 +179,11 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
         ),
         now,
     )
-    for chunk in svc.patients.stream_audience(definition.audience.model_dump(), today):
+    # Nothing written yet: this fan-out queues every chunk it writes. Taking over
+    # from one that died, it queues the whole run at the end instead.
+    queue_as_written = int(run.get("planned") or 0) == 0
+    audience = definition.audience.model_dump()
+    for chunk in svc.patients.stream_audience(audience, today, chunk=FAN_OUT_CHUNK):
         for channel in CHANNELS:
             contacts = (r.contact(channel) for r in chunk)
             planner.suppressed[channel] = svc.suppressions.suppressed(channel, contacts)
@@ -192,15 +205,23 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
         if svc.runs.status(run_id) != RunState.FANNING_OUT:
             _cancelled_meanwhile(svc, run_id)
             return total
-    svc.deliveries.analyze()
+        if queue_as_written:
+            _queue_chunk(svc, run_id, [r.patient_id for r in chunk])
     if not svc.runs.set_status(
         run_id, RunState.RUNNING, svc.now(), actor="system", only_from=[RunState.FANNING_OUT]
     ):
         _cancelled_meanwhile(svc, run_id)
         return total
-    queue_pending(svc, run_id)
+    if not queue_as_written:
+        queue_pending(svc, run_id)
     svc.runs.finish_if_done(run_id, svc.now())
     return total
+
+
+def _queue_chunk(svc: Services, run_id: int, patient_ids: list[int]) -> None:
+    """Queue the chunk just committed: its pending deliveries, batched by due second."""
+    pending = sorted(svc.deliveries.pending_of(run_id, patient_ids), key=lambda r: (r[1], r[0]))
+    svc.due.add(group_batches(pending, run_id, svc.settings.batch_size))
 
 
 def _cancelled_meanwhile(svc: Services, run_id: int) -> None:

@@ -18,9 +18,9 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from campaigns.domain.models import Claimed, Outcome, PendingAgain
 from campaigns.domain.states import (
     RECORDED_OUTCOMES,
+    SENDING_RUN_STATES,
     DeliveryState,
     IllegalTransition,
-    RunState,
     SkipReason,
     channel_of,
 )
@@ -44,7 +44,9 @@ def _claimed(row: Sequence[Any]) -> Claimed:
 
 
 def _running() -> Any:
-    return select(campaign_runs.c.id).where(campaign_runs.c.status == RunState.RUNNING)
+    """Runs whose deliveries may be claimed: running, or still fanning out (each chunk
+    is queued as soon as it is written, so sending starts with the first one)."""
+    return select(campaign_runs.c.id).where(campaign_runs.c.status.in_(SENDING_RUN_STATES))
 
 
 class DeliveryRepository:
@@ -82,6 +84,21 @@ class DeliveryRepository:
                     .where(campaign_runs.c.id == run_id)
                     .values(planned=campaign_runs.c.planned + len(fresh))
                 )
+
+    def pending_of(self, run_id: int, patient_ids: Sequence[int]) -> list[tuple[int, datetime]]:
+        """(id, next_attempt_at) of the run's pending deliveries to these patients: what
+        fan-out queues once it has written a chunk (found by the unique key)."""
+        if not patient_ids:
+            return []
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(deliveries.c.id, deliveries.c.next_attempt_at).where(
+                    deliveries.c.run_id == run_id,
+                    deliveries.c.patient_id.in_(list(patient_ids)),
+                    deliveries.c.state == DeliveryState.PENDING,
+                )
+            ).all()
+        return [(int(i), d) for i, d in rows]
 
     def stream_due_pending(
         self, run_id: int | None, *, not_after: datetime | None = None, chunk: int = 5000
@@ -247,15 +264,6 @@ class DeliveryRepository:
                     [{"b_id": r.delivery_id, "b_next": r.due or now} for r in unknown],
                 ).rowcount
         return moved
-
-    def analyze(self) -> None:
-        """Refresh the planner's statistics of the deliveries table.
-
-        Right after a fan-out the planner knows nothing of the new rows and answers
-        the claim's ``id IN (...)`` from the (state, next_attempt_at) index, reading
-        every due delivery per claim (500 ms against 13 ms on PostgreSQL)."""
-        with self.db.begin() as conn:
-            conn.exec_driver_sql("ANALYZE deliveries")
 
     def touch_claims(self, ids: Sequence[int], now: datetime) -> int:
         """Renew claims still being worked on; returns how many are still ours."""
