@@ -199,14 +199,14 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
                         "due_at": due,
                     }
                 )
-        svc.deliveries.add(run_id, rows, svc.now())
+        written = svc.deliveries.add(run_id, rows, svc.now())
         lock.reacquire()
         total += len(rows)
         if svc.runs.status(run_id) != RunState.FANNING_OUT:
             _cancelled_meanwhile(svc, run_id)
             return total
         if queue_as_written:
-            _queue_chunk(svc, run_id, [r.patient_id for r in chunk])
+            _queue_chunk(svc, run_id, written)
     if not svc.runs.set_status(
         run_id, RunState.RUNNING, svc.now(), actor="system", only_from=[RunState.FANNING_OUT]
     ):
@@ -218,10 +218,10 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
     return total
 
 
-def _queue_chunk(svc: Services, run_id: int, patient_ids: list[int]) -> None:
+def _queue_chunk(svc: Services, run_id: int, pending: list[tuple[int, datetime]]) -> None:
     """Queue the chunk just committed: its pending deliveries, batched by due second."""
-    pending = sorted(svc.deliveries.pending_of(run_id, patient_ids), key=lambda r: (r[1], r[0]))
-    svc.due.add(group_batches(pending, run_id, svc.settings.batch_size))
+    in_due_order = sorted(pending, key=lambda r: (r[1], r[0]))
+    svc.due.add(group_batches(in_due_order, run_id, svc.settings.batch_size))
 
 
 def _cancelled_meanwhile(svc: Services, run_id: int) -> None:

@@ -286,11 +286,13 @@ def test_a_run_sends_each_chunk_while_the_rest_is_still_being_written(
     write = DeliveryRepository.add
     seen: list[tuple[RunState | None, int]] = []
 
-    def send_what_is_queued_then_write(repo: DeliveryRepository, *args: Any, **kwargs: Any) -> None:
+    def send_what_is_queued_then_write(
+        repo: DeliveryRepository, *args: Any, **kwargs: Any
+    ) -> list[tuple[int, datetime]]:
         # What the workers do meanwhile: the pump and the send queue, before each chunk.
         send_due(svc)
         seen.append((svc.runs.status(run_id), len(svc.recorder("sms").taken)))
-        write(repo, *args, **kwargs)
+        return write(repo, *args, **kwargs)
 
     run_id = control.run_now(svc, name, actor="test")
     assert run_id is not None
@@ -314,12 +316,12 @@ def test_a_run_fanning_out_is_not_finished_by_its_first_sends(svc: StubbedServic
     assert run_id is not None
     # A fan-out wrote and queued its first chunk, and is at the next one.
     first = next(i for i, n in names.items() if n == "WRITTEN")
-    svc.deliveries.add(
+    written = svc.deliveries.add(
         run_id,
         [{"patient_id": first, "channel": "sms", "state": "pending", "due_at": svc.now()}],
         svc.now(),
     )
-    fanout._queue_chunk(svc, run_id, [first])
+    fanout._queue_chunk(svc, run_id, written)
 
     send_due(svc)
 
