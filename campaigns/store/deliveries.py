@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, text, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from campaigns.domain.models import Claimed, Outcome, PendingAgain
 from campaigns.domain.states import (
@@ -24,8 +24,8 @@ from campaigns.domain.states import (
     SkipReason,
     channel_of,
 )
-from campaigns.store.bulk import insert_rows
 from campaigns.store.db import Database
+from campaigns.store.delivery_rows import write_chunk
 from campaigns.store.tables import campaign_runs, deliveries
 
 _CLAIMED = (
@@ -61,12 +61,6 @@ def _run_sends() -> Any:
     return status.in_(SENDING_RUN_STATES)
 
 
-# Ids for a chunk's rows, drawn before the COPY so the pending ones need no read-back.
-_NEXT_IDS = text(
-    "SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) FROM generate_series(1, :n)"
-)
-
-
 class DeliveryRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -74,59 +68,13 @@ class DeliveryRepository:
     def add(
         self, run_id: int, rows: Sequence[dict[str, Any]], now: datetime
     ) -> list[tuple[int, datetime]]:
-        """Bulk insert; a row already there (a re-run fan-out) is left as it is.
-
-        Returns (id, next_attempt_at) of the pending rows it wrote, for the caller to
-        queue: on PostgreSQL the ids are drawn from the sequence before the COPY (so no
-        query has to find them again); on SQLite they are read back by the unique key."""
+        """Bulk insert a fan-out chunk; a row already there (a re-run fan-out) is left
+        as it is. Returns (id, next_attempt_at) of the pending rows it wrote, for the
+        caller to queue (campaigns.store.delivery_rows)."""
         if not rows:
             return []
         with self.db.begin() as conn:
-            # Two fan-outs of one run (a lock that expired) take turns here, so the
-            # second sees the first's rows instead of breaking the unique key.
-            conn.execute(
-                select(campaign_runs.c.id).where(campaign_runs.c.id == run_id).with_for_update()
-            )
-            existing = set(
-                conn.execute(
-                    select(deliveries.c.patient_id, deliveries.c.channel).where(
-                        deliveries.c.run_id == run_id,
-                        deliveries.c.patient_id.in_({r["patient_id"] for r in rows}),
-                    )
-                )
-            )
-            fresh = [
-                {"skip_reason": None, **r, "next_attempt_at": r["due_at"]}
-                for r in rows
-                if (r["patient_id"], r["channel"]) not in existing
-            ]
-            if not fresh:
-                return []
-            postgresql = conn.dialect.name == "postgresql"
-            if postgresql:
-                ids = conn.execute(_NEXT_IDS, {"n": len(fresh)}).scalars().all()
-                fresh = [{"id": i, **r} for i, r in zip(ids, fresh, strict=True)]
-            shared = {"run_id": run_id, "attempts": 0, "updated_at": now}
-            insert_rows(conn, deliveries, fresh, same=shared)
-            conn.execute(
-                update(campaign_runs)
-                .where(campaign_runs.c.id == run_id)
-                .values(planned=campaign_runs.c.planned + len(fresh))
-            )
-            if postgresql:
-                return [
-                    (int(r["id"]), r["next_attempt_at"])
-                    for r in fresh
-                    if r["state"] == DeliveryState.PENDING
-                ]
-            written = conn.execute(
-                select(deliveries.c.id, deliveries.c.next_attempt_at).where(
-                    deliveries.c.run_id == run_id,
-                    deliveries.c.patient_id.in_({r["patient_id"] for r in fresh}),
-                    deliveries.c.state == DeliveryState.PENDING,
-                )
-            ).all()
-            return [(int(i), d) for i, d in written]
+            return write_chunk(conn, run_id, rows, now)
 
     def stream_due_pending(
         self, run_id: int | None, *, not_after: datetime | None = None, chunk: int = 5000

@@ -26,19 +26,23 @@ _PENDING = "state = 'pending'"
 _PROVIDER = "provider_id IS NOT NULL"
 
 
-def _where(sql: str) -> dict[str, sa.TextClause]:
-    return {"postgresql_where": sa.text(sql), "sqlite_where": sa.text(sql)}
+def _partial(name: str, columns: list[str], where: str) -> None:
+    op.create_index(
+        name,
+        "deliveries",
+        columns,
+        postgresql_where=sa.text(where),
+        sqlite_where=sa.text(where),
+    )
 
 
 def upgrade() -> None:
     op.drop_index("ix_deliveries_run_state", table_name="deliveries")
     op.drop_index("ix_deliveries_state_next", table_name="deliveries")
     op.drop_index("ix_deliveries_provider", table_name="deliveries")
-    op.create_index("ix_deliveries_open", "deliveries", ["state", "run_id"], **_where(_OPEN))
-    op.create_index(
-        "ix_deliveries_pending_due", "deliveries", ["next_attempt_at", "id"], **_where(_PENDING)
-    )
-    op.create_index("ix_deliveries_provider", "deliveries", ["provider_id"], **_where(_PROVIDER))
+    _partial("ix_deliveries_open", ["state", "run_id"], _OPEN)
+    _partial("ix_deliveries_pending_due", ["next_attempt_at", "id"], _PENDING)
+    _partial("ix_deliveries_provider", ["provider_id"], _PROVIDER)
 
 
 def downgrade() -> None:
