@@ -71,10 +71,34 @@ QUERIES: dict[str, str] = {
         SELECT count(*) FROM deliveries
         WHERE run_id = 1 AND ((state = 'pending' AND next_attempt_at <= :now)
                               OR state = 'sending')""",
+    "caps by patient (DeliveryQueries.sent_since)": """
+        SELECT t.patient_id, d.run_id, d.channel, d.sent_at
+        FROM unnest(ARRAY[{patients}]::bigint[]) AS t(patient_id)
+        CROSS JOIN LATERAL (
+            SELECT run_id, channel, sent_at FROM deliveries
+            WHERE deliveries.patient_id = t.patient_id AND deliveries.sent_at >= :since
+            OFFSET 0
+        ) AS d
+        WHERE d.run_id <> 2""",
     "caps by number (DeliveryQueries.sent_to_contacts)": """
+        SELECT p.contact, d.patient_id, d.run_id, d.channel, d.sent_at
+        FROM unnest(ARRAY[{phones}]::text[]) AS t(contact)
+        CROSS JOIN LATERAL (
+            SELECT id, phone AS contact FROM patients WHERE phone = t.contact OFFSET 0
+        ) AS p
+        CROSS JOIN LATERAL (
+            SELECT patient_id, run_id, channel, sent_at FROM deliveries
+            WHERE deliveries.patient_id = p.id AND deliveries.sent_at >= :since
+              AND deliveries.channel = 'sms'
+            OFFSET 0
+        ) AS d""",
+    "caps by number, as an IN list (before; for comparison)": """
         SELECT p.phone, d.patient_id, d.run_id, d.channel, d.sent_at
         FROM deliveries d JOIN patients p ON p.id = d.patient_id
         WHERE p.phone IN ({phones}) AND d.channel = 'sms' AND d.sent_at >= :since""",
+    "a chunk's rows already written (delivery_rows.write_chunk)": """
+        SELECT patient_id, channel FROM deliveries
+        WHERE run_id = 1 AND patient_id BETWEEN 40000 AND 41000""",
     "status callback (DeliveryQueries.find_by_provider_id)": """
         SELECT id FROM deliveries WHERE provider_id = 'SM00000000000000000000000000000042'""",
     "patient page (InboundRepository, messages to a patient)": """
@@ -137,8 +161,8 @@ def build(conn: Connection, n: int) -> None:
 
 def explain(conn: Connection, title: str, sql: str, n: int) -> None:
     ids = ", ".join(str(i) for i in range(n // 2, n // 2 + 2 * 250, 2))
-    pids = ", ".join(str(i) for i in range(n // 3, n // 3 + 1000))
-    phones = ", ".join(f"'+1617555{i:04d}'" for i in range(100, 120))
+    pids = ", ".join(str(i) for i in range(n // 3, n // 3 + 500))
+    phones = ", ".join(f"'+1617555{i:04d}'" for i in range(100, 600))
     statement = text(
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) "
         + sql.format(ids=ids, patients=pids, phones=phones)
