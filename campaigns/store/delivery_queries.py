@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, and_, func, or_, select, text
+from sqlalchemy import String, and_, bindparam, column, func, or_, select, text
 
 from campaigns.domain.states import DeliveryState
 from campaigns.store.db import Database
@@ -23,8 +23,7 @@ from campaigns.store.tables import deliveries, patients
 # lists, a table whose statistics are stale (a run just written; a million rows
 # imported) made each slice read the whole deliveries table: the planner takes an
 # unanalysed column's IN list of a few hundred values for most of the table.
-_SENT_SINCE_PG = text(
-    """
+_SENT_SINCE_PG_SQL = """
     SELECT t.patient_id, d.run_id, d.channel, d.sent_at
     FROM unnest(CAST(:patient_ids AS bigint[])) AS t(patient_id)
     CROSS JOIN LATERAL (
@@ -34,7 +33,6 @@ _SENT_SINCE_PG = text(
     ) AS d
     WHERE d.run_id <> :exclude_run
     """
-)
 _SENT_TO_CONTACTS_PG = """
     SELECT p.contact, d.patient_id, d.run_id, d.channel, d.sent_at
     FROM unnest(CAST(:contacts AS text[])) AS t(contact)
@@ -48,9 +46,28 @@ _SENT_TO_CONTACTS_PG = """
         OFFSET 0
     ) AS d
     """
-_SENT_TO_CONTACTS: dict[str, TextClause] = {
-    "sms": text(_SENT_TO_CONTACTS_PG.format(column="phone")),
-    "email": text(_SENT_TO_CONTACTS_PG.format(column="email")),
+
+
+def _typed(sql: str, *leading: Any) -> Any:
+    """``sql`` with the ledger's own types on its results and its time bound (stored
+    times are UTC-aware only through their column type)."""
+    return (
+        text(sql)
+        .bindparams(bindparam("since", type_=deliveries.c.sent_at.type))
+        .columns(
+            *leading,
+            deliveries.c.patient_id,
+            deliveries.c.run_id,
+            deliveries.c.channel,
+            deliveries.c.sent_at,
+        )
+    )
+
+
+_SENT_SINCE_PG = _typed(_SENT_SINCE_PG_SQL)
+_SENT_TO_CONTACTS = {
+    "sms": _typed(_SENT_TO_CONTACTS_PG.format(column="phone"), column("contact", String)),
+    "email": _typed(_SENT_TO_CONTACTS_PG.format(column="email"), column("contact", String)),
 }
 
 
