@@ -44,12 +44,16 @@ QUERIES: dict[str, str] = {
           AND (SELECT status FROM campaign_runs WHERE campaign_runs.id = deliveries.run_id)
               IN ('fanning_out', 'running')
         RETURNING id, run_id, patient_id, channel, attempts, due_at""",
-    "due set refill (DeliveryRepository.stream_due_pending, sweeper)": """
+    "due set refill, every run (DeliveryRepository.stream_due_pending, sweeper)": """
         SELECT id, next_attempt_at, run_id FROM deliveries
-        WHERE state = 'pending' AND next_attempt_at <= :now
-          AND (next_attempt_at > :epoch OR (next_attempt_at = :epoch AND id > 0))
+        WHERE state = 'pending' AND (next_attempt_at, id) > (:epoch, 0)
           AND run_id IN (SELECT id FROM campaign_runs
                          WHERE status IN ('fanning_out', 'running'))
+          AND next_attempt_at <= :now
+        ORDER BY next_attempt_at, id LIMIT 5000""",
+    "due set refill, one run (queue_pending after a fan-out)": """
+        SELECT id, next_attempt_at, run_id FROM deliveries
+        WHERE state = 'pending' AND (next_attempt_at, id) > (:epoch, 0) AND run_id = 1
         ORDER BY next_attempt_at, id LIMIT 5000""",
     # The claim as it was: the run filter as a join and ``state = 'pending'``.
     "claim, planned on statistics (before 0008; for comparison)": """

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import bindparam, select, tuple_, update
 
 from campaigns.domain.models import Claimed, Outcome, PendingAgain
 from campaigns.domain.states import (
@@ -92,12 +92,13 @@ class DeliveryRepository:
         last_due = datetime(1970, 1, 1, tzinfo=UTC)
         last_id = 0
         while True:
+            # From where the last page ended: a row comparison is one bound of
+            # ix_deliveries_pending_due. (With no statistics PostgreSQL still reads
+            # and sorts every pending row per page; this runs after a fan-out only on
+            # SQLite or after a takeover, and in the sweeper's safety net.)
             cond = [
                 deliveries.c.state == DeliveryState.PENDING,
-                or_(
-                    deliveries.c.next_attempt_at > last_due,
-                    and_(deliveries.c.next_attempt_at == last_due, deliveries.c.id > last_id),
-                ),
+                tuple_(deliveries.c.next_attempt_at, deliveries.c.id) > tuple_(last_due, last_id),
             ]
             if run_id is not None:
                 cond.append(deliveries.c.run_id == run_id)
