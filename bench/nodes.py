@@ -1,7 +1,7 @@
 """Scale out, measured: 1, 2 and 4 separate Celery nodes on one PostgreSQL and one Redis.
 
-Usage: python bench/nodes.py [--patients 20000] [--nodes 1,2,4] [--rate 200]
-                             [--concurrency 1]
+Usage: python bench/nodes.py [--patients 20000] [--nodes 1,2,4] [--rate 100]
+                             [--rate-seconds 30] [--concurrency 1]
 
 Each node is its own ``celery -A tasks worker -n nodeK@host -c 1`` process tree (no
 embedded beat); one ``celery -A tasks beat`` process ticks the pump for all of them.
@@ -14,7 +14,8 @@ For every node count, on the same ledger (patients imported once):
    measured with psutil (bench/meter.py).
 2. **the global rate limiter across nodes**: an SMS-only campaign through the real
    twilio client to the local Twilio-compatible server (tests/support/twilio_server.py)
-   at ``MERIDIAN_SMS_RATE=--rate``; from the server's own arrival times, the most
+   at ``MERIDIAN_SMS_RATE=--rate`` for ``--rate-seconds`` (then the run is cancelled);
+   from the server's own arrival times, the most
    messages in any one-second window (sliding, to the microsecond) and the mean
    rate from the first to the last arrival. Wanted: max <= the rate, mean >= 95 % of it.
 
@@ -101,7 +102,12 @@ def start_nodes(n: int, concurrency: int, env: dict[str, str], tag: str) -> list
 
 
 def measured_run(
-    svc: Services, name: str, nodes: list[Worker], beat: Beat, services: list[tuple[str, int]]
+    svc: Services,
+    name: str,
+    nodes: list[Worker],
+    beat: Beat,
+    services: list[tuple[str, int]],
+    stop_after_s: float | None = None,
 ) -> dict[str, Any]:
     meter = Meter()
     for node in nodes:
@@ -113,6 +119,11 @@ def measured_run(
     t0 = time.monotonic()
     run_id = control.run_now(svc, name, actor="bench")
     assert run_id is not None
+    if stop_after_s is not None:
+        # Long enough to see the limiter hold its rate; then the run is cancelled and
+        # its claims come back (what was handed over stays handed over).
+        time.sleep(stop_after_s)
+        runs.cancel_run(svc, run_id, actor="bench")
     follow(svc, run_id, 1800, log=nodes[0].log)
     elapsed = time.monotonic() - t0
     usage = meter.stop()
@@ -155,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--nodes", default="1,2,4")
     parser.add_argument("--concurrency", type=int, default=1, help="pool processes per node")
-    parser.add_argument("--rate", type=float, default=200.0, help="MERIDIAN_SMS_RATE")
+    parser.add_argument("--rate", type=float, default=100.0, help="MERIDIAN_SMS_RATE")
+    parser.add_argument(
+        "--rate-seconds", type=float, default=30.0, help="how long the rate phase sends"
+    )
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.nodes.split(",")]
     WORKDIR.mkdir(parents=True, exist_ok=True)
@@ -210,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 wait_for(lambda: bool(svc.redis.keys("meridian:redbeat:pump")), 30, "beat")
                 before = len(twilio.accepted())
                 try:
-                    figures[phase] = measured_run(svc, name, nodes, beat, services)
+                    stop = args.rate_seconds if phase == "rate_limit" else None
+                    figures[phase] = measured_run(svc, name, nodes, beat, services, stop)
                 finally:
                     for node in nodes:
                         node.stop()
