@@ -76,9 +76,10 @@ import redis  # noqa: E402
 import yaml  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from bench.meter import Meter, Profile, Usage, cpu_times_self, summarise  # noqa: E402
+from bench.phases import DepthWatch, growth_table, raw_copy_s  # noqa: E402
 from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
 from campaigns.content.catalogue import apply_campaign, load_campaign  # noqa: E402
 from campaigns.domain.models import Claimed  # noqa: E402
@@ -98,13 +99,18 @@ from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 WORKDIR = ROOT / "var" / "bench"
 CAMPAIGN = "bench-cold-and-flu"
 PACED = "bench-paced"
+# Targets are ratios measured in one run where they can be (issue 16): absolute
+# figures vary between machines more than between commits.
 TARGETS = {
-    "speedup_vs_naive": (">=", 10.0),
-    "throughput_msgs_per_s": (">=", 5000.0),
+    "throughput_vs_ceiling": (">=", 1.0),
+    "speedup_vs_naive": (">=", 15.0),
     "worker_peak_rss_mb": ("<=", 150.0),
     "import_100k_s": ("<=", 10.0),
+    "import_vs_raw_copy": ("<=", 3.0),
     "lateness_p99_s": ("<=", 2.0),
 }
+# A target that holds for one database only: the import's ratio to raw COPY.
+TARGET_DATABASES = {"import_vs_raw_copy": {"postgresql"}}
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, width=120)
@@ -147,6 +153,7 @@ class Options:
     wait_quiet: float
     markdown: bool
     analyze: bool
+    compare: Path | None = None
 
 
 @dataclass
@@ -160,6 +167,8 @@ class Result:
     import_s: float = 0.0
     import_100k_s: float = 0.0
     import_100k_s_extrapolated: bool = False
+    raw_copy_s: float = 0.0
+    import_vs_raw_copy: float | None = None
     deliveries: int = 0
     messages_sent: int = 0
     sent_sms: int = 0
@@ -167,6 +176,7 @@ class Result:
     skipped: int = 0
     not_sent_other: int = 0
     fan_out_s: float = 0.0
+    first_send_s: float | None = None  # run_now to the first message handed over
     end_to_end_s: float = 0.0
     throughput_msgs_per_s: float = 0.0
     send_phase_msgs_per_s: float = 0.0
@@ -176,8 +186,13 @@ class Result:
     speedup_vs_naive: float = 0.0
     render_ceiling_msgs_per_s: float = 0.0
     render_ceiling_messages: int = 0
+    throughput_vs_ceiling: float = 0.0
     cpu_s_per_1000_msgs: float = 0.0
     cpu_s_by_role: dict[str, float] = field(default_factory=dict)
+    cpu_s_per_1000_msgs_by_role: dict[str, float] = field(default_factory=dict)
+    due_set_max_batches: int = 0
+    send_queue_max_tasks: int = 0
+    load_average: list[float] = field(default_factory=list)  # `uptime`'s 1 min, start/end
     cpu_utilisation_of_cores: float = 0.0
     other_load_cores: float = 0.0  # CPU of unrelated processes during the run, in cores
     worker_peak_rss_mb: float = 0.0
@@ -222,10 +237,17 @@ class Worker:
     """One ``python -m celery -A <app> worker`` process group, logging to a file."""
 
     def __init__(
-        self, app: str, queues: str, concurrency: int, env: dict[str, str], log: Path
+        self,
+        app: str,
+        queues: str,
+        concurrency: int,
+        env: dict[str, str],
+        log: Path,
+        *,
+        beat: bool | None = None,
     ) -> None:
         self.log = log
-        self.beat = app == "tasks"
+        self.beat = app == "tasks" if beat is None else beat
         self.concurrency = concurrency
         cmd = [
             sys.executable, "-m", "celery", "-A", app, "worker",
@@ -352,6 +374,18 @@ def sent_span_s(svc: Services, run_id: int) -> float:
     return float((last - first).total_seconds())
 
 
+def first_send_s(svc: Services, run_id: int) -> float | None:
+    """From the run's start to its first message handed over, on the ledger's clock."""
+    run = svc.runs.get(run_id)
+    with svc.db.connect() as conn:
+        first = conn.execute(
+            select(func.min(deliveries.c.sent_at)).where(deliveries.c.run_id == run_id)
+        ).scalar_one_or_none()
+    if run is None or first is None:
+        return None
+    return (first - run["started_at"]).total_seconds()
+
+
 def follow(
     svc: Services,
     run_id: int,
@@ -438,6 +472,9 @@ def import_phase(svc: Services, opts: Options, res: Result, csv: Path, scratch_u
             f"imported in {res.import_s:.2f} s"
         )
     err.print(f"  imported {opts.patients} patients in {res.import_s:.1f} s")
+    res.raw_copy_s = raw_copy_s(svc.settings.database_url, csv)
+    res.import_vs_raw_copy = res.import_s / res.raw_copy_s if res.raw_copy_s else None
+    err.print(f"  raw load of the same CSV into an unindexed table: {res.raw_copy_s:.1f} s")
     if opts.profile:
         profile_import(svc, opts, res, csv, scratch_url)
 
@@ -493,7 +530,9 @@ def end_to_end(
     run_id = control.run_now(svc, CAMPAIGN, actor="bench")
     if run_id is None:
         raise RuntimeError("the bench occurrence already has a run")
-    seen = follow(svc, run_id, 300 + opts.patients * 0.02, on_status, log=worker.log)
+    with DepthWatch(svc.settings.redis_url) as depth:
+        seen = follow(svc, run_id, 300 + opts.patients * 0.02, on_status, log=worker.log)
+    res.due_set_max_batches, res.send_queue_max_tasks = depth.due_max, depth.send_max
     t1 = time.monotonic()
     usage = watch.stop()
     for p in profiles:
@@ -516,12 +555,19 @@ def end_to_end(
     res.sent_email = status["by_channel"].get("email", {}).get("sent", 0)
     res.skipped = by_state.get("skipped", 0)
     res.not_sent_other = res.deliveries - res.messages_sent - res.skipped
+    if res.not_sent_other:
+        others = {k: v for k, v in by_state.items() if k not in ("sent", "skipped")}
+        res.notes.append(f"deliveries neither sent nor skipped, by state: {others}")
     res.throughput_msgs_per_s = res.messages_sent / res.end_to_end_s
     span = sent_span_s(svc, run_id)
     res.send_phase_msgs_per_s = res.messages_sent / span if span > 0 else 0.0
     res.cpu_s_by_role = {k: round(v, 2) for k, v in sorted(usage.cpu_s.items())}
     if res.messages_sent:
         res.cpu_s_per_1000_msgs = usage.total_cpu_s / res.messages_sent * 1000
+        res.cpu_s_per_1000_msgs_by_role = {
+            k: round(v / res.messages_sent * 1000, 4) for k, v in sorted(usage.cpu_s.items())
+        }
+    res.first_send_s = first_send_s(svc, run_id)
     res.cpu_utilisation_of_cores = usage.total_cpu_s / (usage.wall_s * (os.cpu_count() or 1))
     res.other_load_cores = usage.other_cpu_s / usage.wall_s
     if res.other_load_cores > 0.1:
@@ -562,7 +608,7 @@ def paced(
     campaign_id = int(load_campaign(svc, PACED)[0]["id"])
     now = svc.now()
     run_id = svc.runs.create(
-        campaign_id, f"paced:{now.isoformat()}", "manual", RunState.FANNING_OUT, now, actor="bench"
+        campaign_id, f"now:{now.isoformat()}", "manual", RunState.FANNING_OUT, now, actor="bench"
     )
     assert run_id is not None
     lead = 3.0 + len(pairs) / 10_000  # time to write and queue them before the first is due
@@ -724,6 +770,7 @@ def run_database(
     err.print(f"[bold]{database}[/bold]")
     wait_quiet(opts.wait_quiet)
     res = Result(database, opts.patients, opts.batch_size, opts.concurrency)
+    res.load_average.append(round(os.getloadavg()[0], 2))
     stamp = time.strftime("%H%M%S")
     if database == "sqlite":
         path = WORKDIR / "meridian.db"
@@ -777,6 +824,9 @@ def run_database(
     finally:
         svc.close()
     res.worker_peak_rss_mb = max(res.worker_peak_rss_by_process_mb.values(), default=0.0)
+    if res.render_ceiling_msgs_per_s:
+        res.throughput_vs_ceiling = res.throughput_msgs_per_s / res.render_ceiling_msgs_per_s
+    res.load_average.append(round(os.getloadavg()[0], 2))
     if opts.profile:
         res.notes.append("py-spy was attached to the workers while they were measured")
     if opts.analyze:
@@ -832,8 +882,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def met(key: str, value: float | None) -> bool | None:
-    if value is None:
+def met(key: str, value: float | None, database: str = "") -> bool | None:
+    if value is None or database not in TARGET_DATABASES.get(key, {database}):
         return None
     op, target = TARGETS[key]
     return value >= target if op == ">=" else value <= target
@@ -869,11 +919,12 @@ MEASURES: list[Measure] = [
         lambda r: f"{r.deliveries:,} ({r.skipped:,}; {r.not_sent_other})",
     ),
     ("end to end, run_now to finished", "", "", lambda r: fmt(r.end_to_end_s, 1, " s")),
-    ("  of which fan-out", "", "", lambda r: fmt(r.fan_out_s, 1, " s")),
+    ("  fan-out, run_now to its last chunk", "", "", lambda r: fmt(r.fan_out_s, 1, " s")),
+    ("  run_now to the first send", "", "", lambda r: fmt(r.first_send_s, 1, " s")),
     (
-        "**throughput end to end**",
-        ">= 5,000 msgs/s",
-        "throughput_msgs_per_s",
+        "throughput end to end",
+        "",
+        "",
         lambda r: fmt(r.throughput_msgs_per_s, 0, " msgs/s"),
     ),
     (
@@ -890,7 +941,7 @@ MEASURES: list[Measure] = [
     ),
     (
         "**speedup vs naive**",
-        ">= 10x",
+        ">= 15x",
         "speedup_vs_naive",
         lambda r: fmt(r.speedup_vs_naive, 1, "x"),
     ),
@@ -899,6 +950,12 @@ MEASURES: list[Measure] = [
         "",
         "",
         lambda r: fmt(r.render_ceiling_msgs_per_s, 0, " msgs/s"),
+    ),
+    (
+        "**throughput / render ceiling**",
+        ">= 1.0x",
+        "throughput_vs_ceiling",
+        lambda r: fmt(r.throughput_vs_ceiling, 2, "x"),
     ),
     (
         "CPU per 1,000 msgs (workers+beat+Redis+DB)",
@@ -912,8 +969,26 @@ MEASURES: list[Measure] = [
         "",
         lambda r: ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_s_by_role.items()),
     ),
+    (
+        "  CPU s per 1,000 msgs by process",
+        "",
+        "",
+        lambda r: ", ".join(f"{k} {v:.3f}" for k, v in r.cpu_s_per_1000_msgs_by_role.items()),
+    ),
+    (
+        "  due set / send queue, most waiting",
+        "",
+        "",
+        lambda r: f"{r.due_set_max_batches:,} batches / {r.send_queue_max_tasks:,} tasks",
+    ),
     ("  cores busy", "", "", lambda r: fmt(100 * r.cpu_utilisation_of_cores, 0, " %")),
     ("  other load on the machine", "", "", lambda r: fmt(r.other_load_cores, 2, " cores")),
+    (
+        "  load average (1 min) at start / end",
+        "",
+        "",
+        lambda r: " / ".join(f"{v:.2f}" for v in r.load_average),
+    ),
     (
         "naive CPU per 1,000 msgs",
         "",
@@ -945,6 +1020,18 @@ MEASURES: list[Measure] = [
         lambda r: (
             fmt(r.import_100k_s, 1, " s") + (" (scaled)" if r.import_100k_s_extrapolated else "")
         ),
+    ),
+    (
+        "  raw load of the same CSV, unindexed (COPY)",
+        "",
+        "",
+        lambda r: fmt(r.raw_copy_s, 2, " s"),
+    ),
+    (
+        "**import / raw load**",
+        "<= 3x (PostgreSQL)",
+        "import_vs_raw_copy",
+        lambda r: fmt(r.import_vs_raw_copy, 2, "x"),
     ),
     (
         "lateness p50, half load",
@@ -985,7 +1072,7 @@ def table(res: Result) -> Table:
     t.add_column("target", justify="right")
     t.add_column("")
     for label, target, key, show in MEASURES:
-        ok = met(key, _value_of(key, res)) if key else None
+        ok = met(key, _value_of(key, res), res.database) if key else None
         mark = "" if ok is None else ("[green]met[/green]" if ok else "[red]missed[/red]")
         t.add_row(label.replace("**", ""), show(res), target, mark)
     return t
@@ -998,7 +1085,7 @@ def markdown(results: list[Result]) -> str:
     for label, target, key, show in MEASURES:
         cells = []
         for r in results:
-            ok = met(key, _value_of(key, r)) if key else None
+            ok = met(key, _value_of(key, r), r.database) if key else None
             cells.append(show(r) + ("" if ok is None else (" ✓" if ok else " ✗")))
         name = "&emsp;" + label.strip() if label.startswith("  ") else label
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {target} |")
@@ -1012,10 +1099,7 @@ def summary_json(results: list[Result], info: dict[str, Any], command: str) -> d
         for key, value in data.items():
             if isinstance(value, float):
                 data[key] = round(value, 4 if abs(value) < 10 else 1)
-        data["targets_met"] = {
-            key: (None if data[key] is None else (data[key] >= t if op == ">=" else data[key] <= t))
-            for key, (op, t) in TARGETS.items()
-        }
+        data["targets_met"] = {key: met(key, data[key], res.database) for key in TARGETS}
         return data
 
     head = flat(results[0])
@@ -1062,6 +1146,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--markdown", action="store_true", help="also print the table in Markdown (README)"
     )
     parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="JSON",
+        help="a file whose last line is an earlier run's JSON line (e.g. at 100,000 "
+        "patients): print how each per-message figure grew",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -1087,6 +1178,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         wait_quiet=a.wait_quiet,
         markdown=a.markdown,
         analyze=a.analyze_after_fan_out,
+        compare=a.compare,
     )
 
 
@@ -1126,7 +1218,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.print()
     if opts.markdown:
         print(markdown(results))
-    print(json.dumps(summary_json(results, info, command), default=str))
+    summary = summary_json(results, info, command)
+    if opts.compare is not None:
+        print("\n".join(growth_table(opts.compare, summary)))
+    print(json.dumps(summary, default=str))
 
 
 if __name__ == "__main__":

@@ -312,3 +312,23 @@ def test_on_a_shifted_clock_a_new_schedule_owes_nothing_from_before_it_was_creat
         assert len(started) == 1
     finally:
         svc.close()
+
+
+def test_the_pump_keeps_the_send_queue_bounded_and_the_rest_waits_due(svc: Services) -> None:
+    now = svc.now()
+    backlog = batches.SEND_BACKLOG
+    _due(svc).add((now, Batch(1, [i])) for i in range(backlog + 10))
+
+    assert batches.pump(svc) == backlog
+    assert len(_dispatcher(svc).sends) == backlog
+    assert len(_due(svc).waiting) == 10
+    # Nothing more while the workers have not taken any.
+    assert batches.pump(svc) == 0
+
+    del _dispatcher(svc).sends[:4]  # the workers took four
+    assert batches.pump(svc) == 4
+    del _dispatcher(svc).sends[:]
+    assert batches.pump(svc) == 6
+    assert [b.delivery_ids[0] for b in _dispatcher(svc).sends] == list(
+        range(backlog + 4, backlog + 10)
+    )

@@ -13,6 +13,7 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as phone_zones
 
+from campaigns.clock.geography import area_code_state
 from campaigns.people.synthetic import COLUMNS, DEFAULT_AS_OF, iter_patient_rows, write_patients_csv
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -23,6 +24,10 @@ SOURCES = {"intake-form", "web-form", "front-desk", "import"}
 @pytest.fixture(scope="module")
 def rows() -> list[dict[str, str]]:
     return list(iter_patient_rows(2000, seed=7))
+
+
+def phone_digits(phone: str) -> str:
+    return str(phonenumbers.parse(phone, "US").national_number)
 
 
 def _share(rows: list[dict[str, str]], column: str, value: str = "") -> float:
@@ -50,18 +55,44 @@ def test_phones_are_fictional_555_01xx_lines(rows: list[dict[str, str]]) -> None
             assert national[3:8] == "55501", row["phone"]
 
 
-def test_phones_are_unique_while_the_fictional_lines_last(rows: list[dict[str, str]]) -> None:
-    phones = [phonenumbers.parse(row["phone"], "US") for row in rows if row["phone"]]
-    per_area = Counter(str(p.national_number)[:3] for p in phones)
-    expected = sum(min(n, 100) for n in per_area.values())
-    assert len({p.national_number for p in phones}) == expected
+def test_most_patients_have_a_number_of_their_own(rows: list[dict[str, str]]) -> None:
+    phones = [
+        phonenumbers.parse(row["phone"], "US").national_number for row in rows if row["phone"]
+    ]
+    per_number = Counter(phones)
+    alone = sum(1 for n in per_number.values() if n == 1)
+    assert alone / len(phones) > 0.85
+    # ... and a few share a family line, with someone of the same state.
+    shared = {n for n, count in per_number.items() if count > 1}
+    assert 0.02 < sum(per_number[n] for n in shared) / len(phones) < 0.15
+    states = {}
+    for row in rows:
+        if row["phone"]:
+            number = phonenumbers.parse(row["phone"], "US").national_number
+            states.setdefault(number, set()).add(row["state"])
+    assert all(len(states[n] - {""}) <= 1 for n in shared)
+
+
+def test_numbers_stay_distinct_past_a_regions_fictional_lines() -> None:
+    # 30,000 patients: Massachusetts alone needs more than its area codes' 400 lines,
+    # so others come from the rest of the country's area codes, still 555-01xx.
+    phones = [
+        phonenumbers.parse(row["phone"], "US").national_number
+        for row in iter_patient_rows(30_000, seed=5)
+        if row["phone"]
+    ]
+    assert len(set(phones)) / len(phones) > 0.9
+    assert len({str(p)[:3] for p in phones}) > 300
+    assert all(str(p)[3:8] == "55501" for p in phones)
 
 
 def test_a_phones_area_code_gives_the_patients_zone(rows: list[dict[str, str]]) -> None:
-    # A blank timezone is derived from the area code at import: it must agree.
+    # A blank timezone is derived from the area code at import: it must agree
+    # for a local number (a mover's number keeps the area code of where it was got).
     checked = 0
     for row in rows:
-        if row["phone"] and row["timezone"]:
+        local = row["phone"] and area_code_state(phone_digits(row["phone"])) == row["state"]
+        if local and row["timezone"]:
             zones = phone_zones.time_zones_for_number(phonenumbers.parse(row["phone"], "US"))
             assert row["timezone"] in zones, (row["phone"], row["timezone"])
             checked += 1

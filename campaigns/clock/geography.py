@@ -184,6 +184,15 @@ def area_code_state(national_digits: str) -> str | None:
     return None
 
 
+def area_codes_by_state() -> dict[str, tuple[str, ...]]:
+    """Every three-digit area code of the shipped table under its state, in order."""
+    by_state: dict[str, list[str]] = {}
+    for prefix, state in _area_codes().items():
+        if len(prefix) == 3 and state:
+            by_state.setdefault(state, []).append(prefix)
+    return {state: tuple(sorted(codes)) for state, codes in sorted(by_state.items())}
+
+
 def parse_area_codes(text: str, origin: str = AREA_CODES_FILE) -> dict[str, str]:
     """Prefix (national digits) -> USPS code, "" where no state; ConfigError if malformed."""
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line and line[0] != "#"]

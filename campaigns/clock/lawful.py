@@ -226,8 +226,16 @@ def _decide(
 
 def _clock(place: Candidate, instant: datetime) -> CandidateClock:
     local = instant.astimezone(ZoneInfo(place.zone))
-    rule = quiet_hours.day_rule(place.state, local.date())
-    return CandidateClock(place.zone, place.state, local, rule.describe(), rule.source)
+    described, source = _day_rule_text(place.state, local.date())
+    return CandidateClock(place.zone, place.state, local, described, source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_rule_text(state: str | None, day: date) -> tuple[str, str]:
+    """The day's rule as the preview shows it: asked for every candidate of every
+    message, built once per state and day (it was a tenth of the send-time check)."""
+    rule = quiet_hours.day_rule(state, day)
+    return rule.describe(), rule.source
 
 
 def _decision(

@@ -115,7 +115,6 @@ class Whereabouts:
         }
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def locate(
     timezone: str | None,
     state: str | None,
@@ -130,11 +129,26 @@ def locate(
     raises InputError (campaigns.clock.geography): guessing would risk texting
     someone at night.
     """
+    # The phone matters only through its area: cached by that, a clinic's patients
+    # share a few thousand answers however many distinct numbers they have (cached by
+    # the number, the 35,900 numbers of 100,000 synthetic patients held 74 MB of
+    # answers in every worker process, measured).
+    return _locate(timezone, state, phone_area(phone), service_zones, year=year)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _locate(
+    timezone: str | None,
+    state: str | None,
+    area: PhoneArea | None,
+    service_zones: tuple[str, ...],
+    *,
+    year: int,
+) -> Whereabouts:
     zone = timezone.strip() if timezone and timezone.strip() else None
     if zone is not None:
         checked_zone(zone)
     home = patient_state(state, None) if state and state.strip() else None
-    area = phone_area(phone)
     evidence: list[Evidence] = []
     address: list[Candidate] = []
     if zone is not None:

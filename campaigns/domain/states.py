@@ -142,6 +142,9 @@ RUN_TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
 }
 # The states a run is created in.
 INITIAL_RUN_STATES = frozenset({RunState.FANNING_OUT, RunState.MISSED})
+# Runs whose deliveries are claimed and sent: fan-out queues each chunk as it is
+# written, so a run sends while it is still fanning out.
+SENDING_RUN_STATES = frozenset({RunState.FANNING_OUT, RunState.RUNNING})
 # A run in one of these changes no more.
 FINAL_RUN_STATES = frozenset(s for s, nexts in RUN_TRANSITIONS.items() if not nexts)
 

@@ -6,9 +6,16 @@ list are the N rows of a shorter one. Rows are produced one at a time, so a
 benchmark can write millions of them without holding the list in memory.
 
 Contacts cannot reach anyone: phones are NANP 555-0100..0199 lines, which are
-reserved as fictional, under real area codes that match the patient's state and
-zone (so the zone can be derived from the area code when the row leaves it blank);
+reserved as fictional, under real area codes (campaigns/data/us_area_codes.csv);
 emails are at example.com/.org/.net, reserved by RFC 2606.
+
+Numbers are handed out as households have them: most patients get a number of
+their own, under one of their region's area codes while its fictional lines last
+(so the zone can be derived from the area code when the row leaves it blank),
+then under any other US area code (a mobile number kept after a move); about one
+patient in twenty shares the number of the previous patient of the same state (a
+family line). The 359 area codes hold 35,900 fictional numbers: past that, numbers
+are shared, as after the first 35,900 phones every new phone is an issued one.
 
 Regenerate the shipped sample with::
 
@@ -21,13 +28,16 @@ import argparse
 import csv
 import random
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import zip_longest
 from math import log
 from pathlib import Path
 from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
+
+from campaigns.clock.geography import area_codes_by_state
 
 COLUMNS: Final = (
     "external_id",
@@ -121,6 +131,7 @@ _OFFICE_TIMES: Final = tuple(
 )
 _FICTIONAL_LINES: Final = 100  # 555-0100 .. 555-0199
 _LINE_STRIDE: Final = 37  # coprime to 100: an area code's first 100 phones all differ
+_FAMILY_LINE: Final = 0.05  # share of patients on the previous same-state patient's number
 
 
 def _ascii_slug(name: str) -> str:
@@ -152,6 +163,61 @@ def write_patients_csv(
         writer.writerows(row.values() for row in iter_patient_rows(count, seed=seed, as_of=as_of))
 
 
+class _PhoneBook:
+    """Fictional numbers as households have them (see the module's docstring).
+
+    The area code and the format are drawn from the rows' stream as they always were;
+    whether the patient shares a family line comes from a stream of its own, so the
+    other columns of a seed's rows do not move when the household mix is tuned."""
+
+    def __init__(self, rand: Callable[[], float], seed: int) -> None:
+        self._random = rand
+        self._family = random.Random(seed * 1_000_003 + 17).random  # noqa: S311
+        self._used: dict[str, int] = {}
+        # Every other US area code, interleaved by state so that movers come from
+        # everywhere; numbers already issued are passed over.
+        by_state = area_codes_by_state().values()
+        codes = tuple(c for row in zip_longest(*by_state) for c in row if c)
+        self._elsewhere = (
+            f"{area}555{100 + (used * _LINE_STRIDE) % _FICTIONAL_LINES:04d}"
+            for used in range(_FICTIONAL_LINES)
+            for area in codes
+        )
+        self._issued: set[str] = set()
+        self._all: list[str] = []
+        self._last: dict[str, str] = {}
+
+    def number(self, region: _Region) -> str:
+        area = region.area_codes[int(self._random() * len(region.area_codes))]
+        digits = self._last.get(region.state)
+        if digits is None or self._family() >= _FAMILY_LINE:
+            digits = self._fresh(area)
+            self._last[region.state] = digits
+        if self._random() < 0.8:
+            return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+        return f"+1{digits}"
+
+    def _fresh(self, area: str) -> str:
+        used = self._used.get(area, 0)
+        while used < _FICTIONAL_LINES:
+            used += 1
+            self._used[area] = used
+            digits = f"{area}555{100 + ((used - 1) * _LINE_STRIDE) % _FICTIONAL_LINES:04d}"
+            if self._issue(digits):
+                return digits
+        for digits in self._elsewhere:
+            if self._issue(digits):
+                return digits
+        return self._all[int(self._family() * len(self._all))]
+
+    def _issue(self, digits: str) -> bool:
+        if digits in self._issued:
+            return False
+        self._issued.add(digits)
+        self._all.append(digits)
+        return True
+
+
 class _RowMaker:
     """One stream of rows. Picks use ``random()`` directly and dates come from caches:
     ``choice``/``randint`` and ``datetime.isoformat`` were two thirds of the time."""
@@ -159,7 +225,7 @@ class _RowMaker:
     def __init__(self, seed: int, as_of: date) -> None:
         self._random = random.Random(seed).random  # noqa: S311 - test data, not secrets
         self._as_of = as_of
-        self._phones_used: dict[str, int] = {}
+        self._phones = _PhoneBook(self._random, seed)
         self._days_ago: dict[int, str] = {}
         self._stamps: dict[str, list[tuple[str, str]]] = {}
 
@@ -168,7 +234,7 @@ class _RowMaker:
         region = self._pick(_REGION_POOL)
         first = "" if rand() < 0.01 else self._pick(_FIRST_NAMES)
         last = "" if rand() < 0.005 else self._pick(_LAST_NAMES)
-        phone = self._make_phone(region) if rand() < 0.92 else ""
+        phone = self._phones.number(region) if rand() < 0.92 else ""
         email = self._make_email(index, first, last) if rand() < 0.90 or not phone else ""
         visit_days_ago = None if rand() < 0.05 else 1 + min(int(-420 * log(1.0 - rand())), 3650)
         next_appointment = self._in_days(1 + int(rand() * 60)) if rand() < 0.10 else ""
@@ -196,15 +262,6 @@ class _RowMaker:
 
     def _pick(self, items: Sequence[_T]) -> _T:
         return items[int(self._random() * len(items))]
-
-    def _make_phone(self, region: _Region) -> str:
-        area = self._pick(region.area_codes)
-        used = self._phones_used.get(area, 0)
-        self._phones_used[area] = used + 1
-        line = 100 + (used * _LINE_STRIDE) % _FICTIONAL_LINES
-        if self._random() < 0.8:
-            return f"({area}) 555-{line:04d}"
-        return f"+1{area}555{line:04d}"
 
     def _make_email(self, index: int, first: str, last: str) -> str:
         # The row number keeps every address unique: two patients never share one.

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 # The most batches one pop takes; the pump pops again while it gets this many.
 POP_LIMIT = 200
+# The most send batches the pump lets wait on the broker: at 500 deliveries a batch,
+# several seconds of work for a few worker processes.
+SEND_BACKLOG = 64
 
 # Pop up to ARGV[2] members scored at or below ARGV[1], atomically, so that two
 # pumps never both move the same batch.
@@ -84,15 +87,22 @@ def _unreachable(what: str) -> Iterator[None]:
 
 
 def pump(svc: Services) -> int:
-    """Move every due batch onto the send queue; how many were moved."""
+    """Move due batches onto the send queue, up to SEND_BACKLOG waiting there; how many
+    were moved. What is due beyond that waits in the due set (in Redis, scored by its
+    due time) until the workers have taken some: the broker's queue stays bounded
+    however large the run (a million patients queued 473 batches at once before)."""
     moved = 0
-    while True:
-        batches = svc.due.pop_due(svc.now(), POP_LIMIT)
+    room = SEND_BACKLOG - svc.dispatcher.waiting_sends()
+    while room > 0:
+        limit = min(POP_LIMIT, room)
+        batches = svc.due.pop_due(svc.now(), limit)
         for batch in batches:
             svc.dispatcher.queue_send(batch)
         moved += len(batches)
-        if len(batches) < POP_LIMIT:
-            return moved
+        room -= len(batches)
+        if len(batches) < limit:
+            break
+    return moved
 
 
 def group_batches(

@@ -29,7 +29,7 @@ from campaigns.domain.models import (
     Recipient,
     SliceFigures,
 )
-from campaigns.domain.states import DeliveryState, RunState, SkipReason
+from campaigns.domain.states import SENDING_RUN_STATES, DeliveryState, SkipReason
 from campaigns.domain.transport import OutboundMessage
 from campaigns.errors import MeridianError, NotFound
 from campaigns.sending.batches import chunked
@@ -192,7 +192,7 @@ class _SliceSender:
         """Between sends, every STATUS_CHECK_S: is the run still running, and are the
         remaining claims still ours? Renewing them tells the sweeper this worker is
         alive, however long the slice takes at a shared rate."""
-        if self.svc.runs.status(rest[0].run_id) != RunState.RUNNING:
+        if self.svc.runs.status(rest[0].run_id) not in SENDING_RUN_STATES:
             return False
         ids = [c.delivery_id for c in rest]
         if self.svc.deliveries.touch_claims(ids, self.svc.now()) < len(ids):

@@ -10,12 +10,65 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, bindparam, column, func, or_, select, text
 
 from campaigns.domain.states import DeliveryState
 from campaigns.store.db import Database
 from campaigns.store.tables import deliveries, patients
+
+# PostgreSQL: the caps' reads go patient by patient (and number by number) through the
+# indexes, as LATERAL subqueries the planner cannot flatten (OFFSET 0). Written as IN
+# lists, a table whose statistics are stale (a run just written; a million rows
+# imported) made each slice read the whole deliveries table: the planner takes an
+# unanalysed column's IN list of a few hundred values for most of the table.
+_SENT_SINCE_PG_SQL = """
+    SELECT t.patient_id, d.run_id, d.channel, d.sent_at
+    FROM unnest(CAST(:patient_ids AS bigint[])) AS t(patient_id)
+    CROSS JOIN LATERAL (
+        SELECT run_id, channel, sent_at FROM deliveries
+        WHERE deliveries.patient_id = t.patient_id AND deliveries.sent_at >= :since
+        OFFSET 0
+    ) AS d
+    WHERE d.run_id <> :exclude_run
+    """
+_SENT_TO_CONTACTS_PG = """
+    SELECT p.contact, d.patient_id, d.run_id, d.channel, d.sent_at
+    FROM unnest(CAST(:contacts AS text[])) AS t(contact)
+    CROSS JOIN LATERAL (
+        SELECT id, {column} AS contact FROM patients WHERE {column} = t.contact OFFSET 0
+    ) AS p
+    CROSS JOIN LATERAL (
+        SELECT patient_id, run_id, channel, sent_at FROM deliveries
+        WHERE deliveries.patient_id = p.id AND deliveries.sent_at >= :since
+          AND deliveries.channel = :channel
+        OFFSET 0
+    ) AS d
+    """
+
+
+def _typed(sql: str, *leading: Any) -> Any:
+    """``sql`` with the ledger's own types on its results and its time bound (stored
+    times are UTC-aware only through their column type)."""
+    return (
+        text(sql)
+        .bindparams(bindparam("since", type_=deliveries.c.sent_at.type))
+        .columns(
+            *leading,
+            deliveries.c.patient_id,
+            deliveries.c.run_id,
+            deliveries.c.channel,
+            deliveries.c.sent_at,
+        )
+    )
+
+
+_SENT_SINCE_PG = _typed(_SENT_SINCE_PG_SQL)
+_SENT_TO_CONTACTS = {
+    "sms": _typed(_SENT_TO_CONTACTS_PG.format(column="phone"), column("contact", String)),
+    "email": _typed(_SENT_TO_CONTACTS_PG.format(column="email"), column("contact", String)),
+}
 
 
 class DeliveryQueries:
@@ -27,6 +80,17 @@ class DeliveryQueries:
     ) -> dict[int, list[tuple[int, str, datetime]]]:
         """(run_id, channel, sent_at) of every message handed over to these patients
         since ``since``, other runs only: the facts the frequency caps count."""
+        if self.db.backend == "postgresql":
+            with self.db.connect() as conn:
+                found = conn.execute(
+                    _SENT_SINCE_PG,
+                    {
+                        "patient_ids": sorted(set(patient_ids)),
+                        "since": since,
+                        "exclude_run": exclude_run,
+                    },
+                ).all()
+            return _by_patient(found)
         with self.db.connect() as conn:
             rows = conn.execute(
                 select(
@@ -40,10 +104,7 @@ class DeliveryQueries:
                     deliveries.c.run_id != exclude_run,
                 )
             ).all()
-        out: dict[int, list[tuple[int, str, datetime]]] = {}
-        for pid, rid, ch, at in rows:
-            out.setdefault(int(pid), []).append((int(rid), ch, at))
-        return out
+        return _by_patient(rows)
 
     def sent_to_contacts(
         self, channel: str, contacts: Sequence[str], since: datetime
@@ -57,6 +118,15 @@ class DeliveryQueries:
             return {}
         column = patients.c.phone if channel == "sms" else patients.c.email
         out: dict[str, list[tuple[int, int, str, datetime]]] = {}
+        if self.db.backend == "postgresql":
+            with self.db.connect() as conn:
+                found = conn.execute(
+                    _SENT_TO_CONTACTS[channel],
+                    {"contacts": wanted, "since": since, "channel": channel},
+                ).all()
+            for contact, pid, rid, ch, at in found:
+                out.setdefault(str(contact), []).append((int(pid), int(rid), ch, at))
+            return out
         with self.db.connect() as conn:
             for start in range(0, len(wanted), 900):
                 rows = conn.execute(
@@ -115,3 +185,10 @@ class DeliveryQueries:
                 .group_by(deliveries.c.channel, deliveries.c.state, deliveries.c.skip_reason)
             ).all()
         return [(c, s, r, int(n)) for c, s, r, n in rows]
+
+
+def _by_patient(rows: Sequence[Any]) -> dict[int, list[tuple[int, str, datetime]]]:
+    out: dict[int, list[tuple[int, str, datetime]]] = {}
+    for pid, rid, ch, at in rows:
+        out.setdefault(int(pid), []).append((int(rid), ch, at))
+    return out

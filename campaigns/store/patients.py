@@ -164,6 +164,16 @@ class PatientRepository:
         with self.db.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(patients)).scalar_one())
 
+    def shared_contacts(self, channel: str) -> set[str]:
+        """The numbers (sms) or addresses (email) on file for more than one patient:
+        the only ones fan-out has to remember (one message per number per run)."""
+        column = patients.c.phone if channel == "sms" else patients.c.email
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(column).where(column.is_not(None)).group_by(column).having(func.count() > 1)
+            ).scalars()
+            return {str(contact) for contact in rows}
+
     def stream_audience(
         self, audience: dict[str, Any], today: date, chunk: int = 1000
     ) -> Iterator[list[Recipient]]:

@@ -219,10 +219,34 @@ deliveries = Table(
     Column("variant", String(8)),
     UniqueConstraint("run_id", "patient_id", "channel", name="uq_deliveries_recipient"),
 )
-Index("ix_deliveries_run_state", deliveries.c.run_id, deliveries.c.state)
-Index("ix_deliveries_state_next", deliveries.c.state, deliveries.c.next_attempt_at)
+# Only what the claim, the sweeper and the console read by (migration 0008). The open
+# states are a small moving part of a big table: partial indexes hold just them, so a
+# fan-out's skipped rows touch none of them and a claim's plan never weighs the rest.
+# The claim itself goes by the primary key; the unique key finds a run's rows; the
+# patient's (patient_id, sent_at) serves the caps, the patient page and the foreign key.
+_OPEN_SQL = "state IN ('pending', 'sending', 'unknown')"
+_PENDING_SQL = "state = 'pending'"
+Index(
+    "ix_deliveries_open",
+    deliveries.c.state,
+    deliveries.c.run_id,
+    postgresql_where=text(_OPEN_SQL),
+    sqlite_where=text(_OPEN_SQL),
+)
+Index(
+    "ix_deliveries_pending_due",
+    deliveries.c.next_attempt_at,
+    deliveries.c.id,
+    postgresql_where=text(_PENDING_SQL),
+    sqlite_where=text(_PENDING_SQL),
+)
 Index("ix_deliveries_patient_sent", deliveries.c.patient_id, deliveries.c.sent_at)
-Index("ix_deliveries_provider", deliveries.c.provider_id)
+Index(
+    "ix_deliveries_provider",
+    deliveries.c.provider_id,
+    postgresql_where=text("provider_id IS NOT NULL"),
+    sqlite_where=text("provider_id IS NOT NULL"),
+)
 
 inbound_messages = Table(
     "inbound_messages",

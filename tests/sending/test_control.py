@@ -90,9 +90,9 @@ def test_a_campaign_cancelled_while_its_run_fans_out_leaves_nothing_pending(
     run_id = _start(svc, name, "2025-10-16")
     write = DeliveryRepository.add
 
-    def cancelled_meanwhile(repo: DeliveryRepository, *args: Any, **kwargs: Any) -> None:
+    def cancelled_meanwhile(repo: DeliveryRepository, *args: Any, **kwargs: Any) -> Any:
         control.cancel(svc, name, actor="staff")
-        write(repo, *args, **kwargs)
+        return write(repo, *args, **kwargs)
 
     monkeypatch.setattr(DeliveryRepository, "add", cancelled_meanwhile)
     fan_out_queued(svc)

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from campaigns.content.catalogue import campaign_summary
 from campaigns.domain.states import RunState
-from campaigns.sending import control, runs
+from campaigns.sending import control, fanout, runs
+from campaigns.store.deliveries import DeliveryRepository
 from tests.sending.builders import (
     add_patients,
     delivery_rows,
@@ -265,3 +269,87 @@ def test_a_shared_number_goes_to_the_next_patient_when_the_first_has_no_lawful_t
     svc.set_clock(_hour(19, 14))
     send_due(svc)
     assert [t.message.to for t in svc.recorder("sms").taken] == [shared]
+
+
+# sending while fanning out -------------------------------------------------------------
+
+WEEKDAY_MORNING = datetime(2025, 10, 15, 15, 0, tzinfo=UTC)  # 11:00 in Boston
+
+
+def test_a_run_on_postgresql_sends_each_chunk_while_the_rest_is_still_being_written(
+    svc: StubbedServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc.set_clock(WEEKDAY_MORNING)
+    names = add_patients(svc, patient("FIRST"), patient("SECOND"), patient("THIRD"))
+    name = save_campaign(svc)
+    monkeypatch.setattr(fanout, "FAN_OUT_CHUNK", 1)
+    write = DeliveryRepository.add
+    seen: list[tuple[RunState | None, int]] = []
+
+    def send_what_is_queued_then_write(
+        repo: DeliveryRepository, *args: Any, **kwargs: Any
+    ) -> list[tuple[int, datetime]]:
+        # What the workers do meanwhile: the pump and the send queue, before each chunk.
+        send_due(svc)
+        seen.append((svc.runs.status(run_id), len(svc.recorder("sms").taken)))
+        return write(repo, *args, **kwargs)
+
+    run_id = control.run_now(svc, name, actor="test")
+    assert run_id is not None
+    monkeypatch.setattr(DeliveryRepository, "add", send_what_is_queued_then_write)
+    fan_out_queued(svc)
+
+    # Before the second and third chunks were written, the chunks before them were
+    # sent; on SQLite (one writer at a time) the run is queued once it is written.
+    sent_before = [0, 1, 2] if svc.db.backend == "postgresql" else [0, 0, 0]
+    assert seen == [(RunState.FANNING_OUT, n) for n in sent_before]
+    send_due(svc)
+    taken = [t.message.to for t in svc.recorder("sms").taken]
+    assert len(taken) == len(set(taken)) == 3
+    assert {p for p, ch, s, _ in plan(svc, run_id, names) if s == "sent"} == set(names.values())
+    assert svc.runs.status(run_id) == RunState.FINISHED
+
+
+def test_a_run_fanning_out_is_not_finished_by_its_first_sends(svc: StubbedServices) -> None:
+    svc.set_clock(WEEKDAY_MORNING)
+    names = add_patients(svc, patient("WRITTEN"), patient("NOT-YET"))
+    name = save_campaign(svc)
+    run_id = runs.start_run(svc, name, occurrence="2025-10-15", trigger="schedule", actor="beat")
+    assert run_id is not None
+    # A fan-out wrote and queued its first chunk, and is at the next one.
+    first = next(i for i, n in names.items() if n == "WRITTEN")
+    written = svc.deliveries.add(
+        run_id,
+        [{"patient_id": first, "channel": "sms", "state": "pending", "due_at": svc.now()}],
+        svc.now(),
+    )
+    fanout._queue_chunk(svc, run_id, written)
+
+    send_due(svc)
+
+    assert len(svc.recorder("sms").taken) == 1
+    assert svc.runs.status(run_id) == RunState.FANNING_OUT
+
+
+def test_a_fan_out_that_takes_over_queues_what_its_predecessor_wrote(
+    svc: StubbedServices,
+) -> None:
+    svc.set_clock(WEEKDAY_MORNING)
+    names = add_patients(svc, patient("WRITTEN-BEFORE"), patient("WRITTEN-AFTER"))
+    name = save_campaign(svc)
+    run_id = runs.start_run(svc, name, occurrence="2025-10-15", trigger="schedule", actor="beat")
+    assert run_id is not None
+    # The first fan-out died after committing a chunk and before queueing it.
+    first = next(i for i, n in names.items() if n == "WRITTEN-BEFORE")
+    svc.deliveries.add(
+        run_id,
+        [{"patient_id": first, "channel": "sms", "state": "pending", "due_at": svc.now()}],
+        svc.now(),
+    )
+    svc.memory_dispatcher.queue_fan_out(run_id)
+    fan_out_queued(svc)
+    send_due(svc)
+
+    taken = [t.message.to for t in svc.recorder("sms").taken]
+    assert len(taken) == len(set(taken)) == 2
+    assert svc.runs.status(run_id) == RunState.FINISHED

@@ -1,7 +1,7 @@
 """delivery reports: bounces, complaints and SMS error codes with their decisions
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import campaigns.store.tables
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
