@@ -654,7 +654,10 @@ def test_an_api_token_is_refused_when_forged_expired_or_for_a_changed_password(
 ) -> None:
     headers = bearer(client, "mara")
     assert client.get("/api/campaigns", headers=headers).status_code == 200
-    forged = headers["Authorization"][:-2] + "xx"
+    # another first character of the signature (its last ones may carry padding bits,
+    # and "xx" was once what the token already ended with)
+    head, signature = headers["Authorization"].rsplit(".", 1)
+    forged = f"{head}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
     assert client.get("/api/campaigns", headers={"Authorization": forged}).status_code == 401
     assert (
         client.post("/api/token", json={"username": "mara", "password": "nope"}).status_code == 401
