@@ -15,7 +15,7 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from campaigns.content import ab_copy, catalogue
-from campaigns.content.copy import BodyFormat, Copy
+from campaigns.content.copy import Copy
 from campaigns.errors import InputError, NotFound, Problem
 from campaigns.sending import ab_results
 from campaigns.services import Services
@@ -24,6 +24,7 @@ from campaigns.web.security import require_role
 from campaigns.web.views import api
 from campaigns.web.views.ab_schemas import RunVariants
 from campaigns.web.views.console import actor, bp, problems
+from campaigns.web.views.studio_copy import typed_copy
 
 _MAX_FIELD = 20_000
 
@@ -73,7 +74,7 @@ def variant_editor(name: str, letter: str) -> ResponseReturnValue:
 @require_role("marketer")
 def variant_save(name: str, letter: str) -> ResponseReturnValue:
     svc = services()
-    typed = _typed()
+    typed = typed_copy()
     try:
         _check(typed)
         version, findings = ab_copy.save_variant(svc, name, letter, typed, actor=actor())
@@ -133,18 +134,6 @@ def api_run_variants(run_id: int) -> ResponseReturnValue:
         raise NotFound(f"no run {run_id}")
     reply = RunVariants.model_validate({"run_id": run_id, "ab": variant_figures(svc, run_id)})
     return jsonify(reply.model_dump(mode="json"))
-
-
-def _typed() -> Copy:
-    form = request.form
-    fmt: BodyFormat = "html" if form.get("body_format") == "html" else "markdown"
-    return Copy(
-        sms=form.get("sms", ""),
-        subject=form.get("subject", ""),
-        body=form.get("body", ""),
-        body_format=fmt,
-        text=form.get("text") if form.get("text_by_hand") else None,
-    )
 
 
 def _check(copy: Copy) -> None:

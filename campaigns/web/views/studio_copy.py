@@ -55,7 +55,9 @@ def copy_save(name: str) -> ResponseReturnValue:
         saved = copybook.save_copy(svc, name, copy, actor=actor())
     except InputError as exc:
         # Nothing saved; everything typed stays in the form.
-        return _page(svc, name, _typed(), current=svc.copies.current(name), refused=exc, status=422)
+        return _page(
+            svc, name, typed_copy(), current=svc.copies.current(name), refused=exc, status=422
+        )
     flash(f"Saved version {saved.version['number']} of the copy.", "ok")
     return _page(svc, name, copy, current=saved.version, findings=saved.findings)
 
@@ -121,7 +123,7 @@ def copy_check(name: str) -> ResponseReturnValue:
         return jsonify({"error": str(exc)}), 400
 
 
-def _typed() -> Copy:
+def typed_copy() -> Copy:
     """What the form holds, unchecked: shown again when a save is refused."""
     form = request.form
     fmt: BodyFormat = "html" if form.get("body_format") == "html" else "markdown"
@@ -149,7 +151,7 @@ def _copy_from_form() -> Copy:
         )
     if found:
         raise InputError("the copy was not saved", found)
-    return _typed()
+    return typed_copy()
 
 
 def _page(
