@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import select
 
 from campaigns.content import catalogue, copybook
-from campaigns.content.copy import Copy, from_block, to_block
+from campaigns.content.copy import Copy, from_block, templates_key, to_block
 from campaigns.content.message import render_message
 from campaigns.content.preview import preview_channels
 from campaigns.errors import InputError, NotFound
@@ -86,7 +86,7 @@ def test_compare_shows_what_changed_between_two_versions(svc: Services) -> None:
 def test_a_campaign_without_copy_renders_from_its_folder_as_before(svc: Services) -> None:
     name = add_example_campaign(svc)
     _, definition = catalogue.load_campaign(svc, name)
-    assert catalogue.templates_key(svc, definition) == "cold-and-flu-season"
+    assert templates_key(svc, definition) == "cold-and-flu-season"
     assert copybook.current_copy(svc, name) is None
 
 
@@ -152,7 +152,7 @@ def test_the_lint_and_source_see_the_ledger_copy_not_the_folder(svc: Services) -
         f["severity"] == "claim" and f["template"] == "@copy/sms.txt.j2" for f in saved.findings
     )
     _, definition = catalogue.load_campaign(svc, name)
-    key = catalogue.templates_key(svc, definition)
+    key = templates_key(svc, definition)
     assert key == f"@{saved.version['id']}"
     assert "cures the flu" in svc.renderer.source(key, "sms.txt.j2")
     findings = catalogue.lint_definition(svc, definition)

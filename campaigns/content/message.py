@@ -34,7 +34,7 @@ def render_message(
     is for a delivery); an SMS is smart-encoded when the settings say so. It renders
     ``templates`` (a key: a folder, or a version of the ledger's copy), by default the
     definition's inline ``copy:`` (a definition being edited) or else the campaign's
-    copy as it is now (catalogue.templates_key); a run passes its own.
+    copy as it is now (campaigns.content.copy.templates_key); a run passes its own.
     """
     url = svc.unsubscribe_url(recipient.patient_id, delivery_id) if channel == "email" else None
     context = build_context(

@@ -131,7 +131,7 @@ def tick_campaign(svc: Services, campaign_id: int) -> list[int]:
 
 def _pinned_copy(svc: Services, row: dict[str, Any], definition: CampaignDefinition) -> int | None:
     """The version of the copy a run starting now sends for its whole life: the one
-    the lint just judged (catalogue.templates_key); None for a templates folder."""
+    the lint just judged (campaigns.content.copy.templates_key); None for a templates folder."""
     return version_of(templates_key(svc, definition))
 
 

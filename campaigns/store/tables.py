@@ -12,69 +12,30 @@ ever written together with a new consent row.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     Date,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.types import TypeDecorator
 
 from campaigns.domain.states import FREED_NAME_STATES, CampaignState
-from campaigns.errors import InputError
+from campaigns.store.schema import Id, metadata, ts
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out, whatever the backend keeps.
-
-    SQLite has no time zones, so every instant is stored as naive UTC and handed
-    back aware; a naive datetime coming in is a bug and is refused.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise InputError("naive datetime given to the ledger; pass an aware UTC instant")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-def _ts(name: str, nullable: bool = True) -> Column[datetime]:
-    return Column(name, UtcDateTime(), nullable=nullable)
-
+# The results' tables (clicks, bookings, delivery reports) live in tables_results and
+# are named here too, so that every table of the ledger is reached from this module.
+from campaigns.store.tables_results import bookings as bookings
+from campaigns.store.tables_results import clicks as clicks
+from campaigns.store.tables_results import delivery_reports as delivery_reports
+from campaigns.store.tables_results import links as links
 
 patients = Table(
     "patients",
@@ -98,8 +59,8 @@ patients = Table(
     # consent given for another number is no consent for this one.
     Column("sms_consent_for", String(20)),
     Column("email_consent_for", String(320)),
-    _ts("created_at", nullable=False),
-    _ts("updated_at", nullable=False),
+    ts("created_at", nullable=False),
+    ts("updated_at", nullable=False),
 )
 Index("ix_patients_phone", patients.c.phone)
 Index("ix_patients_email", patients.c.email)
@@ -114,11 +75,11 @@ consents = Table(
     Column("granted", Boolean, nullable=False),
     # The number (E.164) or email address the consent was given or withdrawn for.
     Column("address", String(320)),
-    _ts("at", nullable=False),  # when the patient gave or withdrew it
+    ts("at", nullable=False),  # when the patient gave or withdrew it
     Column("source", String(32), nullable=False),  # import, web-form, keyword, staff, provider
     Column("text_shown", Text),  # the words the patient agreed to, or the words of the opt-out
     Column("recorded_by", String(64), nullable=False),
-    _ts("recorded_at", nullable=False),
+    ts("recorded_at", nullable=False),
 )
 Index("ix_consents_patient_channel", consents.c.patient_id, consents.c.channel, consents.c.at)
 
@@ -132,8 +93,8 @@ campaigns = Table(
     # a CampaignState; its moves are campaigns.domain.states.CAMPAIGN_TRANSITIONS
     Column("status", String(16), nullable=False, default=CampaignState.DRAFT.value),
     Column("findings", JSON, nullable=False, default=list),
-    _ts("created_at", nullable=False),
-    _ts("updated_at", nullable=False),
+    ts("created_at", nullable=False),
+    ts("updated_at", nullable=False),
     # An A/B test of its copy (campaigns.content.variants): variant letter -> percent,
     # e.g. {"A": 50, "B": 50}; NULL: no test, everyone gets the copy (variant A).
     Column("variant_split", JSON),
@@ -163,7 +124,7 @@ template_versions = Table(
     Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
     Column("number", Integer, nullable=False),
     Column("author", String(64), nullable=False),
-    _ts("created_at", nullable=False),
+    ts("created_at", nullable=False),
     Column("sms", Text),
     Column("email_subject", Text),
     Column("email_body", Text),
@@ -185,8 +146,8 @@ campaign_runs = Table(
     # fanning_out -> running <-> paused -> finished | cancelled; or missed
     Column("status", String(16), nullable=False),
     Column("planned", Integer, nullable=False, default=0),
-    _ts("started_at", nullable=False),
-    _ts("finished_at"),
+    ts("started_at", nullable=False),
+    ts("finished_at"),
     # The copy the run sends, fixed when it starts (NULL: the campaign's templates folder).
     Column("template_version_id", ForeignKey("template_versions.id")),
     # An A/B run: {"split": {"A": 50, "B": 50}, "versions": {"B": <version id>}}, fixed
@@ -205,15 +166,15 @@ deliveries = Table(
     # pending -> sending -> sent -> delivered | undelivered; failed; unknown; skipped
     Column("state", String(12), nullable=False),
     Column("skip_reason", String(24)),
-    _ts("due_at", nullable=False),
-    _ts("next_attempt_at", nullable=False),
+    ts("due_at", nullable=False),
+    ts("next_attempt_at", nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    _ts("claimed_at"),
-    _ts("sent_at"),
+    ts("claimed_at"),
+    ts("sent_at"),
     Column("provider_id", String(64)),
     Column("error_code", String(16)),
     Column("error_reason", String(200)),
-    _ts("updated_at", nullable=False),
+    ts("updated_at", nullable=False),
     # The A/B variant this patient was given (campaigns.content.variants.assign); NULL
     # for a run with no test.
     Column("variant", String(8)),
@@ -263,11 +224,11 @@ inbound_messages = Table(
     Column("kind", String(16), nullable=False),
     Column("flagged", Boolean, nullable=False, default=False),  # needs a person
     Column("reviewed_by", String(64)),  # "mark done"
-    _ts("received_at", nullable=False),
+    ts("received_at", nullable=False),
     Column("to_phone", String(64)),  # the clinic's number it was sent to, as given
     Column("actions", String(120)),  # what Meridian did: "revoked suppressed", ...
     Column("auto_reply", Text),  # the reply Meridian gave, if any
-    _ts("reviewed_at"),
+    ts("reviewed_at"),
 )
 Index("ix_inbound_messages_from", inbound_messages.c.from_phone, inbound_messages.c.received_at)
 
@@ -283,12 +244,12 @@ suppressions = Table(
     Column("suppressed", Boolean, nullable=False),  # False: this row lifts it
     # stop, revocation, wrong-number, provider-21610, unsubscribe, staff, start, consent
     Column("reason", String(24), nullable=False),
-    _ts("at", nullable=False),
+    ts("at", nullable=False),
     Column("actor", String(64), nullable=False),  # patient, provider, staff username
     Column("evidence", Text),  # the message or the staff member's reason
     Column("inbound_id", ForeignKey("inbound_messages.id")),
     Column("patient_id", ForeignKey("patients.id")),  # NULL once the patient is deleted
-    _ts("recorded_at", nullable=False),
+    ts("recorded_at", nullable=False),
 )
 Index("ix_suppressions_address", suppressions.c.channel, suppressions.c.address, suppressions.c.id)
 
@@ -301,7 +262,7 @@ staff_replies = Table(
     Column("to_phone", String(64), nullable=False),
     Column("body", Text, nullable=False),
     Column("sent_by", String(64), nullable=False),
-    _ts("sent_at", nullable=False),
+    ts("sent_at", nullable=False),
     Column("state", String(12), nullable=False),  # sent, failed
     Column("provider_id", String(64)),
     Column("error", String(200)),
@@ -312,7 +273,7 @@ audit_events = Table(
     "audit_events",
     metadata,
     Column("id", Id, primary_key=True),
-    _ts("at", nullable=False),
+    ts("at", nullable=False),
     Column("actor", String(64), nullable=False),
     Column("action", String(48), nullable=False),
     Column("subject_type", String(24), nullable=False),
@@ -329,7 +290,7 @@ staff_users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),  # admin, approver, marketer, viewer
     Column("active", Boolean, nullable=False, default=True),
-    _ts("created_at", nullable=False),
+    ts("created_at", nullable=False),
     # The staff member's own phone (E.164) and email: where "send a test" goes.
     Column("phone", String(20)),
     Column("email", String(320)),
@@ -342,8 +303,8 @@ staff_sessions = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("username", String(64), nullable=False, index=True),
-    _ts("created_at", nullable=False),
-    _ts("seen_at", nullable=False),
+    ts("created_at", nullable=False),
+    ts("seen_at", nullable=False),
 )
 
 # Review of a campaign, append-only: submitted, approved, sent back. The latest row
@@ -358,67 +319,6 @@ campaign_reviews = Table(
     Column("fingerprint", String(64), nullable=False),  # sha256 of what was reviewed
     Column("actor", String(64), nullable=False),
     Column("comment", Text),  # the approver's words when sending back
-    _ts("at", nullable=False),
+    ts("at", nullable=False),
 )
 Index("ix_campaign_reviews_campaign", campaign_reviews.c.campaign_id, campaign_reviews.c.id)
-
-# Results, first-party (migration 0010). ``links``: each distinct URL a message
-# carried, once, so that a short link's token names only a number; ``clicks``: one
-# row per delivery and link, however often the patient clicks; ``bookings``: a
-# patient's next appointment changing to a future date, attributed to the run of the
-# latest delivery sent within MERIDIAN_BOOKING_WINDOW_DAYS before it (else none).
-links = Table(
-    "links",
-    metadata,
-    Column("id", Id, primary_key=True),
-    Column("url_hash", String(64), nullable=False, unique=True),  # sha256 hex of the URL
-    Column("url", Text, nullable=False),
-    _ts("created_at", nullable=False),
-)
-
-clicks = Table(
-    "clicks",
-    metadata,
-    Column("id", Id, primary_key=True),
-    Column("delivery_id", ForeignKey("deliveries.id"), nullable=False),
-    Column("link_id", ForeignKey("links.id"), nullable=False),
-    _ts("at", nullable=False),
-    UniqueConstraint("delivery_id", "link_id", name="uq_clicks_delivery_link"),
-)
-
-bookings = Table(
-    "bookings",
-    metadata,
-    Column("id", Id, primary_key=True),
-    Column("patient_id", ForeignKey("patients.id"), nullable=True),  # NULL once deleted
-    Column("appointment", Date, nullable=False),
-    _ts("booked_at", nullable=False),
-    Column("source", String(16), nullable=False),  # csv-import, api
-    Column("delivery_id", ForeignKey("deliveries.id")),  # attributed to; NULL: none
-    Column("run_id", ForeignKey("campaign_runs.id")),
-)
-Index("ix_bookings_run", bookings.c.run_id)
-Index("ix_bookings_delivery", bookings.c.delivery_id)
-
-# Delivery reports: bounces, complaints, refusals and SMS error codes, each with the
-# decision taken. No address in clear: ``address_key`` is an HMAC of it, so soft
-# bounces to one address can be counted. A report is kept once per (source, report_id).
-delivery_reports = Table(
-    "delivery_reports",
-    metadata,
-    Column("id", Id, primary_key=True),
-    Column("delivery_id", ForeignKey("deliveries.id")),  # NULL: no delivery was found
-    Column("channel", String(5), nullable=False),
-    # hard, soft, complaint, refused (SMTP 5xx at send), sms-error, bad-signature
-    Column("kind", String(16), nullable=False),
-    Column("status", String(32)),  # 5.1.1, 550, 30005, abuse ...
-    Column("source", String(24), nullable=False),  # smtp, imap, mailgun, twilio
-    Column("report_id", String(255), nullable=False),  # the report's Message-ID or event id
-    Column("address_key", String(64)),
-    # suppressed, counted, already-suppressed, no-delivery, refused
-    Column("decision", String(24), nullable=False),
-    _ts("at", nullable=False),
-    UniqueConstraint("source", "report_id", name="uq_delivery_reports_source_report"),
-)
-Index("ix_delivery_reports_address", delivery_reports.c.address_key, delivery_reports.c.kind)
-Index("ix_delivery_reports_delivery", delivery_reports.c.delivery_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from campaigns.store.tables import metadata
+from campaigns.store.schema import metadata
 
 config = context.config
 

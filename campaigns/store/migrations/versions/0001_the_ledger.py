@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import campaigns.store.tables
+import campaigns.store.schema
 
 revision = "0001"
 down_revision = None
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
         sa.Column("action", sa.String(length=48), nullable=False),
         sa.Column("subject_type", sa.String(length=24), nullable=False),
@@ -40,8 +40,8 @@ def upgrade() -> None:
         sa.Column("definition", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("findings", sa.JSON(), nullable=False),
-        sa.Column("created_at", campaigns.store.tables.UtcDateTime(), nullable=False),
-        sa.Column("updated_at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("created_at", campaigns.store.schema.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
         sa.UniqueConstraint("name", name=op.f("uq_campaigns_name")),
     )
@@ -61,8 +61,8 @@ def upgrade() -> None:
         sa.Column("preferred_channel", sa.String(length=5), nullable=True),
         sa.Column("sms_opt_in", sa.Boolean(), nullable=True),
         sa.Column("email_opt_in", sa.Boolean(), nullable=True),
-        sa.Column("created_at", campaigns.store.tables.UtcDateTime(), nullable=False),
-        sa.Column("updated_at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("created_at", campaigns.store.schema.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
         sa.UniqueConstraint("external_id", name=op.f("uq_patients_external_id")),
     )
@@ -77,7 +77,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("created_at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_users")),
         sa.UniqueConstraint("username", name=op.f("uq_staff_users_username")),
     )
@@ -91,8 +91,8 @@ def upgrade() -> None:
         sa.Column("trigger", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("planned", sa.Integer(), nullable=False),
-        sa.Column("started_at", campaigns.store.tables.UtcDateTime(), nullable=False),
-        sa.Column("finished_at", campaigns.store.tables.UtcDateTime(), nullable=True),
+        sa.Column("started_at", campaigns.store.schema.UtcDateTime(), nullable=False),
+        sa.Column("finished_at", campaigns.store.schema.UtcDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["campaign_id"], ["campaigns.id"], name=op.f("fk_campaign_runs_campaign_id_campaigns")
         ),
@@ -107,11 +107,11 @@ def upgrade() -> None:
         ),
         sa.Column("channel", sa.String(length=5), nullable=False),
         sa.Column("granted", sa.Boolean(), nullable=False),
-        sa.Column("at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("text_shown", sa.Text(), nullable=True),
         sa.Column("recorded_by", sa.String(length=64), nullable=False),
-        sa.Column("recorded_at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("recorded_at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patient_id"],
             ["patients.id"],
@@ -137,7 +137,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("flagged", sa.Boolean(), nullable=False),
         sa.Column("reviewed_by", sa.String(length=64), nullable=True),
-        sa.Column("received_at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("received_at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_inbound_messages_patient_id_patients")
         ),
@@ -154,15 +154,15 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=5), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("skip_reason", sa.String(length=24), nullable=True),
-        sa.Column("due_at", campaigns.store.tables.UtcDateTime(), nullable=False),
-        sa.Column("next_attempt_at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("due_at", campaigns.store.schema.UtcDateTime(), nullable=False),
+        sa.Column("next_attempt_at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("claimed_at", campaigns.store.tables.UtcDateTime(), nullable=True),
-        sa.Column("sent_at", campaigns.store.tables.UtcDateTime(), nullable=True),
+        sa.Column("claimed_at", campaigns.store.schema.UtcDateTime(), nullable=True),
+        sa.Column("sent_at", campaigns.store.schema.UtcDateTime(), nullable=True),
         sa.Column("provider_id", sa.String(length=64), nullable=True),
         sa.Column("error_code", sa.String(length=16), nullable=True),
         sa.Column("error_reason", sa.String(length=200), nullable=True),
-        sa.Column("updated_at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_deliveries_patient_id_patients")
         ),

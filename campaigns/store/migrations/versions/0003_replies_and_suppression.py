@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import campaigns.store.tables
+import campaigns.store.schema
 
 revision = "0003"
 down_revision = "0002"
@@ -29,7 +29,7 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_TS = campaigns.store.tables.UtcDateTime
+_TS = campaigns.store.schema.UtcDateTime
 
 # Columns an UPDATE may only leave as they are; the redactable ones may also go NULL.
 _CONSENT_FIXED = (

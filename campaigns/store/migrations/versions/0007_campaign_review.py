@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import campaigns.store.tables
+import campaigns.store.schema
 
 revision = "0007"
 down_revision = "0006"
@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
         sa.Column("comment", sa.Text(), nullable=True),
-        sa.Column("at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_campaign_reviews"),
     )
     op.create_index("ix_campaign_reviews_campaign", "campaign_reviews", ["campaign_id", "id"])

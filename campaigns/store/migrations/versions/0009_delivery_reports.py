@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import campaigns.store.tables
+import campaigns.store.schema
 
 revision = "0009"
 down_revision = "0008"
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("report_id", sa.String(length=255), nullable=False),
         sa.Column("address_key", sa.String(length=64), nullable=True),
         sa.Column("decision", sa.String(length=24), nullable=False),
-        sa.Column("at", campaigns.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("at", campaigns.store.schema.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_delivery_reports"),
         sa.UniqueConstraint("source", "report_id", name="uq_delivery_reports_source_report"),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import campaigns.store.tables
+import campaigns.store.schema
 
 revision = "0010"
 down_revision = "0009"
@@ -24,7 +24,7 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _ts(name: str, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, campaigns.store.tables.UtcDateTime(), nullable=nullable)
+    return sa.Column(name, campaigns.store.schema.UtcDateTime(), nullable=nullable)
 
 
 def upgrade() -> None:
