@@ -214,3 +214,22 @@ def test_a_worker_never_loads_the_geocoder() -> None:
 def test_an_unknown_state_is_an_error() -> None:
     with pytest.raises(InputError, match="not a USPS state code"):
         patient_state("XX", None)
+
+
+def test_the_e164_fast_path_reads_a_nanp_number_as_phonenumbers_parse_does() -> None:
+    """geography reads the ledger's E.164 NANP numbers without phonenumbers.parse; for
+    every kind of number (any area, toll-free, 555, 9XX) the result must be parse's."""
+    import random
+
+    import phonenumbers
+
+    from campaigns.clock import geography
+
+    rng = random.Random(16)
+    numbers = ["+12015550142", "+18005550100", "+19005550100", "+16845550100"]
+    numbers += [f"+1{rng.randint(2_000_000_000, 9_999_999_999)}" for _ in range(3000)]
+    for number in numbers:
+        assert geography._parse_phone(number) == phonenumbers.parse(number, None), number
+    # anything else still goes through parse: a bad one is None, not an error
+    assert geography._parse_phone("+1 201 555 0142") == phonenumbers.parse("+12015550142")
+    assert geography._parse_phone("not a number") is None

@@ -10,6 +10,7 @@ import pytest
 from campaigns.clock import lawful, quiet_hours, whereabouts
 from campaigns.clock.lawful import when_to_send
 from campaigns.clock.whereabouts import Candidate, locate
+from campaigns.domain.models import Recipient
 from campaigns.errors import InputError
 from campaigns.settings import US_SERVICE_ZONES
 from tests.lawful_cases import CASES, SKIP, Case
@@ -236,3 +237,80 @@ def test_a_holiday_rule_for_a_state_the_holidays_package_does_not_know_is_refuse
     }
     with pytest.raises(Exception, match="states: AA: the holidays package lists no holidays"):
         quiet_hours._parse_table(data)
+
+
+def _recipient(case: Case) -> Recipient:
+    return Recipient(
+        patient_id=1,
+        external_id="x",
+        first_name=None,
+        last_name=None,
+        email=None,
+        phone=case.phone,
+        timezone=case.timezone,
+        state=case.state,
+        preferred_channel=None,
+        sms_opt_in=True,
+        email_opt_in=True,
+    )
+
+
+def _instants_around(expected: datetime | None, start: datetime) -> list[datetime]:
+    """Instants on both sides of every edge near the answer, to the second and below."""
+    anchors = [start, *(a for a in (expected,) if a is not None)]
+    offsets = [timedelta(0), timedelta(microseconds=1), timedelta(seconds=1)]
+    offsets += [timedelta(seconds=s) for s in (29.5, 58, 59, 59.999999, 60, 61)]
+    out = []
+    for anchor in anchors:
+        for hours in range(-30, 31, 3):
+            base = anchor + timedelta(hours=hours)
+            out += [base + o for o in offsets] + [base - o for o in offsets]
+    return out
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["planned", "held"])
+@pytest.mark.parametrize("case", CASES[::3], ids=lambda c: c.id)
+def test_the_per_minute_answer_is_exactly_the_answer_at_the_instant(
+    case: Case, hold: bool
+) -> None:
+    """send_instant (fan-out's and the send-time check's) answers from two cached
+    edges of the minute; at every instant around the case's edges it must equal
+    for_recipient's answer worked out at that instant."""
+    zones = case.service_zones or US_SERVICE_ZONES
+    expected = None if case.expect == SKIP else datetime.fromisoformat(case.expect)
+    occurrence_start = datetime.fromisoformat(f"{case.occurrence}T00:00+00:00")
+    recipient = _recipient(case)
+    kwargs = {
+        "occurrence": case.occurrence,
+        "send_time": time.fromisoformat(case.send_time),
+        "grace": timedelta(hours=case.grace_hours),
+        "service_zones": zones,
+        "hold": hold,
+    }
+    checked = 0
+    for now in _instants_around(expected, occurrence_start):
+        exact = lawful.for_recipient(recipient, case.channel, now=now, **kwargs).at
+        fast = lawful.send_instant(recipient, case.channel, now=now, **kwargs)
+        assert fast == exact, (case.id, now.isoformat(), fast, exact)
+        checked += 1
+    assert checked > 300
+
+
+def test_a_run_started_by_hand_mid_minute_is_answered_exactly_on_both_sides_of_its_start() -> None:
+    """A run started by hand at 20:59:30 local, half a minute before the window
+    closes: before its start the answer is its start, after it the instant itself."""
+    case = next(c for c in CASES if c.state == "TX" and c.expect != SKIP)
+    recipient = _recipient(case)
+    zone = lawful.locate(case.timezone, "TX", case.phone, US_SERVICE_ZONES, year=2026)
+    assert zone.candidates
+    started = datetime(2026, 10, 13, 1, 59, 30, tzinfo=UTC)  # 20:59:30 in Chicago (CDT)
+    kwargs = {
+        "occurrence": f"now:{started.isoformat()}",
+        "send_time": time(10, 0),
+        "grace": timedelta(hours=6),
+        "service_zones": US_SERVICE_ZONES,
+    }
+    for seconds in (0, 15, 29, 30, 31, 45, 59):
+        now = started.replace(second=seconds)
+        exact = lawful.for_recipient(recipient, "sms", now=now, **kwargs).at
+        assert lawful.send_instant(recipient, "sms", now=now, **kwargs) == exact

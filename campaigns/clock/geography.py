@@ -16,6 +16,7 @@ newer phonenumbers release has moved a prefix and the table should be regenerate
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -126,7 +127,8 @@ def phone_area(phone_e164: str | None) -> PhoneArea | None:
     if number is None or number.country_code != 1 or not _geographical(number):
         return None
     national = phonenumbers.national_significant_number(number)
-    state = _state_of(number)
+    # Known geographical: the type (phonenumbers' dearest question) is not asked again.
+    state = _state_of(number, geographical=True)
     # The prefix lookup itself: time_zones_for_number answers a MOBILE-typed number
     # (American Samoa's, Guam's) with every zone of the NANP.
     zones = _known_zones(phone_timezones.time_zones_for_geographical_number(number))
@@ -229,7 +231,14 @@ def _zone(name: str, what: str, error: type[InputError] | type[ConfigError]) -> 
         ) from None
 
 
+_NANP_E164 = re.compile(r"\+1[2-9]\d{9}")
+
+
 def _parse_phone(phone_e164: str) -> phonenumbers.PhoneNumber | None:
+    if _NANP_E164.fullmatch(phone_e164):
+        # What parse() makes of a NANP number in E.164, the ledger's form, at a
+        # tenth of its cost (it was a sixth of a fan-out's work).
+        return phonenumbers.PhoneNumber(country_code=1, national_number=int(phone_e164[2:]))
     try:
         return phonenumbers.parse(phone_e164, None)
     except phonenumbers.NumberParseException:
@@ -263,12 +272,12 @@ def _state_from_phone(phone_e164: str) -> str | None:
     return None if number is None else _state_of(number)
 
 
-def _state_of(number: phonenumbers.PhoneNumber) -> str | None:
+def _state_of(number: phonenumbers.PhoneNumber, *, geographical: bool = False) -> str | None:
     region = phonenumbers.region_code_for_number(number)
     if region in _US_TERRITORY_REGIONS:
         return str(region)
     if region != "US":
         return None
-    if not _geographical(number):
+    if not (geographical or _geographical(number)):
         return None  # the geocoder names no area for these
     return area_code_state(phonenumbers.national_significant_number(number))

@@ -33,6 +33,7 @@ __all__ = [
     "SendTime",
     "for_recipient",
     "requested_instant",
+    "send_instant",
     "when_to_send",
 ]
 
@@ -75,9 +76,19 @@ class SendTime:
     where: Whereabouts
     decided_by: str
     source: str
-    clocks: tuple[CandidateClock, ...]
     cap_per_24h: int | None
     cap_state: str | None
+    # Where the message is judged and at which instant: the clocks shown to staff
+    # are worked out from these when asked for (fan-out and the send-time check
+    # never ask, and building them was an eighth of a fan-out's work).
+    places: tuple[Candidate, ...] = ()
+    shown: datetime | None = None
+
+    @functools.cached_property
+    def clocks(self) -> tuple[CandidateClock, ...]:
+        """Each candidate's local time at the chosen instant, and that day's rule."""
+        shown = self.shown or self.at or self.requested
+        return tuple(_clock(place, shown) for place in self.places)
 
     @property
     def skip_reason(self) -> str | None:
@@ -184,6 +195,95 @@ def for_recipient(
     )
 
 
+def send_instant(
+    recipient: Recipient,
+    channel: str,
+    *,
+    occurrence: str,
+    send_time: time,
+    grace: timedelta,
+    now: datetime,
+    service_zones: tuple[str, ...],
+    hold: bool = False,
+) -> datetime | None:
+    """``for_recipient(...).at``, the one figure fan-out and the send-time check need,
+    answered once per patient's whereabouts and minute instead of per message.
+
+    The answer is worked out at two instants of ``now``'s minute: its first (or the
+    requested instant, when that falls inside the minute: before it, every ``now``
+    has the same answer) and its last. When both say "at once" (lawful all that
+    while: a window is never shorter than a minute, so it cannot close and open again
+    inside one) the answer is ``now``, or the requested instant if that is later;
+    when both give the same instant, or both none, that is the answer for every
+    instant of the minute (the first lawful instant from a later ``now`` is the same
+    one, or none). Otherwise an edge falls inside the minute, and the answer is
+    worked out at ``now`` itself. Exactly ``for_recipient``'s answer, in every case
+    (tests/test_lawful_time.py checks it around the edges of the whole table).
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    where = locate(
+        recipient.timezone, recipient.state, recipient.phone, service_zones, year=now.year
+    )
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    edges = _minute_edges(where, channel, occurrence, send_time, grace, minute, hold)
+    if edges.lawful_from is not None:
+        return max(now, edges.lawful_from)
+    if edges.first == edges.last:
+        return edges.first
+    return when_to_send(
+        where,
+        channel,
+        occurrence=occurrence,
+        send_time=send_time,
+        grace=grace,
+        now=now,
+        hold=hold,
+    ).at
+
+
+_LAST_OF_MINUTE = timedelta(seconds=59, microseconds=999_999)
+
+
+@dataclass(frozen=True)
+class _MinuteEdges:
+    first: datetime | None  # the answer at the minute's first instant
+    last: datetime | None  # and at its last
+    # When lawful from this instant (the minute's start, or the requested instant
+    # within it) to the minute's end: that instant; else None.
+    lawful_from: datetime | None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _minute_edges(
+    where: Whereabouts,
+    channel: str,
+    occurrence: str,
+    send_time: time,
+    grace: timedelta,
+    minute: datetime,
+    hold: bool,
+) -> _MinuteEdges:
+    def answer(instant: datetime) -> SendTime:
+        return when_to_send(
+            where,
+            channel,
+            occurrence=occurrence,
+            send_time=send_time,
+            grace=grace,
+            now=instant,
+            hold=hold,
+        )
+
+    end = minute + _LAST_OF_MINUTE
+    first = answer(minute)
+    last = answer(end).at
+    start = min(max(minute, first.requested), end)
+    at_start = first.at if start == minute else answer(start).at
+    lawful_from = start if at_start == start and last == end else None
+    return _MinuteEdges(first.at, last, lawful_from)
+
+
 @functools.lru_cache(maxsize=1 << 14)
 def _decide(
     where: Whereabouts, channel: str, earliest: datetime, requested: datetime, deadline: datetime
@@ -209,7 +309,6 @@ def _decide(
     decided_by, source = _decision(pushed, at, earliest, requested, deadline)
     cap = quiet_hours.strictest_cap(where.states) if sms else None
     shown = at or earliest
-    clocks = tuple(_clock(place, shown) for place in places)
     return SendTime(
         channel=channel,
         at=at,
@@ -218,7 +317,8 @@ def _decide(
         where=where,
         decided_by=decided_by,
         source=source,
-        clocks=clocks,
+        places=places,
+        shown=shown,
         cap_per_24h=cap[0] if cap else None,
         cap_state=cap[1] if cap else None,
     )

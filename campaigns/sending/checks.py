@@ -2,7 +2,7 @@
 
 Consent, the suppression list and the frequency caps (counted per number or address,
 campaigns.people.consent.check_send), then the patient's next lawful instant
-(campaigns.sending.fanout.recipient_send_time): skipped, held, or failed for good when
+(campaigns.sending.fanout.recipient_send_at): skipped, held, or failed for good when
 the patient's stored whereabouts are not valid. The send loop
 (campaigns.sending.delivery) asks before rendering and waiting for the rate limiter,
 and again after the wait; a message that cannot be rendered fails alone, with the
@@ -21,7 +21,7 @@ from campaigns.domain.models import CHANNELS, Channel, Claimed, Outcome, Recipie
 from campaigns.domain.states import DeliveryState, SkipReason
 from campaigns.errors import MeridianError
 from campaigns.people import consent
-from campaigns.sending.fanout import recipient_send_time
+from campaigns.sending.fanout import recipient_send_at
 
 if TYPE_CHECKING:
     from campaigns.services import Services
@@ -73,7 +73,7 @@ class SliceChecks:
             )
             if verdict is not None:
                 return Outcome(c.delivery_id, DeliveryState.SKIPPED, skip_reason=verdict)
-            when = recipient_send_time(
+            at = recipient_send_at(
                 self.svc, occurrence, definition, recipient, channel, now, hold=True
             )
         except MeridianError:
@@ -81,17 +81,17 @@ class SliceChecks:
             # the patient up.
             log.warning("delivery %s failed for good: %s", c.delivery_id, BAD_WHEREABOUTS)
             return Outcome(c.delivery_id, DeliveryState.FAILED, error_reason=BAD_WHEREABOUTS)
-        if when.at is None:
+        if at is None:
             return Outcome(
                 c.delivery_id, DeliveryState.SKIPPED, skip_reason=SkipReason.NO_LAWFUL_TIME
             )
-        if when.at > now:
+        if at > now:
             # Not lawful now everywhere the patient might be (the clock moved, a
             # backlog, a pause or the rate limiter made it late, a retry landed at
             # night): wait for the next lawful instant, never send early, never drop
             # for lateness.
             return Outcome(
-                c.delivery_id, DeliveryState.PENDING, next_attempt_at=when.at, tried=False
+                c.delivery_id, DeliveryState.PENDING, next_attempt_at=at, tried=False
             )
         return None
 

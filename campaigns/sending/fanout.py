@@ -84,6 +84,30 @@ def recipient_send_time(
     )
 
 
+def recipient_send_at(
+    svc: Services,
+    occurrence: str,
+    definition: CampaignDefinition,
+    recipient: Recipient,
+    channel: Channel,
+    now: datetime,
+    *,
+    hold: bool = False,
+) -> datetime | None:
+    """``recipient_send_time(...).at``, from lawful.send_instant's per-minute answers:
+    what the send-time check asks for every message, each at its own instant."""
+    return lawful.send_instant(
+        recipient,
+        channel,
+        occurrence=occurrence,
+        send_time=definition.schedule.send_time,
+        grace=timedelta(hours=definition.schedule.grace_hours),
+        now=now,
+        service_zones=svc.settings.clinic_service_zones,
+        hold=hold,
+    )
+
+
 class _Planner:
     """Plans each patient's channels and when each is due, remembering the numbers and
     addresses this run has already planned a message to (one per occurrence, however
@@ -190,6 +214,9 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
     planner = _Planner(
         definition,
         lambda recipient, channel: (
+            # one ``now`` for the whole fan-out: lawful's own cache answers each
+            # patient's whereabouts once (recipient_send_at's minute edges would cost
+            # three answers per whereabouts here)
             recipient_send_time(svc, run["occurrence"], definition, recipient, channel, now).at
         ),
         now,

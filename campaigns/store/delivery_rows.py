@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import BigInteger, Connection, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from campaigns.domain.states import DeliveryState
 from campaigns.errors import NotFound
@@ -37,7 +38,9 @@ def _patients_stay(conn: Connection, ids: set[int]) -> None:
     found = conn.execute(
         select(func.count()).select_from(
             select(patients.c.id)
-            .where(patients.c.id.in_(sorted(ids)))
+            # one array parameter: a thousand bound values cost SQLAlchemy and psycopg
+            # more than the lookup itself
+            .where(patients.c.id == any_(bindparam("ids", sorted(ids), type_=ARRAY(BigInteger))))
             .with_for_update(read=True, key_share=True)
             .subquery()
         )
