@@ -270,9 +270,7 @@ def _instants_around(expected: datetime | None, start: datetime) -> list[datetim
 
 @pytest.mark.parametrize("hold", [False, True], ids=["planned", "held"])
 @pytest.mark.parametrize("case", CASES[::3], ids=lambda c: c.id)
-def test_the_per_minute_answer_is_exactly_the_answer_at_the_instant(
-    case: Case, hold: bool
-) -> None:
+def test_the_per_minute_answer_is_exactly_the_answer_at_the_instant(case: Case, hold: bool) -> None:
     """send_instant (fan-out's and the send-time check's) answers from two cached
     edges of the minute; at every instant around the case's edges it must equal
     for_recipient's answer worked out at that instant."""

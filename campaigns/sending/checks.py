@@ -90,9 +90,7 @@ class SliceChecks:
             # backlog, a pause or the rate limiter made it late, a retry landed at
             # night): wait for the next lawful instant, never send early, never drop
             # for lateness.
-            return Outcome(
-                c.delivery_id, DeliveryState.PENDING, next_attempt_at=at, tried=False
-            )
+            return Outcome(c.delivery_id, DeliveryState.PENDING, next_attempt_at=at, tried=False)
         return None
 
     def sent(self, c: Claimed, recipient: Recipient, now: datetime) -> None:

@@ -26,6 +26,7 @@ from campaigns.domain.states import (
 )
 from campaigns.store.db import Database
 from campaigns.store.delivery_rows import write_chunk
+from campaigns.store.schema import one_of
 from campaigns.store.tables import campaign_runs, deliveries
 
 _CLAIMED = (
@@ -128,7 +129,7 @@ class DeliveryRepository:
             rows = conn.execute(
                 update(deliveries)
                 .where(
-                    deliveries.c.id.in_(list(ids)),
+                    one_of(self.db.backend, deliveries.c.id, ids),
                     # Only the primary key may lead this plan. With stale statistics
                     # (a run just written) ``state = 'pending'`` looks rare and the
                     # planner would read every open row through the partial indexes;
@@ -210,7 +211,10 @@ class DeliveryRepository:
             if unused:
                 moved += conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id.in_(unused), deliveries.c.state == DeliveryState.SENDING)
+                    .where(
+                        one_of(self.db.backend, deliveries.c.id, unused),
+                        deliveries.c.state == DeliveryState.SENDING,
+                    )
                     .values(
                         state=DeliveryState.PENDING,
                         claimed_at=None,
@@ -270,7 +274,10 @@ class DeliveryRepository:
         with self.db.begin() as conn:
             return conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == DeliveryState.SENDING)
+                .where(
+                    one_of(self.db.backend, deliveries.c.id, ids),
+                    deliveries.c.state == DeliveryState.SENDING,
+                )
                 .values(claimed_at=now)
             ).rowcount
 
@@ -292,7 +299,10 @@ class DeliveryRepository:
         with self.db.begin() as conn:
             return conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == DeliveryState.SENDING)
+                .where(
+                    one_of(self.db.backend, deliveries.c.id, ids),
+                    deliveries.c.state == DeliveryState.SENDING,
+                )
                 .values(state=DeliveryState.UNKNOWN, updated_at=now)
             ).rowcount
 

@@ -31,6 +31,7 @@ from campaigns.store.bookings import appointments_of, booked, record_bookings
 from campaigns.store.bulk import insert_rows
 from campaigns.store.consent import append_consents, consent_row, distinct_facts, latest_words
 from campaigns.store.db import Database
+from campaigns.store.schema import one_of
 from campaigns.store.suppression import latest_rows, suppressed_among
 from campaigns.store.tables import consents, patients
 
@@ -220,7 +221,9 @@ class PatientRepository:
     def recipients(self, patient_ids: Sequence[int]) -> dict[int, Recipient]:
         with self.db.connect() as conn:
             rows = conn.execute(
-                select(*_RECIPIENT_COLUMNS).where(patients.c.id.in_(list(patient_ids)))
+                select(*_RECIPIENT_COLUMNS).where(
+                    one_of(self.db.backend, patients.c.id, patient_ids)
+                )
             ).all()
         return {r[0]: Recipient(*r) for r in rows}
 

@@ -19,6 +19,7 @@ from campaigns.domain.models import Channel
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
+from campaigns.store.schema import one_of
 from campaigns.store.tables import suppressions
 
 # Bound parameters per IN list: well under SQLite's limit of 32,766.
@@ -210,7 +211,10 @@ def suppression_reasons(
                 suppressions.c.id,
                 suppressions.c.suppressed,
                 suppressions.c.reason,
-            ).where(suppressions.c.channel == channel, suppressions.c.address.in_(part))
+            ).where(
+                suppressions.c.channel == channel,
+                one_of(conn.dialect.name, suppressions.c.address, part),
+            )
         )
         for address, row_id, suppressed, reason in rows:
             seen = latest.get(address)
