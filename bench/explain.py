@@ -39,11 +39,19 @@ QUERIES: dict[str, str] = {
     "claim (DeliveryRepository.claim)": """
         UPDATE deliveries SET state = 'sending', claimed_at = :now, attempts = attempts + 1,
             updated_at = :now
-        WHERE id IN ({ids}) AND state IS NOT DISTINCT FROM 'pending'
+        WHERE id = ANY(ARRAY[{ids}]::bigint[]) AND state IS NOT DISTINCT FROM 'pending'
           AND next_attempt_at <= :now
           AND (SELECT status FROM campaign_runs WHERE campaign_runs.id = deliveries.run_id)
               IN ('fanning_out', 'running')
         RETURNING id, run_id, patient_id, channel, attempts, due_at""",
+    # DeliveryRepository.record: a slice's outcomes, one statement of arrays.
+    "record outcomes (DeliveryRepository.record, 250 ids)": """
+        UPDATE deliveries AS d
+        SET state = o.state, provider_id = o.provider_id, error_code = NULL,
+            error_reason = NULL, skip_reason = NULL, sent_at = :now, updated_at = :now
+        FROM unnest(ARRAY[{sending}]::bigint[], ARRAY[{states}]::text[],
+                    ARRAY[{providers}]::text[]) AS o(id, state, provider_id)
+        WHERE d.id = o.id AND d.state = 'sending'""",
     "due set refill, every run (DeliveryRepository.stream_due_pending, sweeper)": """
         SELECT id, next_attempt_at, run_id FROM deliveries
         WHERE state = 'pending' AND (next_attempt_at, id) > (:epoch, 0)
@@ -167,9 +175,20 @@ def explain(conn: Connection, title: str, sql: str, n: int) -> None:
     ids = ", ".join(str(i) for i in range(n // 2, n // 2 + 2 * 250, 2))
     pids = ", ".join(str(i) for i in range(n // 3, n // 3 + 500))
     phones = ", ".join(f"'+1617555{i:04d}'" for i in range(100, 600))
+    claimed = range(97 * (n // 200), 97 * (n // 200 + 250), 97)  # build() claimed these
+    sending = ", ".join(str(i) for i in claimed)
+    states = ", ".join("'sent'" for _ in claimed)
+    providers = ", ".join(f"'SM{i:032d}'" for i in claimed)
     statement = text(
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) "
-        + sql.format(ids=ids, patients=pids, phones=phones)
+        + sql.format(
+            ids=ids,
+            patients=pids,
+            phones=phones,
+            sending=sending,
+            states=states,
+            providers=providers,
+        )
     )
     params = {
         "now": NOW,

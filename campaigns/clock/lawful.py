@@ -277,6 +277,10 @@ def _minute_edges(
 
     end = minute + _LAST_OF_MINUTE
     first = answer(minute)
+    if (first.at is not None and first.at > end) or (first.at is None and not hold):
+        # Held past the minute, or no lawful instant before a fixed deadline: the
+        # same from any later instant of it (held, the deadline only moves later).
+        return _MinuteEdges(first.at, first.at, None)
     last = answer(end).at
     start = min(max(minute, first.requested), end)
     at_start = first.at if start == minute else answer(start).at
