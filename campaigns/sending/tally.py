@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 import redis
@@ -50,10 +51,11 @@ class RedisTally:
             return
         pipe = self._redis.pipeline(transaction=False)
         for channel, values in figures.latency.items():
-            for seconds in values:
-                i = bisect.bisect_left(LATENCY_BUCKETS, seconds)
+            # one HINCRBY per bucket the slice touched, not per message
+            buckets = Counter(bisect.bisect_left(LATENCY_BUCKETS, seconds) for seconds in values)
+            for i, n in sorted(buckets.items()):
                 le = repr(LATENCY_BUCKETS[i]) if i < len(LATENCY_BUCKETS) else "+Inf"
-                pipe.hincrby(SEND_LATENCY, f"{channel}:{le}", 1)
+                pipe.hincrby(SEND_LATENCY, f"{channel}:{le}", n)
             pipe.hincrbyfloat(SEND_LATENCY, f"{channel}:sum", sum(values))
             pipe.hincrby(SEND_LATENCY, f"{channel}:count", len(values))
         for channel, values in figures.waits.items():
