@@ -16,8 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+from markupsafe import Markup
 
-from campaigns.content.sandbox import RenderBudget
+from campaigns.content.sandbox import (
+    BoundedSandbox,
+    RenderBudget,
+    TemplateLimitError,
+    render_bounded,
+)
 from tests.conftest import ROOT
 
 MEMORY_BOUND_MB = 200
@@ -115,3 +121,32 @@ def test_a_render_starved_by_a_busy_machine_is_not_refused_but_one_that_spins_is
     while time.thread_time() - budget.cpu_start <= 0.05:
         pass  # the template's loop, spinning
     assert budget.spent()
+
+
+def test_a_plain_text_method_is_called_as_the_sandbox_would_and_markup_still_escapes() -> None:
+    """The sandbox calls ``strip()``, ``splitlines()`` and the like on plain text
+    directly; the result must be what Jinja's own sandbox gives, Markup's methods and
+    methods with arguments still go the checked way, and a method that is not
+    allowed (``str.format`` with a wide field) is still refused."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    source = (
+        "{% for l in a.splitlines() if l.strip() %}[{{ l.strip() }}|{{ l.upper() }}]{% endfor %}"
+        "{{ b.title() }}{{ m.strip() }}{{ a.replace('x', 'y') }}"
+    )
+    context = {"a": " one\n\n two x \n", "b": "dr. ada", "m": Markup(" <i>b</i> ")}
+    ours = render_bounded(BoundedSandbox(autoescape=True).from_string(source), context)
+    theirs = ImmutableSandboxedEnvironment(autoescape=True).from_string(source).render(context)
+    assert ours == theirs
+    assert "<i>b</i>" in ours  # Markup stays Markup
+    with pytest.raises(TemplateLimitError):
+        render_bounded(BoundedSandbox().from_string("{{ '{:>99999}'.format(1) }}"), {})
+
+
+def test_a_render_starts_from_a_cpu_reading_never_later_than_the_clock() -> None:
+    """RenderBudget.start reuses a reading of the thread's CPU clock at most 10 ms
+    old: the start may be dated early (a runaway is stopped sooner), never late."""
+    for _ in range(1000):
+        budget = RenderBudget.start()
+        assert budget.cpu_start <= time.thread_time()
+        assert time.thread_time() - budget.cpu_start <= 0.01 + 0.005
