@@ -44,7 +44,7 @@ NO_LAWFUL_TIME = "no_lawful_time"
 _MAX_ROUNDS = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CandidateClock:
     """One candidate at the chosen instant: its local time and that day's rule."""
 
@@ -64,7 +64,7 @@ class CandidateClock:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendTime:
     """When the message goes (``at``, UTC) or None when it is skipped, and why."""
 
@@ -154,6 +154,11 @@ def when_to_send(
         # rate, a run paused and resumed, a retry) waits for the next lawful instant:
         # the grace is for a schedule's occurrence planned late, not for either.
         deadline = max(deadline, earliest + HOLD_AT_MOST)
+    if hold:
+        # The send-time check asks at its own instant, never twice for one key: cached,
+        # its answers only filled the cache (16,384 of them, 15 MB in every worker
+        # process, measured) and pushed out fan-out's, which are asked again and again.
+        return _decide.__wrapped__(where, channel, earliest, requested, deadline)
     return _decide(where, channel, earliest, requested, deadline)
 
 
