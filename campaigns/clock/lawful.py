@@ -154,12 +154,24 @@ def when_to_send(
         # rate, a run paused and resumed, a retry) waits for the next lawful instant:
         # the grace is for a schedule's occurrence planned late, not for either.
         deadline = max(deadline, earliest + HOLD_AT_MOST)
-    if hold:
-        # The send-time check asks at its own instant, never twice for one key: cached,
-        # its answers only filled the cache (16,384 of them, 15 MB in every worker
-        # process, measured) and pushed out fan-out's, which are asked again and again.
-        return _decide.__wrapped__(where, channel, earliest, requested, deadline)
-    return _decide(where, channel, earliest, requested, deadline)
+    sms = channel == "sms"
+    places = tuple(Candidate(c.zone, c.state if sms else None) for c in where.candidates)
+    # The send-time check (``hold``) asks at its own instant, never twice for one key:
+    # cached, its answers only filled the cache and pushed out fan-out's.
+    decide = _decide.__wrapped__ if hold else _decide
+    at, decided_by, source, clocks, cap = decide(places, earliest, requested, deadline)
+    return SendTime(
+        channel=channel,
+        at=at,
+        requested=requested,
+        deadline=deadline,
+        where=where,
+        decided_by=decided_by,
+        source=source,
+        clocks=clocks,
+        cap_per_24h=cap[0] if cap else None,
+        cap_state=cap[1] if cap else None,
+    )
 
 
 def for_recipient(
@@ -189,12 +201,19 @@ def for_recipient(
     )
 
 
-@functools.lru_cache(maxsize=1 << 14)
+# What decides depends only on the candidate places (their states for SMS) and the
+# three instants, not on the evidence behind them: keyed so, a clinic's patients share
+# a few hundred answers (keyed by the whole Whereabouts, fan-out's 16,384 held 12 MB
+# in every worker process, measured).
+_Verdict = tuple[datetime | None, str, str, tuple["CandidateClock", ...], tuple[int, str] | None]
+
+
+@functools.lru_cache(maxsize=1 << 12)
 def _decide(
-    where: Whereabouts, channel: str, earliest: datetime, requested: datetime, deadline: datetime
-) -> SendTime:
-    sms = channel == "sms"
-    places = tuple(Candidate(c.zone, c.state if sms else None) for c in where.candidates)
+    places: tuple[Candidate, ...], earliest: datetime, requested: datetime, deadline: datetime
+) -> _Verdict:
+    """When (or None), the sentence and source of the rule that decided, each place's
+    clock then, and the strictest SMS cap of the places' states (email's have none)."""
     at: datetime | None = earliest
     pushed: tuple[Candidate, datetime] | None = None
     for _ in range(_MAX_ROUNDS):
@@ -212,21 +231,10 @@ def _decide(
     else:  # pragma: no cover - a table with windows that never meet
         at = None
     decided_by, source = _decision(pushed, at, earliest, requested, deadline)
-    cap = quiet_hours.strictest_cap(where.states) if sms else None
+    cap = quiet_hours.strictest_cap(sorted({p.state for p in places if p.state}))
     shown = at or earliest
     clocks = tuple(_clock(place, shown) for place in places)
-    return SendTime(
-        channel=channel,
-        at=at,
-        requested=requested,
-        deadline=deadline,
-        where=where,
-        decided_by=decided_by,
-        source=source,
-        clocks=clocks,
-        cap_per_24h=cap[0] if cap else None,
-        cap_state=cap[1] if cap else None,
-    )
+    return at, decided_by, source, clocks, cap
 
 
 def _clock(place: Candidate, instant: datetime) -> CandidateClock:
