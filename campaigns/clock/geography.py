@@ -106,7 +106,7 @@ def patient_state(state: str | None, phone_e164: str | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PhoneArea:
     """What a phone number says about where its owner is: its area code, the state
     or territory of that code (None when the table names none) and the zones
@@ -115,6 +115,11 @@ class PhoneArea:
     area_code: str
     state: str | None
     zones: tuple[str, ...]
+
+
+# One instance of each distinct area (a few hundred), however many numbers the cache
+# above holds: each number's entry is then its key and a reference.
+_AREAS: dict[PhoneArea, PhoneArea] = {}
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -134,7 +139,8 @@ def phone_area(phone_e164: str | None) -> PhoneArea | None:
     zones = _known_zones(phone_timezones.time_zones_for_geographical_number(number))
     if state is None and not zones:
         return None
-    return PhoneArea(area_code=national[:3], state=state, zones=zones)
+    area = PhoneArea(area_code=national[:3], state=state, zones=zones)
+    return _AREAS.setdefault(area, area)
 
 
 @functools.cache

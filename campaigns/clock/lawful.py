@@ -45,7 +45,7 @@ NO_LAWFUL_TIME = "no_lawful_time"
 _MAX_ROUNDS = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CandidateClock:
     """One candidate at the chosen instant: its local time and that day's rule."""
 
@@ -65,7 +65,7 @@ class CandidateClock:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendTime:
     """When the message goes (``at``, UTC) or None when it is skipped, and why."""
 
@@ -84,9 +84,10 @@ class SendTime:
     places: tuple[Candidate, ...] = ()
     shown: datetime | None = None
 
-    @functools.cached_property
+    @property
     def clocks(self) -> tuple[CandidateClock, ...]:
-        """Each candidate's local time at the chosen instant, and that day's rule."""
+        """Each candidate's local time at the chosen instant, and that day's rule
+        (worked out at each asking: only previews and ``campaigns when`` ask)."""
         shown = self.shown or self.at or self.requested
         return tuple(_clock(place, shown) for place in self.places)
 
@@ -165,7 +166,25 @@ def when_to_send(
         # rate, a run paused and resumed, a retry) waits for the next lawful instant:
         # the grace is for a schedule's occurrence planned late, not for either.
         deadline = max(deadline, earliest + HOLD_AT_MOST)
-    return _decide(where, channel, earliest, requested, deadline)
+    sms = channel == "sms"
+    places = tuple(Candidate(c.zone, c.state if sms else None) for c in where.candidates)
+    # The send-time check (``hold``) asks at its own instant, never twice for one key:
+    # cached, its answers only filled the cache and pushed out fan-out's.
+    decide = _decide.__wrapped__ if hold else _decide
+    at, decided_by, source, shown, cap = decide(places, earliest, requested, deadline)
+    return SendTime(
+        channel=channel,
+        at=at,
+        requested=requested,
+        deadline=deadline,
+        where=where,
+        decided_by=decided_by,
+        source=source,
+        places=places,
+        shown=shown,
+        cap_per_24h=cap[0] if cap else None,
+        cap_state=cap[1] if cap else None,
+    )
 
 
 def for_recipient(
@@ -245,7 +264,7 @@ def send_instant(
 _LAST_OF_MINUTE = timedelta(seconds=59, microseconds=999_999)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _MinuteEdges:
     first: datetime | None  # the answer at the minute's first instant
     last: datetime | None  # and at its last
@@ -254,7 +273,7 @@ class _MinuteEdges:
     lawful_from: datetime | None
 
 
-@functools.lru_cache(maxsize=1 << 14)
+@functools.lru_cache(maxsize=1 << 13)
 def _minute_edges(
     where: Whereabouts,
     channel: str,
@@ -288,12 +307,20 @@ def _minute_edges(
     return _MinuteEdges(first.at, last, lawful_from)
 
 
-@functools.lru_cache(maxsize=1 << 14)
+# What decides depends only on the candidate places (their states for SMS) and the
+# three instants, not on the evidence behind them: keyed so, a clinic's patients share
+# a few hundred answers (keyed by the whole Whereabouts, fan-out's 16,384 held 12 MB
+# in every worker process, measured).
+_Verdict = tuple[datetime | None, str, str, datetime, tuple[int, str] | None]
+
+
+@functools.lru_cache(maxsize=1 << 12)
 def _decide(
-    where: Whereabouts, channel: str, earliest: datetime, requested: datetime, deadline: datetime
-) -> SendTime:
-    sms = channel == "sms"
-    places = tuple(Candidate(c.zone, c.state if sms else None) for c in where.candidates)
+    places: tuple[Candidate, ...], earliest: datetime, requested: datetime, deadline: datetime
+) -> _Verdict:
+    """When (or None), the sentence and source of the rule that decided, the instant
+    the places' clocks are shown at, and the strictest SMS cap of the places' states
+    (email's have none)."""
     at: datetime | None = earliest
     pushed: tuple[Candidate, datetime] | None = None
     for _ in range(_MAX_ROUNDS):
@@ -311,21 +338,9 @@ def _decide(
     else:  # pragma: no cover - a table with windows that never meet
         at = None
     decided_by, source = _decision(pushed, at, earliest, requested, deadline)
-    cap = quiet_hours.strictest_cap(where.states) if sms else None
+    cap = quiet_hours.strictest_cap(sorted({p.state for p in places if p.state}))
     shown = at or earliest
-    return SendTime(
-        channel=channel,
-        at=at,
-        requested=requested,
-        deadline=deadline,
-        where=where,
-        decided_by=decided_by,
-        source=source,
-        places=places,
-        shown=shown,
-        cap_per_24h=cap[0] if cap else None,
-        cap_state=cap[1] if cap else None,
-    )
+    return at, decided_by, source, shown, cap
 
 
 def _clock(place: Candidate, instant: datetime) -> CandidateClock:

@@ -10,10 +10,13 @@ bad table fails with ConfigError naming the file and the field path
 from __future__ import annotations
 
 import functools
+import importlib.util
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import holidays
@@ -157,7 +160,29 @@ def presumes_resident(state: str) -> bool:
 def _holidays(code: str, year: int) -> Mapping[date, str]:
     """The state's and the federal holidays of one year, observed days included
     (the ``holidays`` package, which keeps each state's own list)."""
+    _load_us_holidays()
     return dict(holidays.country_holidays("US", subdiv=code, years=year).items())
+
+
+@functools.cache
+def _load_us_holidays() -> None:
+    """Load the holidays package's United States module by itself, before its registry
+    asks for it: the registry then finds it loaded, and the package of the 250 other
+    countries it would import with it (8 MB in every worker process, measured) never
+    is. Anything unexpected leaves it to the registry, as before."""
+    name = "holidays.countries.united_states"
+    if name in sys.modules:
+        return
+    path = Path(holidays.__file__).parent / "countries" / "united_states.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
 
 
 # -- the table as read at run time ------------------------------------------------------
@@ -318,6 +343,7 @@ class _TableSpec(_Strict):
     @field_validator("states")
     @classmethod
     def _holidays_known(cls, value: dict[str, _RulesSpec]) -> dict[str, _RulesSpec]:
+        _load_us_holidays()
         known = holidays.country_holidays("US").subdivisions
         for code, rules in value.items():
             if rules.closed_on_holidays and code not in known:

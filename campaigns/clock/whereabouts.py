@@ -50,7 +50,7 @@ __all__ = [
 EvidenceKind = Literal["time zone", "address state", "area code", "clinic"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """One thing known about where the patient is, and what it says."""
 
@@ -70,7 +70,7 @@ class Evidence:
         return f"{self.kind} {self.value}: {zones}{state}{presumed}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A place the patient might be: a zone, and the state whose rules apply there."""
 
@@ -78,7 +78,7 @@ class Candidate:
     state: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Whereabouts:
     """Every candidate, the evidence they come from and why these."""
 

@@ -18,18 +18,19 @@ The same block is a campaign YAML's ``copy:`` (``to_block`` / ``from_block``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import html2text
-import nh3
-from markdown_it import MarkdownIt
 
 from campaigns.errors import InputError, Problem
 
 if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
     from campaigns.content.definitions import CampaignDefinition
     from campaigns.services import Services
 
@@ -45,7 +46,15 @@ GENERATED_TEXT = "generated_text"
 LABEL = "@copy"
 
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    # markdown-it and nh3 are loaded when a Markdown copy is first compiled, not by
+    # every worker process that imports this module to render (a few MB each).
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,8 @@ def markdown_to_html(markdown: str) -> str:
         held.append(match.group(0))
         return f"JINJAHELD{len(held) - 1}X"
 
+    import nh3
+
     html = nh3.clean(_blocks_on_their_lines(_JINJA.sub(hold, markdown)), link_rel=None)
     return re.sub(r"JINJAHELD(\d+)X", lambda m: held[int(m.group(1))], html).rstrip()
 
@@ -163,7 +174,8 @@ def _blocks_on_their_lines(markdown: str) -> str:
     """markdown-it's HTML, one top-level block at a time, each padded down to the line
     its source starts on (blank lines between blocks mean nothing in HTML)."""
     env: dict[str, Any] = {}
-    tokens = _MARKDOWN.parse(markdown, env)
+    md = _markdown()
+    tokens = md.parse(markdown, env)
     out: list[str] = []
     line, depth, start = 0, 0, 0
     for i, token in enumerate(tokens):
@@ -172,7 +184,7 @@ def _blocks_on_their_lines(markdown: str) -> str:
             continue
         block = tokens[start : i + 1]
         start = i + 1
-        html = _MARKDOWN.renderer.render(block, _MARKDOWN.options, env)
+        html = md.renderer.render(block, md.options, env)
         html = re.sub(r"<(ul|ol)([^>]*)>\n", r"<\1\2>", html).replace("</li>\n</ul>", "</li></ul>")
         html = html.replace("</li>\n</ol>", "</li></ol>")
         first = block[0].map[0] if block[0].map else line

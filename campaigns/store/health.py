@@ -5,11 +5,9 @@ Counts only: nothing here returns a patient's name, contact or message.
 
 from __future__ import annotations
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
-from campaigns.store.db import Database, alembic_config
+from campaigns.store.db import Database
 from campaigns.store.tables import audit_events, deliveries
 
 
@@ -24,11 +22,7 @@ class HealthRepository:
 
     def migrations(self) -> tuple[str | None, str | None]:
         """(the revision the database is at, the newest this code knows)."""
-        url = self.db.engine.url.render_as_string(hide_password=False)
-        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-        with self.db.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        return current, head
+        return self.db.revisions()
 
     def deliveries_by_channel_and_state(self) -> list[tuple[str, str, int]]:
         with self.db.connect() as conn:
