@@ -262,9 +262,24 @@ def _normalize_phone(text: str, region: str) -> str | None:
     elif len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     if len(digits) == 10 and digits.isascii() and digits.isdigit() and digits[0] not in "01":
-        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
         # E.164 of a +1 number is "+1" and its ten national digits.
-        return "+1" + digits if phonenumbers.is_valid_number(number) else None
+        return "+1" + digits if _valid_nanp(digits) else None
+    return _parse_phone(text, region)
+
+
+# Households share a number, and a file repeats it in one spelling or another: each
+# distinct number is checked once per import (forget() empties these caches after).
+_PHONES_KEPT = 1 << 16
+
+
+@lru_cache(maxsize=_PHONES_KEPT)
+def _valid_nanp(digits: str) -> bool:
+    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
+    return bool(phonenumbers.is_valid_number(number))
+
+
+@lru_cache(maxsize=_PHONES_KEPT)
+def _parse_phone(text: str, region: str) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
@@ -272,6 +287,13 @@ def _normalize_phone(text: str, region: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def forget() -> None:
+    """Empty the caches of numbers and domains checked: no PHI outlives an import."""
+    _valid_nanp.cache_clear()
+    _parse_phone.cache_clear()
+    _normalize_domain.cache_clear()
 
 
 @cache

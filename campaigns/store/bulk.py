@@ -10,7 +10,8 @@ apply; a column whose default is computed must be given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -18,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from campaigns.errors import InputError
 
-__all__ = ["insert_rows"]
+__all__ = ["insert_rows", "insert_tuples"]
 
 
 def insert_rows(
@@ -34,51 +35,74 @@ def insert_rows(
     if not rows:
         return
     names = list(rows[0])
-    if both := set(names) & set(same or {}):
-        raise InputError(f"{sorted(both)} given both per row and as shared values")
-    dialect = conn.dialect
-    shared = {**(same or {}), **_scalar_defaults(table, [*names, *(same or {})])}
-    columns = [*names, *shared]
-    processors: list[Callable[[Any], Any] | None] = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-    ]
-
-    fixed = tuple(_converted(shared.values(), processors[len(names) :]))
-    per_row = processors[: len(names)]
+    get, single = itemgetter(*names), len(names) == 1
 
     def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
         if len(row) != len(names):
             raise InputError(f"rows for {table.name} must all have the columns {names}")
-        return (*_converted((row[name] for name in names), per_row), *fixed)
+        found = get(row)
+        return (found,) if single else tuple(found)
+
+    insert_tuples(conn, table, names, [values(row) for row in rows], same)
+
+
+def insert_tuples(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    same: Mapping[str, Any] | None = None,
+) -> None:
+    """Insert ``rows``, each a tuple of the values of ``columns`` in that order, in
+    ``conn``'s transaction. ``same`` as for :func:`insert_rows`."""
+    if not rows:
+        return
+    names = list(columns)
+    if both := set(names) & set(same or {}):
+        raise InputError(f"{sorted(both)} given both per row and as shared values")
+    dialect = conn.dialect
+    shared = {**(same or {}), **_scalar_defaults(table, [*names, *(same or {})])}
+    every = [*names, *shared]
+    processors: list[Callable[[Any], Any] | None] = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in every
+    ]
+    fixed = tuple(
+        value if process is None else process(value)
+        for value, process in zip(shared.values(), processors[len(names) :], strict=True)
+    )
+    # Only the columns whose type converts a value in Python cost anything per row.
+    convert = [(i, process) for i, process in enumerate(processors[: len(names)]) if process]
+
+    def values(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(row) != len(names):
+            raise InputError(f"rows for {table.name} must all have the columns {names}")
+        if not convert:
+            return row + fixed
+        out = list(row)
+        for i, process in convert:
+            out[i] = process(out[i])
+        return (*out, *fixed)
 
     quote = dialect.identifier_preparer.quote
-    column_list = ", ".join(quote(name) for name in columns)
+    column_list = ", ".join(quote(name) for name in every)
     if dialect.name == "postgresql":
         statement = f"COPY {quote(table.name)} ({column_list}) FROM STDIN"
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             with cursor.copy(statement) as copy:
+                write = copy.write_row
                 for row in rows:
-                    copy.write_row(values(row))
+                    write(values(row))
         except dialect.loaded_dbapi.Error as e:
             # As SQLAlchemy raises it for any other statement: IntegrityError and so on.
             raise DBAPIError.instance(statement, None, e, dialect.loaded_dbapi.Error) from e
         finally:
             cursor.close()
         return
-    placeholders = ", ".join("?" for _ in columns)
+    placeholders = ", ".join("?" for _ in every)
     conn.exec_driver_sql(
         f"INSERT INTO {quote(table.name)} ({column_list}) VALUES ({placeholders})",  # noqa: S608
         [values(row) for row in rows],
-    )
-
-
-def _converted(
-    values: Iterable[Any], processors: Iterable[Callable[[Any], Any] | None]
-) -> Iterator[Any]:
-    return (
-        value if process is None else process(value)
-        for value, process in zip(values, processors, strict=True)
     )
 
 
