@@ -56,7 +56,10 @@ _PATIENT_COLUMNS = (
     "email_consent_for",
 )
 _CONSENT_COLUMNS = ("patient_id", "channel", "granted", "address", "at", "source", "text_shown")
-_NEXT_IDS = text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)")
+_NEXT_IDS = text(
+    "SELECT array_agg(id) FROM "
+    "(SELECT nextval(CAST(:sequence AS regclass)) AS id FROM generate_series(1, :n)) AS drawn"
+)
 
 
 def import_batches(
@@ -128,7 +131,7 @@ def import_batches(
 def _new_ids(conn: Connection, count: int, sequence: str | None) -> list[int]:
     """``count`` ids for new patients, ascending: what the database's default gives."""
     if sequence is not None:
-        drawn = conn.execute(_NEXT_IDS, {"sequence": sequence, "n": count}).scalars()
+        drawn = conn.execute(_NEXT_IDS, {"sequence": sequence, "n": count}).scalar_one()
         return sorted(int(i) for i in drawn)
     # SQLite gives a new row the largest id + 1; the import's write lock, taken by its
     # first statement, keeps every other writer out until it ends.
