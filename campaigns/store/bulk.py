@@ -5,7 +5,9 @@ most of a 100,000-patient import's database time, and of a fan-out's. Here each
 value still goes through its column type's own bind processor, so what is stored
 is exactly what ``insert(table)`` stores, but PostgreSQL takes the rows by COPY
 and SQLite by one executemany of plain tuples. Python-side scalar column defaults
-apply; a column whose default is computed must be given.
+apply; a column whose default is computed must be given. Rows come as mappings
+(``insert_rows``) or as tuples in a given column order (``insert_tuples``: no dict per
+row, and only the columns whose type converts in Python cost anything per value).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def insert_tuples(
         out = list(row)
         for i, process in convert:
             out[i] = process(out[i])
-        return (*out, *fixed)
+        return (*out, *fixed)  # SQLAlchemy's executemany takes tuples, not lists
 
     quote = dialect.identifier_preparer.quote
     column_list = ", ".join(quote(name) for name in every)
