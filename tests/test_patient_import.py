@@ -60,6 +60,19 @@ def test_new_patients_get_the_next_ids_in_file_order_and_later_inserts_follow(
     assert later > max(ids)
 
 
+def test_a_reimport_finds_external_ids_and_numbers_whatever_characters_they_hold(
+    svc: Services,
+) -> None:
+    # On SQLite both look-ups go as one JSON array parameter (store.bulk.one_of).
+    odd = ['Ä"1\\', "P,2'", "\u65e5\u672c-3", "P 4\t"]
+    assert import_(svc, [patient_record(e) for e in odd]) == (4, 0, 0)
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    svc.suppressions.add("sms", "+16175550100", suppressed=True, reason="stop", actor="t", at=at)
+
+    assert import_(svc, [patient_record(e) for e in odd]) == (0, 4, 4)
+    assert svc.patients.count() == 4
+
+
 @pytest.mark.parametrize(
     "facts",
     [

@@ -12,16 +12,27 @@ row, and only the columns whose type converts in Python cost anything per value)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
 from campaigns.errors import InputError
 
-__all__ = ["insert_rows", "insert_tuples"]
+__all__ = ["insert_rows", "insert_tuples", "one_of"]
 
 
 def insert_rows(
@@ -106,6 +117,19 @@ def insert_tuples(
         f"INSERT INTO {quote(table.name)} ({column_list}) VALUES ({placeholders})",  # noqa: S608
         [values(row) for row in rows],
     )
+
+
+def one_of(
+    conn: Connection, column: ColumnElement[Any], values: Sequence[str], name: str
+) -> ColumnElement[bool]:
+    """``column`` is one of ``values``, passed as ONE parameter ``name`` however many
+    they are: an array on PostgreSQL, a JSON array read by ``json_each`` on SQLite.
+    An IN list of a thousand values cost more to bind and plan than the look-up it
+    makes, and SQLite caps a statement's parameters. Each value is found by index."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(name, list(values), type_=ARRAY(String)))
+    each = func.json_each(bindparam(name, json.dumps(list(values)))).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def _scalar_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:

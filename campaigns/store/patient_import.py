@@ -19,13 +19,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, any_, bindparam, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, bindparam, select, text, update
 
 from campaigns.domain.models import ConsentFact, PatientRecord
 from campaigns.store.audit import audit
 from campaigns.store.bookings import appointments_of, booked, record_bookings
-from campaigns.store.bulk import insert_tuples
+from campaigns.store.bulk import insert_tuples, one_of
 from campaigns.store.consent import append_consents, distinct_facts, latest_words
 from campaigns.store.db import Database
 from campaigns.store.read_ahead import ReadAhead
@@ -281,13 +280,6 @@ def _fields(r: PatientRecord) -> dict[str, Any]:
 
 def _ids_of(conn: Connection, external_ids: list[str]) -> dict[str, int]:
     """The ids of the patients among ``external_ids`` that are on file."""
-    if conn.dialect.name == "postgresql":
-        # One array parameter: a thousand-name IN list cost PostgreSQL more to plan
-        # and SQLAlchemy more to bind than the lookup itself.
-        matches = patients.c.external_id == any_(
-            bindparam("external_ids", external_ids, type_=postgresql.ARRAY(String))
-        )
-    else:
-        matches = patients.c.external_id.in_(external_ids)
+    matches = one_of(conn, patients.c.external_id, external_ids, "external_ids")
     rows = conn.execute(select(patients.c.external_id, patients.c.id).where(matches))
     return {str(ext): int(pid) for ext, pid in rows}

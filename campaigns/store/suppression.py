@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, any_, bindparam, insert, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, and_, insert, or_, select
 
 from campaigns.domain.models import Channel
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
+from campaigns.store.bulk import one_of
 from campaigns.store.db import Database
 from campaigns.store.tables import suppressions
 
@@ -224,13 +224,10 @@ def suppressed_on_channels(
     conn: Connection, addresses: Mapping[Channel, Iterable[str | None]]
 ) -> dict[Channel, set[str]]:
     """For each channel, the addresses among its ``addresses`` whose latest row
-    suppresses them: on PostgreSQL in one query, whatever the number of channels."""
+    suppresses them: one query, with one parameter per channel (``bulk.one_of``)."""
     wanted = {channel: sorted({a for a in found if a}) for channel, found in addresses.items()}
     if not any(wanted.values()):
         return {channel: set() for channel in wanted}
-    if conn.dialect.name != "postgresql":
-        return {channel: suppressed_among(conn, channel, wanted[channel]) for channel in wanted}
-    # One array parameter per channel: no IN list of a thousand values to plan.
     rows = conn.execute(
         select(suppressions.c.channel, suppressions.c.address, suppressions.c.suppressed)
         .where(
@@ -238,8 +235,7 @@ def suppressed_on_channels(
                 *(
                     and_(
                         suppressions.c.channel == channel,
-                        suppressions.c.address
-                        == any_(bindparam(f"in_{channel}", found, type_=ARRAY(String))),
+                        one_of(conn, suppressions.c.address, found, f"in_{channel}"),
                     )
                     for channel, found in wanted.items()
                 )
