@@ -60,6 +60,22 @@ def test_new_patients_get_the_next_ids_in_file_order_and_later_inserts_follow(
     assert later > max(ids)
 
 
+def test_batches_are_written_in_order_even_when_a_later_one_repeats_a_patient(
+    svc: Services,
+) -> None:
+    # Batches are joined into larger writes; one naming a patient again is not.
+    first = [patient_record(f"P{n}", phone=f"+1617555{n:04d}") for n in range(3)]
+    again = patient_record("P1", phone="+16175559999")
+
+    assert import_(svc, first[:1], first[1:], [again], [patient_record("P9")]) == (4, 1, 0)
+
+    found = svc.patients.find("P1")
+    assert found is not None and found.phone == "+16175559999"
+    assert ids_in_file_order(svc, ["P0", "P1", "P2", "P9"]) == sorted(
+        ids_in_file_order(svc, ["P0", "P1", "P2", "P9"])
+    )
+
+
 def test_a_reimport_finds_external_ids_and_numbers_whatever_characters_they_hold(
     svc: Services,
 ) -> None:
