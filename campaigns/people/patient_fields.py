@@ -47,6 +47,7 @@ _PLAIN_LOCAL_PART = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*")
 _CASE_INSENSITIVE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 _PHONE_PUNCTUATION = str.maketrans("", "", " ()-./\t")
 _CONSENT_SKEW = timedelta(days=1)
+_CONSENT_COLUMNS = {c: (f"{c}_consent", f"{c}_consent_at", f"{c}_consent_source") for c in CHANNELS}
 
 
 def parse_row(
@@ -141,10 +142,11 @@ def _parse_consent(
     bad: Callable[[str, str], None],
     zone: tzinfo,
 ) -> ConsentFact | None:
-    column = f"{channel}_consent"
-    said, when, source = value(column), value(f"{column}_at"), value(f"{column}_source")
-    granted = None if said is None else said.lower() in _YES
-    if said is not None and not granted and said.lower() not in _NO:
+    column, at_column, source_column = _CONSENT_COLUMNS[channel]
+    said, when, source = value(column), value(at_column), value(source_column)
+    word = None if said is None else said.lower()
+    granted = None if word is None else word in _YES
+    if said is not None and not granted and word not in _NO:
         granted = None
         bad(
             column,
@@ -155,7 +157,7 @@ def _parse_consent(
     if when is None:
         if granted:
             bad(
-                f"{column}_at",
+                at_column,
                 f"is blank but {column} is yes; evidence of consent must say "
                 "when it was given (ISO 8601, e.g. 2025-10-15)",
             )
@@ -165,21 +167,21 @@ def _parse_consent(
             at = datetime.now(UTC)
     elif (at := _parse_instant(when, zone)) is None:
         bad(
-            f"{column}_at",
+            at_column,
             f"{echo(when)} is not an ISO 8601 date or date-time; expected e.g. "
             "2025-10-15 or 2025-10-15T09:30:00-04:00",
         )
     # Real time, not Meridian's clock: the evidence was given in the real world, and
     # a rehearsal's shifted clock must not refuse a consent given today.
     elif at > datetime.now(UTC) + _CONSENT_SKEW:
-        bad(f"{column}_at", f"{echo(when)} is in the future; expected when consent was given")
+        bad(at_column, f"{echo(when)} is in the future; expected when consent was given")
     elif said is None:
         bad(
-            f"{column}_at",
+            at_column,
             f"is filled in but {column} is blank; fill in {column} (yes or no) or clear the date",
         )
     if source is not None and len(source) > 32:
-        bad(f"{column}_source", "is longer than 32 characters")
+        bad(source_column, "is longer than 32 characters")
     if granted is None or at is None:
         return None
     return ConsentFact(channel=channel, granted=granted, at=at, source=source or "import")
@@ -262,9 +264,24 @@ def _normalize_phone(text: str, region: str) -> str | None:
     elif len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     if len(digits) == 10 and digits.isascii() and digits.isdigit() and digits[0] not in "01":
-        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
         # E.164 of a +1 number is "+1" and its ten national digits.
-        return "+1" + digits if phonenumbers.is_valid_number(number) else None
+        return "+1" + digits if _valid_nanp(digits) else None
+    return _parse_phone(text, region)
+
+
+# Households share a number, and a file repeats it in one spelling or another: each
+# distinct number is checked once per import (forget() empties these caches after).
+_PHONES_KEPT = 1 << 16
+
+
+@lru_cache(maxsize=_PHONES_KEPT)
+def _valid_nanp(digits: str) -> bool:
+    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
+    return bool(phonenumbers.is_valid_number(number))
+
+
+@lru_cache(maxsize=_PHONES_KEPT)
+def _parse_phone(text: str, region: str) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
@@ -272,6 +289,13 @@ def _normalize_phone(text: str, region: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def forget() -> None:
+    """Empty the caches of numbers and domains checked: no PHI outlives an import."""
+    _valid_nanp.cache_clear()
+    _parse_phone.cache_clear()
+    _normalize_domain.cache_clear()
 
 
 @cache

@@ -22,7 +22,7 @@ from typing import Protocol
 from campaigns.domain.models import PatientRecord
 from campaigns.errors import InputError, Problem
 from campaigns.people.patient_csv import read_rows
-from campaigns.people.patient_fields import country_code, parse_row
+from campaigns.people.patient_fields import country_code, forget, parse_row
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,12 @@ def import_patients(
     if batch_size < 1:
         raise InputError("batch_size must be at least 1")
     scan = _Scan(path, region, batch_size, all_or_nothing=not skip_invalid)
-    inserted, updated, *more = store.import_batches(scan.batches(), dry_run=dry_run, actor=actor)
+    try:
+        inserted, updated, *more = store.import_batches(
+            scan.batches(), dry_run=dry_run, actor=actor
+        )
+    finally:
+        forget()
     suppressed = more[0] if more else 0
     bad = scan.bad
     skipped = [SkippedRow(number, tuple(bad[number])) for number in sorted(bad)]

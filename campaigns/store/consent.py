@@ -3,7 +3,7 @@
 Evidence is append-only (``consents``); ``patients.sms_opt_in`` and
 ``patients.email_opt_in`` are written only here, together with the evidence they
 follow. The patient import writes a new patient's first evidence with the same
-helpers (``store.patients``).
+helpers (``store.patient_import``).
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ def consent_row(pid: int, fact: ConsentFact, address: str | None) -> dict[str, A
 
 def distinct_facts(facts: Sequence[ConsentFact]) -> list[ConsentFact]:
     """The facts in order, less any that repeat an earlier (channel, word, time)."""
+    if len(facts) < 2:
+        return list(facts)
     seen: set[tuple[str, bool, datetime]] = set()
     kept = []
     for f in facts:
@@ -184,14 +186,15 @@ def latest_words(
 ) -> dict[str, tuple[bool, str]]:
     """Each channel's latest word and the address it was given for ("" for none), for
     a patient with no evidence on file yet whose current contacts are ``contacts``."""
-    by_channel: dict[str, list[_Said]] = defaultdict(list)
-    for f in facts:
-        address = f.address if f.address is not None else contacts.get(f.channel)
-        by_channel[f.channel].append((f.granted, f.at, address))
+    latest: dict[str, ConsentFact] = {}
+    for f in facts:  # _latest_word's choice: the latest, the first recorded on a tie
+        seen = latest.get(f.channel)
+        if seen is None or f.at > seen.at:
+            latest[f.channel] = f
     out: dict[str, tuple[bool, str]] = {}
-    for channel, evidence in by_channel.items():
-        word, address = _latest_word(evidence)
-        out[channel] = (word, address or "")
+    for channel, f in latest.items():
+        address = f.address if f.address is not None else contacts.get(channel)
+        out[channel] = (f.granted, address or "")
     return out
 
 

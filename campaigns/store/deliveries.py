@@ -24,9 +24,9 @@ from campaigns.domain.states import (
     SkipReason,
     channel_of,
 )
+from campaigns.store.bulk import one_of
 from campaigns.store.db import Database
 from campaigns.store.delivery_rows import write_chunk
-from campaigns.store.schema import one_of
 from campaigns.store.tables import campaign_runs, deliveries
 
 _CLAIMED = (

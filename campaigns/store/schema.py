@@ -4,22 +4,9 @@ campaigns.store.tables_results hold the tables)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    ColumnElement,
-    DateTime,
-    Dialect,
-    Integer,
-    MetaData,
-    any_,
-    literal,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Integer, MetaData
 from sqlalchemy.types import TypeDecorator
 
 from campaigns.errors import InputError
@@ -61,17 +48,3 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def ts(name: str, nullable: bool = True) -> Column[datetime]:
     return Column(name, UtcDateTime(), nullable=nullable)
-
-
-def one_of(backend: str, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``, one parameter.
-
-    The same plan (the column's index, by each value), but the statement's text no
-    longer grows with the values: psycopg parses a statement of 500 placeholders anew
-    every time (its cache keeps short ones), which was a tenth of a sender's CPU, and
-    SQLAlchemy expands each value on top.
-    """
-    listed = list(values)
-    if backend == "postgresql":
-        return column == any_(literal(listed, ARRAY(column.type)))
-    return column.in_(listed)

@@ -8,18 +8,18 @@ suppresses or lifts, and the latest row of an address decides.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, and_, insert, or_, select
 
 from campaigns.domain.models import Channel
 from campaigns.domain.ports import Clock, utc_now
 from campaigns.store.audit import audit
+from campaigns.store.bulk import one_of
 from campaigns.store.db import Database
-from campaigns.store.schema import one_of
 from campaigns.store.tables import suppressions
 
 # Bound parameters per IN list: well under SQLite's limit of 32,766.
@@ -221,6 +221,36 @@ def suppression_reasons(
             if seen is None or row_id > seen[0]:
                 latest[address] = (int(row_id), bool(suppressed), str(reason))
     return {a: reason for a, (_, suppressed, reason) in latest.items() if suppressed}
+
+
+def suppressed_on_channels(
+    conn: Connection, addresses: Mapping[Channel, Iterable[str | None]]
+) -> dict[Channel, set[str]]:
+    """For each channel, the addresses among its ``addresses`` whose latest row
+    suppresses them: one query, with one parameter per channel (``bulk.one_of``)."""
+    wanted = {channel: sorted({a for a in found if a}) for channel, found in addresses.items()}
+    if not any(wanted.values()):
+        return {channel: set() for channel in wanted}
+    rows = conn.execute(
+        select(suppressions.c.channel, suppressions.c.address, suppressions.c.suppressed)
+        .where(
+            or_(
+                *(
+                    and_(
+                        suppressions.c.channel == channel,
+                        one_of(conn.dialect.name, suppressions.c.address, found, f"in_{channel}"),
+                    )
+                    for channel, found in wanted.items()
+                )
+            )
+        )
+        .order_by(suppressions.c.id)
+    )
+    latest = {(str(channel), str(address)): bool(said) for channel, address, said in rows}
+    return {
+        channel: {a for (c, a), said in latest.items() if c == channel and said}
+        for channel in wanted
+    }
 
 
 def latest_rows(
