@@ -27,6 +27,7 @@ import phonenumbers
 import us
 from phonenumbers import timezone as phone_timezones
 
+from campaigns.clock import phone_prefix
 from campaigns.errors import ConfigError, InputError
 
 __all__ = [
@@ -117,18 +118,26 @@ class PhoneArea:
     zones: tuple[str, ...]
 
 
-# One instance of each distinct area (a few hundred), however many numbers the cache
-# above holds: each number's entry is then its key and a reference.
+# One instance of each distinct area (a few hundred), however many keys the cache
+# below holds: each entry is then its key and a reference.
 _AREAS: dict[PhoneArea, PhoneArea] = {}
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def phone_area(phone_e164: str | None) -> PhoneArea | None:
     """The area a NANP number belongs to; None for other numbers, non-geographic
     ones (toll-free, 5XX) and anything that does not parse."""
     if not phone_e164:
         return None
-    number = _parse_phone(phone_e164)
+    # Cached by the leading digits that decide the answer (campaigns.clock.phone_prefix),
+    # not by the number: a clinic's patients share a few thousand entries.
+    return _phone_area(
+        phone_prefix.area_key(phone_e164, phone_prefix.prefix_digits(_LONGEST_PREFIX))
+    )
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _phone_area(key: str) -> PhoneArea | None:
+    number = _parse_phone(phone_prefix.representative(key))
     if number is None or number.country_code != 1 or not _geographical(number):
         return None
     national = phonenumbers.national_significant_number(number)

@@ -127,8 +127,10 @@ class _Planner:
         # kept for every patient, a million addresses held 178 MB in the fan-out's
         # process (measured). A contact that becomes shared during the fan-out (an
         # import meanwhile) is still caught by the send-time check.
+        # A shared contact moves from ``shared`` to ``taken`` when a delivery takes it:
+        # each is held once, in one set (not also as a (channel, contact) pair).
         self.shared: dict[Channel, set[str]] = {"sms": set(), "email": set()}
-        self.taken: set[tuple[Channel, str]] = set()
+        self.taken: dict[Channel, set[str]] = {"sms": set(), "email": set()}
         # contact -> why it is suppressed (the suppression list's reason)
         self.suppressed: dict[Channel, dict[str, str]] = {"sms": {}, "email": {}}
 
@@ -137,7 +139,7 @@ class _Planner:
         found = skip_reason(
             recipient, channel, suppressed=self.suppressed[channel].get(contact or "", False)
         )
-        if found is None and contact and (channel, contact) in self.taken:
+        if found is None and contact and contact in self.taken[channel]:
             return SkipReason.SHARED_NUMBER
         return found
 
@@ -177,7 +179,8 @@ class _Planner:
                     due = at
                     contact = recipient.contact(channel)
                     if contact and contact in self.shared[channel]:
-                        self.taken.add((channel, contact))
+                        self.shared[channel].discard(contact)
+                        self.taken[channel].add(contact)
             out.append((channel, skip, due))
         return out
 
