@@ -42,14 +42,21 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from bench.throughput import CAMPAIGN, campaign_yaml, meridian_env, parse_args  # noqa: E402
-from campaigns.content.catalogue import apply_campaign, load_campaign  # noqa: E402
-from campaigns.domain.models import Batch, Claimed  # noqa: E402
-from campaigns.domain.states import DeliveryState, channel_of  # noqa: E402
+from bench.throughput import (  # noqa: E402
+    CAMPAIGN,
+    build_all,
+    campaign_yaml,
+    meridian_env,
+    message_claims,
+    parse_args,
+)
+from campaigns.content.catalogue import apply_campaign  # noqa: E402
+from campaigns.domain.models import Batch  # noqa: E402
+from campaigns.domain.states import DeliveryState  # noqa: E402
 from campaigns.people.patients import import_patients  # noqa: E402
 from campaigns.people.synthetic import write_patients_csv  # noqa: E402
 from campaigns.sending import control  # noqa: E402
-from campaigns.sending.delivery import build_message, send_batch  # noqa: E402
+from campaigns.sending.delivery import send_batch  # noqa: E402
 from campaigns.sending.fanout import fan_out  # noqa: E402
 from campaigns.services import Services  # noqa: E402
 from campaigns.settings import Settings  # noqa: E402
@@ -130,20 +137,8 @@ def render_only(svc: Services, run_id: int) -> tuple[float, int]:
             .where(deliveries.c.run_id == run_id, deliveries.c.state == DeliveryState.SENT)
             .order_by(deliveries.c.id)
         ).all()
-    _, definition = load_campaign(svc, CAMPAIGN)
-    recipients = {}
-    ids = sorted({p for _, p, _ in sent})
-    for i in range(0, len(ids), 1000):
-        recipients.update(svc.patients.recipients(ids[i : i + 1000]))
-    now = svc.now()
-    claims = [
-        (Claimed(d, run_id, p, channel_of(ch), 1, now), recipients[p], channel_of(ch))
-        for d, p, ch in sent
-    ]
-    c0 = time.process_time()
-    for c, r, ch in claims:
-        build_message(svc, definition, c, r, ch)
-    return time.process_time() - c0, len(claims)
+    claims = message_claims(svc, run_id, [(d, p, str(ch)) for d, p, ch in sent])
+    return build_all(svc, claims, clock=time.process_time), len(claims)
 
 
 FIGURES = (

@@ -251,13 +251,7 @@ def send_instant(
     if edges.first == edges.last:
         return edges.first
     return when_to_send(
-        where,
-        channel,
-        occurrence=occurrence,
-        send_time=send_time,
-        grace=grace,
-        now=now,
-        hold=hold,
+        where, channel, occurrence=occurrence, send_time=send_time, grace=grace, now=now, hold=hold
     ).at
 
 

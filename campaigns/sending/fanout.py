@@ -70,17 +70,10 @@ def recipient_send_time(
     hold: bool = False,
 ) -> SendTime:
     """When this patient's message for the run's occurrence goes (campaigns.clock.lawful):
-    fan-out plans with it and the send-time check asks it again (``hold``: planned, so
-    held to the next lawful instant however late)."""
+    fan-out plans with it, ``campaigns when`` and the previews show it (``hold``:
+    planned, so held to the next lawful instant however late)."""
     return lawful.for_recipient(
-        recipient,
-        channel,
-        occurrence=occurrence,
-        send_time=definition.schedule.send_time,
-        grace=timedelta(hours=definition.schedule.grace_hours),
-        now=now,
-        service_zones=svc.settings.clinic_service_zones,
-        hold=hold,
+        recipient, channel, **_lawful_terms(svc, definition, occurrence), now=now, hold=hold
     )
 
 
@@ -97,15 +90,19 @@ def recipient_send_at(
     """``recipient_send_time(...).at``, from lawful.send_instant's per-minute answers:
     what the send-time check asks for every message, each at its own instant."""
     return lawful.send_instant(
-        recipient,
-        channel,
-        occurrence=occurrence,
-        send_time=definition.schedule.send_time,
-        grace=timedelta(hours=definition.schedule.grace_hours),
-        now=now,
-        service_zones=svc.settings.clinic_service_zones,
-        hold=hold,
+        recipient, channel, **_lawful_terms(svc, definition, occurrence), now=now, hold=hold
     )
+
+
+def _lawful_terms(svc: Services, definition: CampaignDefinition, occurrence: str) -> Any:
+    """The campaign's side of the lawful question: its occurrence, send time, grace
+    and the clinic's zones."""
+    return {
+        "occurrence": occurrence,
+        "send_time": definition.schedule.send_time,
+        "grace": timedelta(hours=definition.schedule.grace_hours),
+        "service_zones": svc.settings.clinic_service_zones,
+    }
 
 
 class _Planner:
