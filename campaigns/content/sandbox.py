@@ -22,7 +22,6 @@ caller names file and line (campaigns.content.rendering).
 from __future__ import annotations
 
 import re
-import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
@@ -67,8 +66,7 @@ class RenderBudget:
 
     @classmethod
     def start(cls, seconds: float = SECONDS) -> RenderBudget:
-        now = time.monotonic()
-        return cls(now + seconds, cpu_start=_thread_cpu_about(now), seconds=seconds)
+        return cls(time.monotonic() + seconds, cpu_start=time.thread_time(), seconds=seconds)
 
     def spent(self) -> bool:
         """Past the wall-clock deadline: True when the thread has really used its CPU
@@ -78,23 +76,6 @@ class RenderBudget:
             return True
         self.deadline = time.monotonic() + left
         return False
-
-
-# The thread's CPU clock as last read, and when (wall clock): a render starts from a
-# reading at most CPU_READING_S old instead of asking the kernel each time (several
-# renders a message; the system call was a twentieth of a render). A thread cannot
-# use more CPU than wall time, so the start is dated at most CPU_READING_S early: a
-# runaway template is stopped that much sooner, never later.
-CPU_READING_S = 0.01
-_cpu_reading = threading.local()
-
-
-def _thread_cpu_about(now: float) -> float:
-    taken: tuple[float, float] | None = getattr(_cpu_reading, "last", None)
-    if taken is None or now - taken[0] > CPU_READING_S:
-        taken = (now, time.thread_time())
-        _cpu_reading.last = taken
-    return taken[1]
 
 
 _budget: ContextVar[RenderBudget | None] = ContextVar("meridian_render_budget", default=None)
