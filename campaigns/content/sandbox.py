@@ -21,7 +21,9 @@ caller names file and line (campaigns.content.rendering).
 
 from __future__ import annotations
 
+import gc
 import re
+import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
@@ -64,19 +66,48 @@ class RenderBudget:
     cpu_start: float = 0.0  # the thread's CPU clock (time.thread_time) at the start
     seconds: float = SECONDS
 
+    gc_start: float = 0.0  # the thread's CPU spent collecting garbage, at the start
+
     @classmethod
     def start(cls, seconds: float = SECONDS) -> RenderBudget:
-        return cls(time.monotonic() + seconds, cpu_start=time.thread_time(), seconds=seconds)
+        return cls(
+            time.monotonic() + seconds,
+            cpu_start=time.thread_time(),
+            seconds=seconds,
+            gc_start=_gc_cpu(),
+        )
 
     def spent(self) -> bool:
         """Past the wall-clock deadline: True when the thread has really used its CPU
         budget; otherwise the deadline moves by what is left of it."""
-        left = self.seconds - (time.thread_time() - self.cpu_start)
+        # A garbage collection that happens to run inside the render is the
+        # process's work, not the template's (a long-lived process's full collection
+        # took over the whole budget in the test suite).
+        used = time.thread_time() - self.cpu_start - (_gc_cpu() - self.gc_start)
+        left = self.seconds - used
         if left <= 0:
             return True
         self.deadline = time.monotonic() + left
         return False
 
+
+_gc = threading.local()
+
+
+def _gc_cpu() -> float:
+    """CPU seconds this thread has spent in the garbage collector (gc.callbacks)."""
+    return float(getattr(_gc, "total", 0.0))
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc.began = time.thread_time()
+    elif (began := getattr(_gc, "began", None)) is not None:
+        _gc.total = _gc_cpu() + time.thread_time() - began
+        _gc.began = None
+
+
+gc.callbacks.append(_time_gc)
 
 _budget: ContextVar[RenderBudget | None] = ContextVar("meridian_render_budget", default=None)
 
