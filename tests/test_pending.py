@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from campaigns.content.catalogue import apply_campaign, schedule_campaign
 from campaigns.domain.models import Batch, ConsentFact, PatientRecord, PendingAgain
@@ -332,3 +332,39 @@ def test_the_pump_keeps_the_send_queue_bounded_and_the_rest_waits_due(svc: Servi
     assert [b.delivery_ids[0] for b in _dispatcher(svc).sends] == list(
         range(backlog + 4, backlog + 10)
     )
+
+
+def test_on_sqlite_the_open_and_pending_reads_go_through_the_partial_indexes(
+    svc: Services, backend: str
+) -> None:
+    """finish_if_done after every batch, the pending pages and due_work read a run's
+    open rows through ix_deliveries_open / ix_deliveries_pending_due. With the states
+    bound as parameters SQLite cannot prove those indexes' WHERE and walks every row
+    of the run instead (7 ms a batch at 40,000 deliveries)."""
+    if backend != "sqlite":
+        pytest.skip("which index PostgreSQL picks depends on its statistics")
+    run_id, _ = _running_run(svc, 3)
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM deliveries" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(svc.db.engine, "before_cursor_execute", seen)
+    try:
+        assert not svc.runs.finish_if_done(run_id, svc.now())
+        list(svc.deliveries.stream_due_pending(run_id))
+        assert svc.delivery_queries.due_work(run_id, svc.now()) == 3
+    finally:
+        event.remove(svc.db.engine, "before_cursor_execute", seen)
+    assert len(statements) >= 3
+    with svc.db.engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            )
+            assert "ix_deliveries_open" in plan or "ix_deliveries_pending_due" in plan, (
+                statement,
+                plan,
+            )

@@ -27,7 +27,7 @@ from campaigns.domain.states import (
 from campaigns.store.bulk import one_of
 from campaigns.store.db import Database
 from campaigns.store.delivery_rows import write_chunk
-from campaigns.store.tables import campaign_runs, deliveries
+from campaigns.store.tables import campaign_runs, deliveries, delivery_state_in
 
 _CLAIMED = (
     deliveries.c.id,
@@ -101,11 +101,16 @@ class DeliveryRepository:
             # and sorts every pending row per page; this runs after a fan-out only on
             # SQLite or after a takeover, and in the sweeper's safety net.)
             cond = [
-                deliveries.c.state == DeliveryState.PENDING,
+                delivery_state_in(DeliveryState.PENDING),
                 tuple_(deliveries.c.next_attempt_at, deliveries.c.id) > tuple_(last_due, last_id),
             ]
             if run_id is not None:
-                cond.append(deliveries.c.run_id == run_id)
+                # On SQLite, ``+ 0`` keeps the run's unique index out of the plan: by it,
+                # every page read all the run's rows again and sorted them.
+                run_of = (
+                    deliveries.c.run_id + 0 if self.db.backend == "sqlite" else deliveries.c.run_id
+                )
+                cond.append(run_of == run_id)
             else:
                 cond.append(deliveries.c.run_id.in_(_running()))
             if not_after is not None:
@@ -335,7 +340,7 @@ class DeliveryRepository:
         with self.db.begin() as conn:
             return conn.execute(
                 update(deliveries)
-                .where(deliveries.c.run_id == run_id, deliveries.c.state == DeliveryState.PENDING)
+                .where(deliveries.c.run_id == run_id, delivery_state_in(DeliveryState.PENDING))
                 .values(
                     state=DeliveryState.SKIPPED, skip_reason=SkipReason.CANCELLED, updated_at=now
                 )

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import String, and_, bindparam, column, func, or_, select, text
 
-from campaigns.domain.states import DeliveryState
+from campaigns.domain.states import ACTIVE_DELIVERY_STATES, DeliveryState
 from campaigns.store.db import Database
-from campaigns.store.tables import deliveries, patients
+from campaigns.store.tables import deliveries, delivery_state_in, patients
 
 # PostgreSQL: the caps' reads go patient by patient (and number by number) through the
 # indexes, as LATERAL subqueries the planner cannot flatten (OFFSET 0). Written as IN
@@ -160,6 +160,9 @@ class DeliveryQueries:
             n = conn.execute(
                 select(func.count()).where(
                     deliveries.c.run_id == run_id,
+                    # implied by the next term; written out, it lets SQLite read the
+                    # run's open rows alone (ix_deliveries_open)
+                    delivery_state_in(*ACTIVE_DELIVERY_STATES),
                     or_(
                         and_(
                             deliveries.c.state == DeliveryState.PENDING,

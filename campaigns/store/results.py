@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, ColumnElement, Integer, case, cast, func, lit
 
 from campaigns.domain.states import DeliveryState
 from campaigns.store.db import Database
-from campaigns.store.tables import campaign_runs, deliveries
+from campaigns.store.tables import campaign_runs, deliveries, delivery_state_in
 
 
 class ResultsRepository:
@@ -91,7 +91,7 @@ class ResultsRepository:
                     func.min(deliveries.c.next_attempt_at),
                     func.min(deliveries.c.id),
                 )
-                .where(deliveries.c.run_id == run_id, deliveries.c.state == DeliveryState.PENDING)
+                .where(deliveries.c.run_id == run_id, delivery_state_in(DeliveryState.PENDING))
                 .group_by(literal_column("bucket"), literal_column("kind"))
                 .order_by(literal_column("bucket"), literal_column("kind"))
             ).all()

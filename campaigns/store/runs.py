@@ -22,7 +22,7 @@ from campaigns.domain.states import (
 )
 from campaigns.store.audit import audit
 from campaigns.store.db import Database
-from campaigns.store.tables import campaign_runs, campaigns, deliveries
+from campaigns.store.tables import campaign_runs, campaigns, deliveries, delivery_state_in
 
 
 class RunRepository:
@@ -151,7 +151,7 @@ class RunRepository:
             select(deliveries.c.id)
             .where(
                 deliveries.c.run_id == run_id,
-                deliveries.c.state.in_(sorted(ACTIVE_DELIVERY_STATES)),
+                delivery_state_in(*ACTIVE_DELIVERY_STATES),
             )
             .limit(1)
         )

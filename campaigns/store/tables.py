@@ -24,8 +24,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 from campaigns.domain.states import FREED_NAME_STATES, CampaignState
 from campaigns.store.schema import Id, metadata, ts
@@ -202,6 +204,20 @@ Index(
     sqlite_where=text(_PENDING_SQL),
 )
 Index("ix_deliveries_patient_sent", deliveries.c.patient_id, deliveries.c.sent_at)
+
+
+def delivery_state_in(*states: str) -> ColumnElement[bool]:
+    """``deliveries.state`` is one of ``states``, the states written into the SQL, not
+    bound: SQLite uses a partial index only when the query's own text implies the
+    index's WHERE, and a bound parameter never does (with ``state IN (?, ?, ?)`` it
+    read every row of the run to find one open)."""
+    if not states or not all(s.isidentifier() for s in states):
+        raise ValueError(f"not delivery states: {states!r}")
+    if len(states) == 1:
+        return deliveries.c.state == literal_column(f"'{states[0]}'")
+    return deliveries.c.state.in_([literal_column(f"'{s}'") for s in sorted(states)])
+
+
 Index(
     "ix_deliveries_provider",
     deliveries.c.provider_id,
