@@ -214,10 +214,8 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
     planner = _Planner(
         definition,
         lambda recipient, channel: (
-            # one ``now`` for the whole fan-out: lawful's own cache answers each
-            # patient's whereabouts once (recipient_send_at's minute edges would cost
-            # three answers per whereabouts here)
-            recipient_send_time(svc, run["occurrence"], definition, recipient, channel, now).at
+            # one ``now`` for the whole fan-out: answered once per candidate places
+            recipient_send_at(svc, run["occurrence"], definition, recipient, channel, now)
         ),
         now,
     )

@@ -6,9 +6,9 @@ takes over from one that died writes only what is missing), the rest written by
 COPY (PostgreSQL) or one executemany (SQLite), and the run's ``planned`` count
 raised. On PostgreSQL the chunk's patients are checked and key-share locked in one
 statement: the foreign keys are not per row there (migration 0008). The pending
-rows' ids and due times come back for the due set: on PostgreSQL drawn from the
-sequence before the COPY, so nothing is read back; on SQLite read back by the
-unique key.
+rows' ids and due times come back for the due set: drawn before the rows are
+written (PostgreSQL's sequence; on SQLite, under its one write lock, the ids after the
+largest), so nothing is read back.
 """
 
 from __future__ import annotations
@@ -80,11 +80,16 @@ def write_chunk(
     ]
     if not fresh:
         return []
-    postgresql = conn.dialect.name == "postgresql"
-    if postgresql:
+    if conn.dialect.name == "postgresql":
         _patients_stay(conn, {r["patient_id"] for r in fresh})
-        new_ids = conn.execute(_NEXT_IDS, {"n": len(fresh)}).scalars().all()
-        fresh = [{"id": i, **r} for i, r in zip(new_ids, fresh, strict=True)]
+        new_ids: Sequence[int] = conn.execute(_NEXT_IDS, {"n": len(fresh)}).scalars().all()
+    else:
+        # Database.begin is BEGIN IMMEDIATE on SQLite: this transaction holds the one
+        # write lock, so the ids after the largest are free, as SQLite would pick them
+        # (read back by the unique key instead, the chunk's rows cost a tenth more).
+        top = conn.execute(select(func.max(deliveries.c.id))).scalar_one_or_none() or 0
+        new_ids = range(top + 1, top + 1 + len(fresh))
+    fresh = [{"id": i, **r} for i, r in zip(new_ids, fresh, strict=True)]
     shared = {"run_id": run_id, "attempts": 0, "updated_at": now}
     insert_rows(conn, deliveries, fresh, same=shared)
     conn.execute(
@@ -92,24 +97,6 @@ def write_chunk(
         .where(campaign_runs.c.id == run_id)
         .values(planned=campaign_runs.c.planned + len(fresh))
     )
-    if postgresql:
-        return [
-            (int(r["id"]), r["next_attempt_at"])
-            for r in fresh
-            if r["state"] == DeliveryState.PENDING
-        ]
-    mine = {(r["patient_id"], r["channel"]) for r in fresh}
-    fresh_ids = {patient_id for patient_id, _ in mine}
-    written = conn.execute(
-        select(
-            deliveries.c.id,
-            deliveries.c.next_attempt_at,
-            deliveries.c.patient_id,
-            deliveries.c.channel,
-        ).where(
-            deliveries.c.run_id == run_id,
-            deliveries.c.patient_id.between(min(fresh_ids), max(fresh_ids)),
-            deliveries.c.state == DeliveryState.PENDING,
-        )
-    ).all()
-    return [(int(i), d) for i, d, p, ch in written if (p, ch) in mine]
+    return [
+        (int(r["id"]), r["next_attempt_at"]) for r in fresh if r["state"] == DeliveryState.PENDING
+    ]
