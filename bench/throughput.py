@@ -94,6 +94,7 @@ from campaigns.settings import Settings  # noqa: E402
 from campaigns.store.db import make_engine  # noqa: E402
 from campaigns.store.tables import deliveries  # noqa: E402
 from tasks.app import dispatcher  # noqa: E402
+from tasks.collector import collect_less  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 WORKDIR = ROOT / "var" / "bench"
@@ -718,10 +719,12 @@ def naive_phase(
 def render_ceiling(
     svc: Services, opts: Options, res: Result, run_id: int, sent: Sequence[tuple[int, int, str]]
 ) -> None:
-    """build_message for the same messages in this process: no database, Redis or network."""
+    """build_message for the same messages in this process: no database, Redis or network
+    (the collector tuned as in a worker, tasks.collector)."""
     sample = sent[: opts.ceiling_messages]
     if not sample:
         return
+    collect_less()
     claims = message_claims(svc, run_id, sample)
     elapsed = build_all(svc, claims, clock=time.perf_counter)
     res.render_ceiling_messages = len(claims)

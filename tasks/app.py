@@ -13,6 +13,7 @@ from campaigns import keys, logs
 from campaigns.errors import ConfigError
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
+from tasks.collector import collect_less, freeze_before_fork
 from tasks.dispatcher import INBOX_DIGEST, POLL_BOUNCES, PUMP, SWEEP, CeleryDispatcher
 from tasks.liveness import QueueHeartbeat
 
@@ -149,6 +150,17 @@ def create_app(settings: Settings | None = None) -> Celery:
     app.config_from_object(_SettingsConfig(settings))
     app.steps["consumer"].add(QueueHeartbeat)
     return app
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _collect_less(**_: Any) -> None:
+    collect_less()
+
+
+@signals.worker_before_create_process.connect
+def _freeze(**_: Any) -> None:
+    freeze_before_fork()
 
 
 @signals.worker_process_init.connect
