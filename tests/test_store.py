@@ -11,13 +11,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import create_engine, event, insert, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
 
 from campaigns.domain.models import ConsentFact
 from campaigns.domain.states import CampaignState
 from campaigns.errors import InputError
 from campaigns.services import Services
+from campaigns.store import db as db_module
 from campaigns.store.bulk import insert_rows
 from campaigns.store.consent import append_consents
 from campaigns.store.tables import patients
@@ -220,3 +222,33 @@ def test_a_campaign_moves_only_as_the_state_machine_allows_and_only_a_move_is_au
     assert svc.campaigns.get(cid)["status"] == CampaignState.CANCELLED  # type: ignore[index]
     actions = [e["action"] for e in reversed(svc.reports.audit_page())]
     assert actions == ["campaign.create", "campaign.scheduled", "campaign.cancelled"]
+
+
+def test_a_pooled_connection_the_server_has_dropped_is_replaced_before_a_read(
+    svc: Services, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections are pinged only after sitting idle (campaigns.store.db): one the
+    server ended meanwhile (a restart, an administrator) is replaced, not used."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)
+    with svc.db.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    other = create_engine(svc.db.engine.url, poolclass=NullPool)
+    try:
+        with other.connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+
+            def gone() -> bool:
+                with other.connect() as c:
+                    found = c.execute(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+                    )
+                    return found.scalar_one() == 0
+
+            wait_until(gone, timeout=10, what="the backend to end")
+    finally:
+        other.dispose()
+
+    with svc.db.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
