@@ -198,6 +198,8 @@ class Result:
     other_load_cores: float = 0.0  # CPU of unrelated processes during the run, in cores
     worker_peak_rss_mb: float = 0.0
     worker_peak_rss_by_process_mb: dict[str, float] = field(default_factory=dict)
+    # the workers' CPU seconds split by process: main (the consumer), pool, beat
+    worker_cpu_s_by_process: dict[str, float] = field(default_factory=dict)
     worker_peak_uss_by_process_mb: dict[str, float] = field(default_factory=dict)
     worker_peak_pss_by_process_mb: dict[str, float] = field(default_factory=dict)
     naive_worker_peak_rss_mb: float = 0.0
@@ -434,8 +436,9 @@ def follow(
     raise RuntimeError(f"run {run_id} still {status} after {timeout:.0f} s: {counts}")
 
 
-def worker_peaks(usage: Usage, res: Result) -> None:
-    """Fold the peak memory of each Meridian worker process (main, pool, beat) into ``res``."""
+def worker_peaks(usage: Usage, res: Result, *, cpu: bool = False) -> None:
+    """Fold the peak memory of each Meridian worker process (main, pool, beat) into ``res``,
+    and with ``cpu`` (the end-to-end run) their CPU seconds."""
     for p in usage.processes:
         if p.role != "worker":
             continue
@@ -445,6 +448,9 @@ def worker_peaks(usage: Usage, res: Result) -> None:
             (res.worker_peak_pss_by_process_mb, p.peak_pss_mb),
         ):
             into[p.name] = round(max(into.get(p.name, 0.0), mb), 1)
+        if cpu:
+            split = res.worker_cpu_s_by_process
+            split[p.name] = round(split.get(p.name, 0.0) + p.cpu_s, 2)
 
 
 def profile_summary(raw: Path, title: str, pids: set[int], top: int = 30) -> str:
@@ -576,7 +582,7 @@ def end_to_end(
             f"other processes on this machine used {res.other_load_cores:.2f} cores during "
             "the end-to-end run: the figures are lower than on a quiet machine"
         )
-    worker_peaks(usage, res)
+    worker_peaks(usage, res, cpu=True)
     late = lateness(svc, run_id)
     res.saturated_lateness_p50_s = percentile(late, 0.50)
     res.saturated_lateness_p99_s = percentile(late, 0.99)
@@ -911,10 +917,10 @@ def fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
-def _per_process(mb: dict[str, float]) -> str:
+def _per_process(values: dict[str, float], digits: int = 0) -> str:
     order = {"main": 0, "pool": 1, "beat": 2}
     return ", ".join(
-        f"{k} {v:.0f}" for k, v in sorted(mb.items(), key=lambda kv: order.get(kv[0], 3))
+        f"{k} {v:.{digits}f}" for k, v in sorted(values.items(), key=lambda kv: order.get(kv[0], 3))
     )
 
 
@@ -984,6 +990,12 @@ MEASURES: list[Measure] = [
         "",
         "",
         lambda r: ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_s_by_role.items()),
+    ),
+    (
+        "  worker CPU s: main, pool, beat",
+        "",
+        "",
+        lambda r: _per_process(r.worker_cpu_s_by_process, 1),
     ),
     (
         "  CPU s per 1,000 msgs by process",
