@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import create_engine, event, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from campaigns.domain.models import ConsentFact
@@ -252,3 +252,24 @@ def test_a_pooled_connection_the_server_has_dropped_is_replaced_before_a_read(
 
     with svc.db.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+
+
+def test_a_sqlite_writer_waits_for_the_write_lock_for_a_bounded_time(
+    svc: Services, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers ask for SQLite's write lock again and again while another holds it
+    (campaigns.store.db), and give up with SQLite's own error after WRITE_LOCK_WAIT_S."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL's writers wait on row locks, not on one write lock")
+    monkeypatch.setattr(db_module, "WRITE_LOCK_WAIT_S", 0.3)
+
+    def write() -> None:
+        with svc.db.begin() as conn:
+            conn.execute(text("SELECT 1"))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with svc.db.begin():
+            refused = pool.submit(write)
+            with pytest.raises(OperationalError, match="locked"):
+                refused.result(timeout=30)
+        pool.submit(write).result(timeout=30)  # the lock is free again: it goes

@@ -11,9 +11,10 @@ Each chunk's pending deliveries are queued in the due set as soon as the chunk i
 committed, and claims accept a run that is still fanning out, so the first messages
 go while the rest of the audience is being written. A fan-out that takes over from
 one that died (rows already written) cannot know what its predecessor queued: it
-queues every pending delivery of the run once it is done; so does every fan-out on
-SQLite, where senders and the fan-out would wait on each other's write locks
-(``DeliveryRepository.sends_while_written``). Then the run is running.
+queues every pending delivery of the run once it is done. On SQLite too, where the
+fan-out's chunks and the senders' claims take turns at the one write lock
+(campaigns.store.db asks for it every fraction of a millisecond). Then the run is
+running.
 
 ``preview_audience`` judges today's audience by the same planner, writing nothing:
 the campaign form's live count, with who is left out and why.
@@ -220,9 +221,8 @@ def _fan_out(svc: Services, run: dict[str, Any], lock: Lock) -> int:
         now,
     )
     # Nothing written yet: this fan-out queues every chunk it writes. Taking over
-    # from one that died, or on a ledger that takes one writer at a time (SQLite), it
-    # queues the whole run at the end instead.
-    queue_as_written = int(run.get("planned") or 0) == 0 and svc.deliveries.sends_while_written
+    # from one that died, it queues the whole run at the end instead.
+    queue_as_written = int(run.get("planned") or 0) == 0
     for channel in CHANNELS:
         planner.shared[channel] = svc.patients.shared_contacts(channel)
     audience = definition.audience.model_dump()

@@ -69,14 +69,6 @@ class DeliveryRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @property
-    def sends_while_written(self) -> bool:
-        """Whether a run should send while its fan-out is still writing. Not on SQLite:
-        one writer at a time, so the senders' claims and outcomes and the fan-out's
-        chunks wait on each other's locks (measured: a 100,000-patient fan-out took 56 s
-        instead of 7, and the run ended later than fanning out first)."""
-        return self.db.backend != "sqlite"
-
     def add(
         self, run_id: int, rows: Sequence[dict[str, Any]], now: datetime
     ) -> list[tuple[int, datetime]]:
