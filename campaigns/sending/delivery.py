@@ -76,7 +76,7 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
                 continue
             touched = True
             result.claimed += len(claimed)
-            outcomes = _send_slice(svc, definition, claimed, templates)
+            outcomes = _send_slice(svc, definition, claimed, templates, run)
             for o in outcomes:
                 result.add(o.state)
             if len(outcomes) < len(claimed):
@@ -91,7 +91,11 @@ def send_batch(svc: Services, batch: Batch) -> BatchResult:
 
 
 def _send_slice(
-    svc: Services, definition: CampaignDefinition, claimed: Sequence[Claimed], templates: str
+    svc: Services,
+    definition: CampaignDefinition,
+    claimed: Sequence[Claimed],
+    templates: str,
+    run: dict[str, Any],
 ) -> list[Outcome]:
     """Send one claimed slice and record every outcome, whatever happens.
 
@@ -101,6 +105,7 @@ def _send_slice(
     provider is left for the sweeper to reconcile.
     """
     sender = _SliceSender(svc, definition, claimed, templates)
+    sender.knows_run(run)
     try:
         sender.run()
     finally:
@@ -170,6 +175,10 @@ class _SliceSender:
         self.in_flight: Claimed | None = None
         self._occurrences: dict[int, str] = {}
         self.figures = SliceFigures()  # for /metrics: provider latency, rate-limit waits
+
+    def knows_run(self, run: dict[str, Any]) -> None:
+        """The batch's run, already read: not read again for its occurrence."""
+        self._occurrences[int(run["id"])] = str(run["occurrence"])
 
     def _occurrence(self, run_id: int) -> str:
         if run_id not in self._occurrences:
