@@ -9,11 +9,12 @@ reads that change nothing (what was sent, counts) are in campaigns.store.deliver
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, bindparam, select, text, tuple_, update
 
 from campaigns.domain.models import Claimed, Outcome, PendingAgain
 from campaigns.domain.states import (
@@ -27,6 +28,7 @@ from campaigns.domain.states import (
 from campaigns.store.bulk import one_of
 from campaigns.store.db import Database
 from campaigns.store.delivery_rows import write_chunk
+from campaigns.store.schema import UtcDateTime
 from campaigns.store.tables import campaign_runs, deliveries, delivery_state_in
 
 _CLAIMED = (
@@ -158,35 +160,8 @@ class DeliveryRepository:
             with self.db.begin() as conn:
                 _record_unnested(conn, outcomes, now)
             return
-        stmt = (
-            update(deliveries)
-            .where(
-                deliveries.c.id == bindparam("b_id"), deliveries.c.state == DeliveryState.SENDING
-            )
-            .values(
-                state=bindparam("b_state"),
-                provider_id=bindparam("b_provider"),
-                error_code=bindparam("b_code"),
-                error_reason=bindparam("b_reason"),
-                skip_reason=bindparam("b_skip"),
-                sent_at=bindparam("b_sent"),
-                updated_at=now,
-            )
-        )
-        params = [
-            {
-                "b_id": o.delivery_id,
-                "b_state": o.state,
-                "b_provider": o.provider_id,
-                "b_code": o.error_code,
-                "b_reason": o.error_reason,
-                "b_skip": o.skip_reason,
-                "b_sent": now if o.state == DeliveryState.SENT else None,
-            }
-            for o in outcomes
-        ]
         with self.db.begin() as conn:
-            conn.execute(stmt, params)
+            _record_json_each(conn, outcomes, now)
 
     def back_to_pending(self, returns: Sequence[PendingAgain], now: datetime) -> int:
         """Return deliveries to pending in one transaction; how many moved.
@@ -379,3 +354,35 @@ def _record_unnested(conn: Connection, outcomes: Sequence[Outcome], now: datetim
             "skips": [None if o.skip_reason is None else str(o.skip_reason) for o in outcomes],
         },
     )
+
+
+# SQLite's one statement for a slice's outcomes: a JSON array of rows read by
+# json_each, each delivery found by its primary key (an executemany of an UPDATE per
+# row was a tenth of a SQLite sender's CPU).
+_RECORD_SQLITE = text(
+    """
+UPDATE deliveries
+SET state = json_extract(o.value, '$[1]'), provider_id = json_extract(o.value, '$[2]'),
+    error_code = json_extract(o.value, '$[3]'), error_reason = json_extract(o.value, '$[4]'),
+    skip_reason = json_extract(o.value, '$[5]'),
+    sent_at = CASE WHEN json_extract(o.value, '$[1]') = 'sent' THEN :now END,
+    updated_at = :now
+FROM json_each(:rows) AS o
+WHERE deliveries.id = json_extract(o.value, '$[0]') AND deliveries.state = 'sending'
+"""
+).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+def _record_json_each(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
+    rows = [
+        [
+            o.delivery_id,
+            str(o.state),
+            o.provider_id,
+            o.error_code,
+            o.error_reason,
+            None if o.skip_reason is None else str(o.skip_reason),
+        ]
+        for o in outcomes
+    ]
+    conn.execute(_RECORD_SQLITE, {"now": now, "rows": json.dumps(rows)})
