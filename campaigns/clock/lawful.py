@@ -32,8 +32,8 @@ __all__ = [
     "CandidateClock",
     "SendTime",
     "for_recipient",
+    "places_for",
     "requested_instant",
-    "send_instant",
     "when_to_send",
 ]
 
@@ -166,7 +166,7 @@ def when_to_send(
         # rate, a run paused and resumed, a retry) waits for the next lawful instant:
         # the grace is for a schedule's occurrence planned late, not for either.
         deadline = max(deadline, earliest + HOLD_AT_MOST)
-    places = _places(where.candidates, channel)
+    places = places_for(where.candidates, channel)
     # The send-time check (``hold``) asks at its own instant, never twice for one key:
     # cached, its answers only filled the cache and pushed out fan-out's.
     decide = _decide.__wrapped__ if hold else _decide
@@ -213,63 +213,7 @@ def for_recipient(
     )
 
 
-def send_instant(
-    recipient: Recipient,
-    channel: str,
-    *,
-    occurrence: str,
-    send_time: time,
-    grace: timedelta,
-    now: datetime,
-    service_zones: tuple[str, ...],
-    hold: bool = False,
-) -> datetime | None:
-    """``for_recipient(...).at``, the one figure fan-out and the send-time check need,
-    answered once per patient's whereabouts and minute instead of per message.
-
-    The answer is worked out at two instants of ``now``'s minute: its first (or the
-    requested instant, when that falls inside the minute: before it, every ``now``
-    has the same answer) and its last. When both say "at once" (lawful all that
-    while: a window is never shorter than a minute, so it cannot close and open again
-    inside one) the answer is ``now``, or the requested instant if that is later;
-    when both give the same instant, or both none, that is the answer for every
-    instant of the minute (the first lawful instant from a later ``now`` is the same
-    one, or none). Otherwise an edge falls inside the minute, and the answer is
-    worked out at ``now`` itself. Exactly ``for_recipient``'s answer, in every case
-    (tests/test_lawful_time.py checks it around the edges of the whole table).
-    """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be a timezone-aware datetime")
-    where = locate(
-        recipient.timezone, recipient.state, recipient.phone, service_zones, year=now.year
-    )
-    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
-    # Keyed by the places, not the whole whereabouts: 20,000 patients have about
-    # 5,000 whereabouts (their area codes' evidence) but a few hundred places.
-    places = _places(where.candidates, channel)
-    edges = _minute_edges(places, channel, occurrence, send_time, grace, minute, hold)
-    if edges.lawful_from is not None:
-        return max(now, edges.lawful_from)
-    if edges.first == edges.last:
-        return edges.first
-    return when_to_send(
-        where, channel, occurrence=occurrence, send_time=send_time, grace=grace, now=now, hold=hold
-    ).at
-
-
-_LAST_OF_MINUTE = timedelta(seconds=59, microseconds=999_999)
-
-
-@dataclass(frozen=True, slots=True)
-class _MinuteEdges:
-    first: datetime | None  # the answer at the minute's first instant
-    last: datetime | None  # and at its last
-    # When lawful from this instant (the minute's start, or the requested instant
-    # within it) to the minute's end: that instant; else None.
-    lawful_from: datetime | None
-
-
-def _places(candidates: tuple[Candidate, ...], channel: str) -> tuple[Candidate, ...]:
+def places_for(candidates: tuple[Candidate, ...], channel: str) -> tuple[Candidate, ...]:
     """What a message's lawful instant depends on: the candidates' zones, and for SMS
     their states (email's hours are the federal ones everywhere)."""
     if channel == "sms":
@@ -280,42 +224,6 @@ def _places(candidates: tuple[Candidate, ...], channel: str) -> tuple[Candidate,
 @functools.lru_cache(maxsize=1 << 10)
 def _zones_only(candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
     return tuple(Candidate(c.zone, None) for c in candidates)
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _minute_edges(
-    places: tuple[Candidate, ...],
-    channel: str,
-    occurrence: str,
-    send_time: time,
-    grace: timedelta,
-    minute: datetime,
-    hold: bool,
-) -> _MinuteEdges:
-    where = Whereabouts(places, (), "")
-
-    def answer(instant: datetime) -> SendTime:
-        return when_to_send(
-            where,
-            channel,
-            occurrence=occurrence,
-            send_time=send_time,
-            grace=grace,
-            now=instant,
-            hold=hold,
-        )
-
-    end = minute + _LAST_OF_MINUTE
-    first = answer(minute)
-    if (first.at is not None and first.at > end) or (first.at is None and not hold):
-        # Held past the minute, or no lawful instant before a fixed deadline: the
-        # same from any later instant of it (held, the deadline only moves later).
-        return _MinuteEdges(first.at, first.at, None)
-    last = answer(end).at
-    start = min(max(minute, first.requested), end)
-    at_start = first.at if start == minute else answer(start).at
-    lawful_from = start if at_start == start and last == end else None
-    return _MinuteEdges(first.at, last, lawful_from)
 
 
 # What decides depends only on the candidate places (their states for SMS) and the

@@ -36,6 +36,7 @@ from redis.lock import Lock
 from campaigns import keys
 from campaigns.clock import lawful
 from campaigns.clock.lawful import SendTime
+from campaigns.clock.send_instant import send_instant
 from campaigns.content import variants
 from campaigns.content.catalogue import load_campaign
 from campaigns.content.definitions import CampaignDefinition
@@ -88,9 +89,9 @@ def recipient_send_at(
     *,
     hold: bool = False,
 ) -> datetime | None:
-    """``recipient_send_time(...).at``, from lawful.send_instant's per-minute answers:
+    """``recipient_send_time(...).at``, from campaigns.clock.send_instant's per-minute answers:
     what the send-time check asks for every message, each at its own instant."""
-    return lawful.send_instant(
+    return send_instant(
         recipient, channel, **_lawful_terms(svc, definition, occurrence), now=now, hold=hold
     )
 

@@ -9,12 +9,11 @@ reads that change nothing (what was sent, counts) are in campaigns.store.deliver
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 
 from campaigns.domain.models import Claimed, Outcome, PendingAgain
 from campaigns.domain.states import (
@@ -28,7 +27,7 @@ from campaigns.domain.states import (
 from campaigns.store.bulk import one_of
 from campaigns.store.db import Database
 from campaigns.store.delivery_rows import write_chunk
-from campaigns.store.schema import UtcDateTime
+from campaigns.store.outcome_rows import record_outcomes
 from campaigns.store.tables import campaign_runs, deliveries, delivery_state_in
 
 _CLAIMED = (
@@ -156,12 +155,8 @@ class DeliveryRepository:
         wrong = sorted({o.state for o in outcomes} - RECORDED_OUTCOMES)
         if wrong:
             raise IllegalTransition(f"a claim is not recorded as {', '.join(wrong)}")
-        if self.db.backend == "postgresql":
-            with self.db.begin() as conn:
-                _record_unnested(conn, outcomes, now)
-            return
         with self.db.begin() as conn:
-            _record_json_each(conn, outcomes, now)
+            record_outcomes(conn, outcomes, now)
 
     def back_to_pending(self, returns: Sequence[PendingAgain], now: datetime) -> int:
         """Return deliveries to pending in one transaction; how many moved.
@@ -323,66 +318,3 @@ class DeliveryRepository:
                 .where(deliveries.c.id == delivery_id, deliveries.c.state.in_(sources))
                 .values(state=settled, error_code=code, updated_at=now)
             )
-
-
-# A slice's outcomes as one statement of arrays on PostgreSQL: one row of parameters
-# per outcome through SQLAlchemy's executemany cost more CPU than the rest of the
-# record (bench/throughput.py --profile). The join goes by the primary key whatever
-# the statistics say (bench/explain.py).
-_RECORD_SQL = """
-UPDATE deliveries AS d
-SET state = o.state, provider_id = o.provider_id, error_code = o.error_code,
-    error_reason = o.error_reason, skip_reason = o.skip_reason,
-    sent_at = CASE WHEN o.state = 'sent' THEN %(now)s END, updated_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(providers)s::text[],
-            %(codes)s::text[], %(reasons)s::text[], %(skips)s::text[])
-     AS o(id, state, provider_id, error_code, error_reason, skip_reason)
-WHERE d.id = o.id AND d.state = 'sending'
-"""
-
-
-def _record_unnested(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
-    conn.exec_driver_sql(
-        _RECORD_SQL,
-        {
-            "now": now.astimezone(UTC).replace(tzinfo=None),
-            "ids": [o.delivery_id for o in outcomes],
-            "states": [str(o.state) for o in outcomes],
-            "providers": [o.provider_id for o in outcomes],
-            "codes": [o.error_code for o in outcomes],
-            "reasons": [o.error_reason for o in outcomes],
-            "skips": [None if o.skip_reason is None else str(o.skip_reason) for o in outcomes],
-        },
-    )
-
-
-# SQLite's one statement for a slice's outcomes: a JSON array of rows read by
-# json_each, each delivery found by its primary key (an executemany of an UPDATE per
-# row was a tenth of a SQLite sender's CPU).
-_RECORD_SQLITE = text(
-    """
-UPDATE deliveries
-SET state = json_extract(o.value, '$[1]'), provider_id = json_extract(o.value, '$[2]'),
-    error_code = json_extract(o.value, '$[3]'), error_reason = json_extract(o.value, '$[4]'),
-    skip_reason = json_extract(o.value, '$[5]'),
-    sent_at = CASE WHEN json_extract(o.value, '$[1]') = 'sent' THEN :now END,
-    updated_at = :now
-FROM json_each(:rows) AS o
-WHERE deliveries.id = json_extract(o.value, '$[0]') AND deliveries.state = 'sending'
-"""
-).bindparams(bindparam("now", type_=UtcDateTime()))
-
-
-def _record_json_each(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
-    rows = [
-        [
-            o.delivery_id,
-            str(o.state),
-            o.provider_id,
-            o.error_code,
-            o.error_reason,
-            None if o.skip_reason is None else str(o.skip_reason),
-        ]
-        for o in outcomes
-    ]
-    conn.execute(_RECORD_SQLITE, {"now": now, "rows": json.dumps(rows)})
