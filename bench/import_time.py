@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.phases import raw_copy_s  # noqa: E402
+from campaigns.collector import collect_less  # noqa: E402
 from campaigns.people.patients import import_patients  # noqa: E402
 from campaigns.people.synthetic import write_patients_csv  # noqa: E402
 from campaigns.store.db import Database  # noqa: E402
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="pyinstrument, var/bench/")
     opts = parser.parse_args()
+    collect_less()  # as ``meridian patients import`` runs (campaigns.collector)
     work = ROOT / "var" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     csv = work / f"import-{opts.patients}.csv"

@@ -14,7 +14,7 @@ it times with the process's CPU clock:
   ceiling), so *sending minus render* is what the send path costs beyond the
   message itself.
 
-The collector is tuned as in a worker (tasks.collector). The database server's own
+The collector is tuned as in a worker (campaigns.collector). The database server's own
 CPU is not in these figures (``make bench`` counts it).
 Prints a table and a JSON line; asserts nothing.
 
@@ -51,6 +51,7 @@ from bench.throughput import (  # noqa: E402
     message_claims,
     parse_args,
 )
+from campaigns.collector import collect_less  # noqa: E402
 from campaigns.content.catalogue import apply_campaign  # noqa: E402
 from campaigns.domain.models import Batch  # noqa: E402
 from campaigns.domain.states import DeliveryState  # noqa: E402
@@ -62,7 +63,6 @@ from campaigns.sending.fanout import fan_out  # noqa: E402
 from campaigns.services import Services  # noqa: E402
 from campaigns.settings import Settings  # noqa: E402
 from campaigns.store.tables import deliveries  # noqa: E402
-from tasks.collector import collect_less  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 WORKDIR = ROOT / "var" / "bench"
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs; the table shows each")
     args = parser.parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
-    collect_less()  # as a worker does (tasks.collector)
+    collect_less()  # as a worker does (campaigns.collector)
     # One Redis for every run: the workers' Celery app reads its broker once.
     redis_server = RedisServer().start()
     pg = PostgresServer().start() if args.database == "postgresql" else None

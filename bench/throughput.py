@@ -81,6 +81,7 @@ from sqlalchemy import func, select  # noqa: E402
 from bench.meter import Meter, Profile, Usage, cpu_times_self, summarise  # noqa: E402
 from bench.phases import DepthWatch, growth_table, raw_copy_s  # noqa: E402
 from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
+from campaigns.collector import collect_less  # noqa: E402
 from campaigns.content.catalogue import apply_campaign, load_campaign  # noqa: E402
 from campaigns.domain.models import Channel, Claimed, Recipient  # noqa: E402
 from campaigns.domain.states import RunState, channel_of  # noqa: E402
@@ -94,7 +95,6 @@ from campaigns.settings import Settings  # noqa: E402
 from campaigns.store.db import make_engine  # noqa: E402
 from campaigns.store.tables import deliveries  # noqa: E402
 from tasks.app import dispatcher  # noqa: E402
-from tasks.collector import collect_less  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 WORKDIR = ROOT / "var" / "bench"
@@ -726,11 +726,10 @@ def render_ceiling(
     svc: Services, opts: Options, res: Result, run_id: int, sent: Sequence[tuple[int, int, str]]
 ) -> None:
     """build_message for the same messages in this process: no database, Redis or network
-    (the collector tuned as in a worker, tasks.collector)."""
+    (the collector tuned as in a worker: main)."""
     sample = sent[: opts.ceiling_messages]
     if not sample:
         return
-    collect_less()
     claims = message_claims(svc, run_id, sample)
     elapsed = build_all(svc, claims, clock=time.perf_counter)
     res.render_ceiling_messages = len(claims)
@@ -1213,6 +1212,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 def main(argv: Sequence[str] | None = None) -> None:
     opts = parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
+    # The import and the render ceiling run in this process: tuned as the command
+    # line that imports and the workers that render are (campaigns.collector).
+    collect_less()
     command = " ".join(["bench/throughput.py", *(sys.argv[1:] if argv is None else argv)])
     csv = WORKDIR / "patients.csv"
     t0 = time.perf_counter()

@@ -10,10 +10,10 @@ from celery import Celery, signals
 from kombu.entity import Exchange, Queue
 
 from campaigns import keys, logs
+from campaigns.collector import collect_less, freeze_before_fork
 from campaigns.errors import ConfigError
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
-from tasks.collector import collect_less, freeze_before_fork
 from tasks.dispatcher import INBOX_DIGEST, POLL_BOUNCES, PUMP, SWEEP, CeleryDispatcher
 from tasks.liveness import QueueHeartbeat
 
