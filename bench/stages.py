@@ -14,8 +14,7 @@ it times with the process's CPU clock:
   ceiling), so *sending minus render* is what the send path costs beyond the
   message itself.
 
-The collector is tuned as in a worker (campaigns.collector). The database server's own
-CPU is not in these figures (``make bench`` counts it).
+The database server's own CPU is not in these figures (``make bench`` counts it).
 Prints a table and a JSON line; asserts nothing.
 
 Run::
@@ -51,7 +50,6 @@ from bench.throughput import (  # noqa: E402
     message_claims,
     parse_args,
 )
-from campaigns.collector import collect_less  # noqa: E402
 from campaigns.content.catalogue import apply_campaign  # noqa: E402
 from campaigns.domain.models import Batch  # noqa: E402
 from campaigns.domain.states import DeliveryState  # noqa: E402
@@ -161,7 +159,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs; the table shows each")
     args = parser.parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
-    collect_less()  # as a worker does (campaigns.collector)
     # One Redis for every run: the workers' Celery app reads its broker once.
     redis_server = RedisServer().start()
     pg = PostgresServer().start() if args.database == "postgresql" else None

@@ -81,7 +81,7 @@ from sqlalchemy import func, select  # noqa: E402
 from bench.meter import Meter, Profile, Usage, cpu_times_self, summarise  # noqa: E402
 from bench.phases import DepthWatch, growth_table, raw_copy_s  # noqa: E402
 from campaigns.cli.demo import CLINIC, demo_shift  # noqa: E402
-from campaigns.collector import collect_less  # noqa: E402
+from campaigns.collector import collecting_less  # noqa: E402
 from campaigns.content.catalogue import apply_campaign, load_campaign  # noqa: E402
 from campaigns.domain.models import Channel, Claimed, Recipient  # noqa: E402
 from campaigns.domain.states import RunState, channel_of  # noqa: E402
@@ -467,7 +467,8 @@ def profile_summary(raw: Path, title: str, pids: set[int], top: int = 30) -> str
 
 def import_phase(svc: Services, opts: Options, res: Result, csv: Path, scratch_url: str) -> None:
     t0 = time.perf_counter()
-    report = import_patients(csv, svc.patients, region="US", actor="bench")
+    with collecting_less():  # as ``meridian patients import`` runs (campaigns.collector)
+        report = import_patients(csv, svc.patients, region="US", actor="bench")
     res.import_s = time.perf_counter() - t0
     if report.inserted != opts.patients:
         raise RuntimeError(f"imported {report.inserted} of {opts.patients} patients")
@@ -725,8 +726,7 @@ def naive_phase(
 def render_ceiling(
     svc: Services, opts: Options, res: Result, run_id: int, sent: Sequence[tuple[int, int, str]]
 ) -> None:
-    """build_message for the same messages in this process: no database, Redis or network
-    (the collector tuned as in a worker: main)."""
+    """build_message for the same messages in this process: no database, Redis or network."""
     sample = sent[: opts.ceiling_messages]
     if not sample:
         return
@@ -1212,9 +1212,6 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 def main(argv: Sequence[str] | None = None) -> None:
     opts = parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
-    # The import and the render ceiling run in this process: tuned as the command
-    # line that imports and the workers that render are (campaigns.collector).
-    collect_less()
     command = " ".join(["bench/throughput.py", *(sys.argv[1:] if argv is None else argv)])
     csv = WORKDIR / "patients.csv"
     t0 = time.perf_counter()

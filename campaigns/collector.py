@@ -1,21 +1,26 @@
-"""How often CPython's cycle collector runs in Meridian's long-lived processes: the
-workers (tasks.app) and the command line (campaigns.cli.main: an import of 100,000
-patients spent 0.5 to 1.3 s less CPU).
+"""CPython's cycle collector in Meridian's processes.
 
-A worker holds a large, long-lived heap (compiled templates, the lawful-time and
-whereabouts caches, a slice's rows) and allocates fast: at the default thresholds
-(700, 10, 10) the collector ran 1,684 times and took 1.76 s of CPU over one
-20,000-patient fan-out and send in one process, 46 % of the fan-out's own CPU
-(``bench/stages.py``, measured with ``gc.callbacks``). Meridian's own code makes few
-reference cycles, so the youngest generation is collected after 50,000 new objects
-instead of 700 (12 collections, 0.21 s, in the same run), and the prefork parent
-freezes what it holds before it forks a pool process: the child never scans those
-objects again, and never writes to their pages, so they stay shared with the parent.
+**Workers** (tasks.app): the prefork parent freezes what it holds before it forks a
+pool process (``gc.freeze``): the child never scans those objects again and never
+writes to their pages, so they stay shared with the parent (a pool process held 64
+MB of its own at 100,000 patients, against 77 before). Their thresholds stay
+CPython's (700, 10, 10): collecting the youngest generation after 50,000 new objects
+instead cost a third of a fan-out's CPU less in one process (``bench/stages.py``), but
+in a worker, run after run, garbage outlived the slices that made it and piled up
+(the largest pool process 161 MB at 300,000 patients and 239 MB at a million,
+against 120 and 122 MB at the defaults) for no CPU saved end to end (0.419 and 0.418
+ms a message at 300,000).
+
+**An import from the command line** (``meridian patients import``), one pass over a
+file in a process that then exits, collects after YOUNG_GENERATION new objects: an
+import of 100,000 patients spent 0.5 to 1.3 s less CPU.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 YOUNG_GENERATION = 50_000
 
@@ -25,6 +30,17 @@ def collect_less() -> None:
     generations keep their thresholds."""
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION, middle, oldest)
+
+
+@contextmanager
+def collecting_less() -> Iterator[None]:
+    """``collect_less`` for the block, then the thresholds as they were."""
+    before = gc.get_threshold()
+    collect_less()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def freeze_before_fork() -> None:

@@ -10,7 +10,7 @@ from celery import Celery, signals
 from kombu.entity import Exchange, Queue
 
 from campaigns import keys, logs
-from campaigns.collector import collect_less, freeze_before_fork
+from campaigns.collector import freeze_before_fork
 from campaigns.errors import ConfigError
 from campaigns.services import Services
 from campaigns.settings import Settings, load_settings
@@ -150,12 +150,6 @@ def create_app(settings: Settings | None = None) -> Celery:
     app.config_from_object(_SettingsConfig(settings))
     app.steps["consumer"].add(QueueHeartbeat)
     return app
-
-
-@signals.worker_init.connect
-@signals.beat_init.connect
-def _collect_less(**_: Any) -> None:
-    collect_less()
 
 
 @signals.worker_before_create_process.connect

@@ -5,14 +5,17 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import signals
 from typer.testing import CliRunner
 
+from campaigns.cli import patients as patients_cli
 from campaigns.cli.main import app as cli
-from campaigns.collector import YOUNG_GENERATION
+from campaigns.collector import YOUNG_GENERATION, collecting_less
 from tasks.app import app
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -21,13 +24,6 @@ def collector_restored() -> Iterator[None]:
     yield
     gc.set_threshold(*before)
     gc.unfreeze()
-
-
-@pytest.mark.usefixtures("collector_restored")
-def test_a_starting_worker_collects_its_youngest_generation_less_often() -> None:
-    gc.set_threshold(700, 10, 10)
-    signals.worker_init.send(sender=app)
-    assert gc.get_threshold() == (YOUNG_GENERATION, 10, 10)
 
 
 @pytest.mark.usefixtures("collector_restored")
@@ -40,12 +36,31 @@ def test_the_prefork_parent_freezes_what_it_holds_before_it_forks_a_pool_process
 
 
 @pytest.mark.usefixtures("collector_restored")
-def test_a_command_line_run_collects_its_youngest_generation_less_often(
+def test_an_import_from_the_command_line_collects_less_and_gives_the_thresholds_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``meridian patients import`` and the rest run with the workers' tuning."""
+    """``meridian patients import`` runs with the youngest generation collected less
+    often, and leaves the collector as it found it."""
     monkeypatch.setenv("MERIDIAN_DATABASE_URL", f"sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.setenv("MERIDIAN_TEMPLATES_DIR", str(ROOT / "templates"))
+    assert CliRunner().invoke(cli, ["db", "upgrade"]).exit_code == 0
     gc.set_threshold(700, 10, 10)
-    result = CliRunner().invoke(cli, ["db", "upgrade"])
+    seen: list[tuple[int, int, int]] = []
+    real = patients_cli.import_patients
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(patients_cli, "import_patients", watched)
+    result = CliRunner().invoke(cli, ["patients", "import", str(ROOT / "examples/patients.csv")])
     assert result.exit_code == 0, result.output
-    assert gc.get_threshold() == (YOUNG_GENERATION, 10, 10)
+    assert seen == [(YOUNG_GENERATION, 10, 10)]
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_block_collecting_less_gives_the_thresholds_back() -> None:
+    before = gc.get_threshold()
+    with collecting_less():
+        assert gc.get_threshold()[0] == YOUNG_GENERATION
+    assert gc.get_threshold() == before

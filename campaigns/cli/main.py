@@ -22,7 +22,6 @@ from campaigns.cli.runs import app as runs_app
 from campaigns.cli.sms import app as sms_app
 from campaigns.cli.startup import handled, out, plug_dispatcher, services
 from campaigns.cli.users import app as users_app
-from campaigns.collector import collect_less
 from tasks.app import dispatcher
 
 # The entry point plugs the workers' Celery dispatcher into every command's Services.
@@ -56,7 +55,6 @@ def _options(
     ] = False,
 ) -> None:
     """Meridian: seasonal email and SMS campaigns for clinics."""
-    collect_less()
 
 
 app.add_typer(db_app, name="db")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from campaigns.cli.startup import ACTOR, JsonOpt, handled, out, print_json, services
+from campaigns.collector import collecting_less
 from campaigns.domain.states import channel_of
 from campaigns.errors import InputError, NotFound
 from campaigns.people.patients import import_patients
@@ -30,14 +31,15 @@ def patients_import(
 ) -> None:
     """Import (or update by external_id) patients from a CSV file. All or nothing."""
     svc = services()
-    report = import_patients(
-        file,
-        svc.patients,
-        region=svc.settings.default_region,
-        dry_run=dry_run,
-        skip_invalid=skip_invalid,
-        actor=ACTOR,
-    )
+    with collecting_less():  # one pass over the file (campaigns.collector)
+        report = import_patients(
+            file,
+            svc.patients,
+            region=svc.settings.default_region,
+            dry_run=dry_run,
+            skip_invalid=skip_invalid,
+            actor=ACTOR,
+        )
     if as_json:
         print_json(report.to_dict())
     else:
