@@ -104,8 +104,7 @@ def _send_slice(
     pending, and are queued again; only a message that may have reached the
     provider is left for the sweeper to reconcile.
     """
-    sender = _SliceSender(svc, definition, claimed, templates)
-    sender.knows_run(run)
+    sender = _SliceSender(svc, definition, claimed, templates, run)
     try:
         sender.run()
     finally:
@@ -162,6 +161,7 @@ class _SliceSender:
         definition: CampaignDefinition,
         claimed: Sequence[Claimed],
         templates: str,
+        run: dict[str, Any],
     ) -> None:
         self.templates = templates
         # each A/B variant's copy, pinned by the run (campaigns.content.variants)
@@ -173,12 +173,9 @@ class _SliceSender:
         # The claim being handed to a provider: if anything fails then, the
         # message may have gone, so it is not released.
         self.in_flight: Claimed | None = None
-        self._occurrences: dict[int, str] = {}
+        # the batch's run is already read: not read again for its occurrence
+        self._occurrences: dict[int, str] = {int(run["id"]): str(run["occurrence"])}
         self.figures = SliceFigures()  # for /metrics: provider latency, rate-limit waits
-
-    def knows_run(self, run: dict[str, Any]) -> None:
-        """The batch's run, already read: not read again for its occurrence."""
-        self._occurrences[int(run["id"])] = str(run["occurrence"])
 
     def _occurrence(self, run_id: int) -> str:
         if run_id not in self._occurrences:

@@ -71,9 +71,10 @@ def recipient_send_time(
     *,
     hold: bool = False,
 ) -> SendTime:
-    """When this patient's message for the run's occurrence goes (campaigns.clock.lawful):
-    fan-out plans with it, ``campaigns when`` and the previews show it (``hold``:
-    planned, so held to the next lawful instant however late)."""
+    """When this patient's message for the run's occurrence goes, and why
+    (campaigns.clock.lawful): ``campaigns when``, the previews and the results show it
+    (``hold``: planned, so held to the next lawful instant however late). Fan-out and
+    the send-time check ask only for the instant: ``recipient_send_at``."""
     return lawful.for_recipient(
         recipient, channel, **_lawful_terms(svc, definition, occurrence), now=now, hold=hold
     )

@@ -1,6 +1,7 @@
 """When one patient's messages for one occurrence go, and why: for ``meridian
-campaigns when`` and the console's preview. The answer is fan-out's own
-(campaigns.sending.fanout.recipient_send_time), which the send-time check asks too."""
+campaigns when`` and the console's preview. The answer is
+campaigns.sending.fanout.recipient_send_time, whose instant is the one fan-out and the
+send-time check take (recipient_send_at)."""
 
 from __future__ import annotations
 
