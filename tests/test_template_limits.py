@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from jinja2 import StrictUndefined, UndefinedError
+from jinja2.exceptions import SecurityError
 from markupsafe import Markup
 
 from campaigns.content.sandbox import (
@@ -141,3 +143,19 @@ def test_a_plain_text_method_is_called_as_the_sandbox_would_and_markup_still_esc
     assert "<i>b</i>" in ours  # Markup stays Markup
     with pytest.raises(TemplateLimitError):
         render_bounded(BoundedSandbox().from_string("{{ '{:>99999}'.format(1) }}"), {})
+
+
+def test_a_template_sees_jinjas_globals_and_its_own_and_private_attributes_stay_refused() -> None:
+    """The sandbox hands a template its globals as a plain dict and takes a plain str
+    method without Jinja's checks: the environment's globals (``range``) and a
+    template's own still resolve, a template's own do not leak into the environment,
+    and an underscore attribute, on a str or on its method, is still refused."""
+    env = BoundedSandbox(undefined=StrictUndefined)
+    own = env.from_string("{{ range(3)|list }} {{ greeting }}", globals={"greeting": "hi"})
+    assert render_bounded(own, {}) == "[0, 1, 2] hi"
+    assert "greeting" not in env.globals
+    with pytest.raises(UndefinedError):
+        render_bounded(env.from_string("{{ greeting }}"), {})
+    for source in ("{{ a.__class__ }}", "{{ a.strip.__self__ }}", "{{ a.__len__() }}"):
+        with pytest.raises(SecurityError):
+            render_bounded(env.from_string(source), {"a": "x"})

@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -307,6 +307,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters[_ITER] = _iterate
         self.filters[_CONCAT] = _concat
 
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        # A plain dict, not Jinja's ChainMap over the environment's globals: every
+        # render copies a template's globals into its context, and walking a ChainMap
+        # in Python cost more than the rest of making the context. The environment's
+        # globals are set once, before any template loads (as Jinja asks).
+        return {**self.globals, **(d or {})}
+
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = _Instrument().visit(super()._parse(source, name, filename))
         tree.set_environment(self)
@@ -319,6 +326,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         # way) at a fraction of the cost, on every field of every message.
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES and attribute in obj:
             return obj[attribute]
+        # ``line.strip``: one of the plain str methods, which Jinja's checks would
+        # pass unchanged (no underscore, str is immutable, not ``format``).
+        if type(obj) is str and attribute in _PLAIN_STR_METHODS:
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -327,15 +338,19 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return _spend(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        if not args and not kwargs and _plain_str_method(__obj):
+        if not args and kwargs.keys() <= _LOOP_KEYWORDS and _plain_str_method(__obj):
             # ``line.strip()``, ``clinic.address.splitlines()``: no argument, a result no
-            # longer than the text; nothing for the checks below to look at.
+            # longer than the text; nothing for the checks below to look at. (Inside a
+            # loop Jinja passes the loop's variables, for a function that takes the
+            # context: a str method does not.)
             _tick()
             return _spend(__obj())
         _tick()
         _check_call(__obj, args, kwargs)
         return _spend(super().call(__context, __obj, *args, **kwargs))
 
+
+_LOOP_KEYWORDS = frozenset({"_loop_vars", "_block_vars"})
 
 _PLAIN_STR_METHODS = frozenset(
     {"strip", "lstrip", "rstrip", "splitlines", "lower", "upper", "title", "capitalize"}
