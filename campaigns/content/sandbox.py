@@ -62,7 +62,6 @@ class RenderBudget:
 
     deadline: float  # on the wall clock (time.monotonic)
     made: int = 0
-    written: int = 0
     cpu_start: float = 0.0  # the thread's CPU clock (time.thread_time) at the start
     seconds: float = SECONDS
 
@@ -371,12 +370,14 @@ def render_bounded(template: Template, context: dict[str, Any], seconds: float =
     budget = RenderBudget.start(seconds)
     token = _budget.set(budget)
     try:
-        chunks = []
+        chunks: list[str] = []
+        keep = chunks.append
+        written = 0
         for chunk in template.generate(context):
-            budget.written += len(chunk)
-            if budget.written > OUTPUT:
+            written += len(chunk)
+            if written > OUTPUT:
                 raise TemplateLimitError(f"the template writes more than {OUTPUT:,} characters")
-            chunks.append(chunk)
+            keep(chunk)
         _tick()
         return "".join(chunks)
     finally:
