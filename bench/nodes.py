@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "channels: [sms, email]", f"channels: {channels}"
                     )
                 )
-                apply_campaign(svc, path, actor="bench")
+                apply_campaign(svc, path, actor="bench", approve=True)
                 redis.Redis.from_url(redis_server.url).delete("send", "runs")
                 beat = Beat(phase_env, WORKDIR / f"beat-{n}-{phase}.log")
                 nodes = start_nodes(n, args.concurrency, phase_env, phase)
