@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import String, and_, bindparam, column, func, or_, select, text
 
 from campaigns.domain.states import ACTIVE_DELIVERY_STATES, DeliveryState
+from campaigns.store.bulk import one_of
 from campaigns.store.db import Database
 from campaigns.store.tables import deliveries, delivery_state_in, patients
 
@@ -99,7 +100,7 @@ class DeliveryQueries:
                     deliveries.c.channel,
                     deliveries.c.sent_at,
                 ).where(
-                    deliveries.c.patient_id.in_(list(patient_ids)),
+                    one_of("sqlite", deliveries.c.patient_id, sorted(set(patient_ids))),
                     deliveries.c.sent_at >= since,
                     deliveries.c.run_id != exclude_run,
                 )
@@ -128,24 +129,23 @@ class DeliveryQueries:
                 out.setdefault(str(contact), []).append((int(pid), int(rid), ch, at))
             return out
         with self.db.connect() as conn:
-            for start in range(0, len(wanted), 900):
-                rows = conn.execute(
-                    select(
-                        column,
-                        deliveries.c.patient_id,
-                        deliveries.c.run_id,
-                        deliveries.c.channel,
-                        deliveries.c.sent_at,
-                    )
-                    .join(patients, patients.c.id == deliveries.c.patient_id)
-                    .where(
-                        column.in_(wanted[start : start + 900]),
-                        deliveries.c.channel == channel,
-                        deliveries.c.sent_at >= since,
-                    )
-                ).all()
-                for contact, pid, rid, ch, at in rows:
-                    out.setdefault(str(contact), []).append((int(pid), int(rid), ch, at))
+            rows = conn.execute(
+                select(
+                    column,
+                    deliveries.c.patient_id,
+                    deliveries.c.run_id,
+                    deliveries.c.channel,
+                    deliveries.c.sent_at,
+                )
+                .join(patients, patients.c.id == deliveries.c.patient_id)
+                .where(
+                    one_of("sqlite", column, wanted),
+                    deliveries.c.channel == channel,
+                    deliveries.c.sent_at >= since,
+                )
+            ).all()
+        for contact, pid, rid, ch, at in rows:
+            out.setdefault(str(contact), []).append((int(pid), int(rid), ch, at))
         return out
 
     def find_by_provider_id(self, provider_id: str) -> int | None:
