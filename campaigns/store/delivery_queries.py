@@ -100,7 +100,7 @@ class DeliveryQueries:
                     deliveries.c.channel,
                     deliveries.c.sent_at,
                 ).where(
-                    one_of("sqlite", deliveries.c.patient_id, sorted(set(patient_ids))),
+                    one_of(self.db.backend, deliveries.c.patient_id, sorted(set(patient_ids))),
                     deliveries.c.sent_at >= since,
                     deliveries.c.run_id != exclude_run,
                 )
@@ -139,7 +139,7 @@ class DeliveryQueries:
                 )
                 .join(patients, patients.c.id == deliveries.c.patient_id)
                 .where(
-                    one_of("sqlite", column, wanted),
+                    one_of(self.db.backend, column, wanted),
                     deliveries.c.channel == channel,
                     deliveries.c.sent_at >= since,
                 )
