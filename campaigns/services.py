@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cached_property
+from importlib.metadata import entry_points
 
 import redis
 
@@ -45,6 +46,27 @@ from campaigns.store.runs import RunRepository
 from campaigns.store.staff import StaffRepository
 from campaigns.store.suppression import SuppressionRepository
 from campaigns.store.variants import VariantRepository
+
+# The installed package names the workers' Dispatcher under this entry-point group
+# (pyproject's [project.entry-points."meridian.dispatchers"]: tasks.app:dispatcher).
+DISPATCHERS = "meridian.dispatchers"
+
+
+def installed_dispatcher() -> Dispatcher:
+    """The workers' Dispatcher, found through the installed package's entry point: the
+    core declares the port and never imports the side that implements it. The CLI's
+    and the web app's start-up plug it in."""
+    found = entry_points(group=DISPATCHERS)
+    if len(found) != 1:
+        names = ", ".join(sorted(f"{p.name} = {p.value}" for p in found)) or "none"
+        raise ConfigError(
+            f"one dispatcher must be installed in the {DISPATCHERS!r} entry points, "
+            f"found {names}: install Meridian (make install, or pip install -e .)"
+        )
+    (point,) = found
+    make = point.load()
+    dispatcher: Dispatcher = make()
+    return dispatcher
 
 
 class Services:
@@ -97,8 +119,8 @@ class Services:
         if self._dispatcher is None:
             raise ConfigError(
                 "no dispatcher: these services cannot queue work for the workers. The "
-                "entry points (the CLI, the worker, the web app) plug tasks.app.dispatcher() "
-                "in; pass one as Services(settings, dispatcher=...)"
+                "entry points (the CLI, the worker, the web app) plug the installed one in "
+                "(installed_dispatcher); pass one as Services(settings, dispatcher=...)"
             )
         return self._dispatcher
 

@@ -30,7 +30,8 @@ def services() -> Services:
 
 
 def dispatcher() -> CeleryDispatcher:
-    """The Dispatcher an entry point plugs into its Services: this app's."""
+    """This app's Dispatcher: the one the package installs as its "meridian.dispatchers"
+    entry point, which the CLI and the web app plug into their Services."""
     return CeleryDispatcher(app)
 
 

@@ -147,7 +147,7 @@ def test_a_broker_that_does_not_answer_exits_1_with_a_sentence_not_a_traceback(
     env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nobody = celery_app(make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0"))
-    monkeypatch.setattr(startup, "dispatcher", lambda: CeleryDispatcher(nobody))
+    monkeypatch.setattr(startup, "installed_dispatcher", lambda: CeleryDispatcher(nobody))
     try:
         applied = runner.invoke(
             app,

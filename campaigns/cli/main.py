@@ -1,10 +1,10 @@
 """``meridian``: the operator's command line. Thin: parse, call a service, print.
 
 Each command group is a module of its own (db, patients, campaigns, runs, sms,
-users); what they share is campaigns.cli.startup, into which this module, the
-entry point, plugs the workers' Celery dispatcher. Exit codes: 0 ok, 1
-failure, 2 bad input (the message names file, row, column or field). Every
-listing or inspecting command takes ``--json``.
+users); what they share is campaigns.cli.startup, which plugs in the workers'
+dispatcher the installed package declares (campaigns.services.installed_dispatcher).
+Exit codes: 0 ok, 1 failure, 2 bad input (the message names file, row, column or
+field). Every listing or inspecting command takes ``--json``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,8 @@ from campaigns.cli.mail import app as mail_app
 from campaigns.cli.patients import app as patients_app
 from campaigns.cli.runs import app as runs_app
 from campaigns.cli.sms import app as sms_app
-from campaigns.cli.startup import handled, out, plug_dispatcher, services
+from campaigns.cli.startup import handled, out, services
 from campaigns.cli.users import app as users_app
-from tasks.app import dispatcher
-
-# The entry point plugs the workers' Celery dispatcher into every command's Services.
-plug_dispatcher(dispatcher)
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -1,5 +1,5 @@
 """What every ``meridian`` command shares: its start-up (logging, and Services with
-the workers' Celery dispatcher, which the entry point campaigns.cli.main plugs in),
+the workers' dispatcher, the installed one: campaigns.services.installed_dispatcher),
 its error handling and its output.
 
 Exit codes: 0 ok, 1 failure (the broker did not answer, a run did not finish),
@@ -21,9 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from campaigns import logs
-from campaigns.domain.ports import Dispatcher
 from campaigns.errors import ConfigError, InputError, MeridianError, NotFound
-from campaigns.services import Services
+from campaigns.services import Services, installed_dispatcher
 from campaigns.settings import Settings, load_settings
 
 out = Console()
@@ -100,26 +99,10 @@ def _fail(
 _opened: list[Services] = []
 
 
-def _unplugged() -> Dispatcher:
-    raise ConfigError(
-        "no dispatcher: the CLI's entry point (campaigns.cli.main) plugs the workers' in"
-    )
-
-
-# What makes the workers' dispatcher: plugged in by the entry point, campaigns.cli.main,
-# so that no command module imports the Celery side itself.
-dispatcher: Callable[[], Dispatcher] = _unplugged
-
-
-def plug_dispatcher(make: Callable[[], Dispatcher]) -> None:
-    global dispatcher
-    dispatcher = make
-
-
 def plugged(settings: Settings) -> Services:
-    """Services on ``settings`` with the workers' Celery dispatcher plugged in: the one
-    place a command reaches the workers' side."""
-    return Services(settings, dispatcher())
+    """Services on ``settings`` with the workers' dispatcher plugged in: the one place a
+    command reaches the workers' side."""
+    return Services(settings, installed_dispatcher())
 
 
 def services(*, migrated: bool = True) -> Services:

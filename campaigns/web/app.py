@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from campaigns.services import Services
+from campaigns.services import Services, installed_dispatcher
 from campaigns.web import auth, failures, security
 from campaigns.web.context import plug_services
 from campaigns.web.views import (
@@ -82,9 +82,7 @@ def create_app(svc: Services) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     plug_services(app, svc)
     if not svc.has_dispatcher:  # run control queues work for the workers through it
-        from tasks.app import dispatcher
-
-        svc.dispatcher = dispatcher()
+        svc.dispatcher = installed_dispatcher()
     failures.install(app)  # a request id before anything logs
     auth.install(app)  # next: a stranger is sent to /login before any view runs
     for blueprint in (public.bp, webhooks.bp, login.bp, console.bp, api.bp, health.bp):
