@@ -1,6 +1,7 @@
 """How closely does the global limiter hold several worker processes to the SMS rate?
 
 Usage: python bench/ratelimit.py [--seconds 60] [--workers 4] [--rate 20] [--burst 1]
+                                [--jitter-ms 30]
                                 [--grants-only]
 
 Each worker process loops: ``RateLimiter.acquire()``, then send one SMS. When the
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from campaigns.sending.ratelimit import RateLimiter  # noqa: E402
+from campaigns.settings import Settings  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "bench-token"
@@ -96,12 +98,13 @@ def work(
     twilio_url: str | None,
     rate: float,
     burst: int,
+    jitter_ms: float,
     seconds: float,
     ready: Barrier,
     out: Queue[WorkerResult],
 ) -> None:
     client = redis.Redis.from_url(redis_url)
-    limiter = RateLimiter(client, SENDER, rate_per_s=rate, burst=burst)
+    limiter = RateLimiter(client, SENDER, rate_per_s=rate, burst=burst, jitter_s=jitter_ms / 1000)
     send = make_sender(twilio_url)
     client.ping()
     ready.wait(timeout=120)
@@ -193,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second")
     parser.add_argument("--burst", type=int, default=1)
     parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=Settings.model_fields["rate_jitter_ms"].default,
+        help="MERIDIAN_RATE_JITTER_MS",
+    )
+    parser.add_argument(
         "--grants-only",
         action="store_true",
         help="record grants; send nothing even if Twilio is there",
@@ -220,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     twilio_url,
                     args.rate,
                     args.burst,
+                    args.jitter_ms,
                     args.seconds,
                     ready,
                     out,
@@ -263,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     latency = latency_ms(results) if mode == "twilio" else {}
     print(
         f"mode={mode} workers={args.workers} limit={args.rate:g}/s burst={args.burst} "
-        f"seconds={args.seconds:g} send_errors={errors}"
+        f"jitter={args.jitter_ms:g} ms seconds={args.seconds:g} send_errors={errors}"
     )
     print(f"{'measure':<40} {'count':>6} {'max in any 1 s':>15} {'at +s':>7} {'mean /s':>8}")
     for row in rows:
@@ -281,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "workers": args.workers,
                 "limit_per_s": args.rate,
                 "burst": args.burst,
+                "jitter_ms": args.jitter_ms,
                 "seconds": args.seconds,
                 "sent": headline["count"],
                 "max_in_any_1s": headline["max_in_any_1s"],

@@ -185,7 +185,9 @@ class Services:
                 (s.sms_rate, s.sms_burst) if channel == "sms" else (s.email_rate, s.email_burst)
             )
             self._limiters[channel] = (
-                RateLimiter(self.redis, channel, rate, burst) if rate > 0 else None
+                RateLimiter(self.redis, channel, rate, burst, s.rate_jitter_ms / 1000)
+                if rate > 0
+                else None
             )
         return self._limiters[channel]
 

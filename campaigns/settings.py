@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     sms_burst: int = Field(default=1, ge=1)
     email_rate: float = Field(default=10.0, ge=0)
     email_burst: int = Field(default=10, ge=1)
+    # How late a send may reach the provider after the limiter granted it (a busy
+    # machine, the network) and still keep every second within the rate: grants are
+    # spaced so that a second's worth takes a second plus this (sending.ratelimit).
+    rate_jitter_ms: float = Field(default=30.0, ge=0, lt=1000)
     sms_smart_encoding: bool = False
 
     public_url: str = "http://127.0.0.1:8000"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 
 import pytest
 import redis
@@ -24,7 +25,10 @@ import redis
 from campaigns import keys
 from campaigns.errors import ConfigError
 from campaigns.sending.ratelimit import RateLimiter
+from campaigns.sending.stubs import MemoryDispatcher
+from campaigns.services import Services
 from tests.support.services import RedisServer
+from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -307,10 +311,83 @@ def test_acquire_sleeps_until_the_next_token_is_due(
     limiter.acquire()
     returned_at = redis_us(client)
 
-    # It slept once, for what was left until the token was due, and then took it.
+    # It took the token due then and slept once, for what was left until it came.
     assert len(sleeps) == 1
     assert due_us - returned_at <= in_us(sleeps[0]) <= due_us - asked_at
     assert bucket_us(client, "sms") >= asked_at + HOUR_US
+
+
+def test_callers_queued_at_acquire_hold_slots_exactly_one_interval_apart(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sleeps are recorded, and no time passes for the bucket: two more callers queue
+    # behind the first grant while it is still an hour away.
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        # A caller that asks again after its wait would loop here for ever.
+        assert len(slept) <= 10, f"time.sleep() asked for ten times: {slept}"
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
+    limiter.acquire()
+    first_due = bucket_us(client, "sms")
+
+    asked_at = redis_us(client)
+    limiter.acquire()
+    limiter.acquire()
+    returned_at = redis_us(client)
+
+    # Each took its own slot in one call and slept until it: the next due and the one
+    # after, however late either wakes. The bucket moved by exactly two intervals.
+    assert len(slept) == 2
+    assert first_due - returned_at <= in_us(slept[0]) <= first_due - asked_at
+    assert in_us(slept[1]) - in_us(slept[0]) == pytest.approx(HOUR_US, abs=returned_at - asked_at)
+    assert bucket_us(client, "sms") == first_due + 2 * HOUR_US
+
+
+def test_jitter_spreads_a_seconds_grants_over_a_second_and_the_jitter(
+    client: redis.Redis,
+) -> None:
+    # 30 ms of jitter at one token an hour: the next token is 1.03 hours away.
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1, jitter_s=0.03)
+    before = redis_us(client)
+    assert limiter.try_acquire() == 0.0
+    wait = in_us(limiter.try_acquire())
+    elapsed = redis_us(client) - before
+
+    assert round(1.03 * HOUR_US) - elapsed <= wait <= round(1.03 * HOUR_US)
+
+
+def test_each_channels_limiter_takes_its_rate_and_burst_and_the_jitter_from_the_settings(
+    tmp_path: Path, redis_url: str, client: redis.Redis
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        redis_url=redis_url,
+        sms_rate=HOURLY,
+        sms_burst=1,
+        email_rate=2 * HOURLY,
+        email_burst=2,
+        rate_jitter_ms=500,
+        email_transport="outbox",
+    )
+    svc = Services(settings, MemoryDispatcher())
+    try:
+        sms, email = svc.limiter("sms"), svc.limiter("email")
+        assert sms is not None and email is not None
+        before = redis_us(client)
+        granted = [sms.try_acquire(), email.try_acquire(), email.try_acquire()]
+        waits = [in_us(sms.try_acquire()), in_us(email.try_acquire())]
+        elapsed = redis_us(client) - before
+    finally:
+        svc.close()
+
+    assert granted == [0.0, 0.0, 0.0]  # each channel's burst, out of its own bucket
+    # Half a second of jitter: an interval is 1.5 s over the rate, for each channel.
+    assert round(1.5 * HOUR_US) - elapsed <= waits[0] <= round(1.5 * HOUR_US)
+    assert round(0.75 * HOUR_US) - elapsed <= waits[1] <= round(0.75 * HOUR_US)
 
 
 def test_acquire_raises_timeout_error_at_once_when_the_wait_outlasts_the_timeout(
@@ -334,13 +411,17 @@ def test_asking_for_more_tokens_than_the_burst_is_refused(client: redis.Redis) -
         limiter.acquire(0)
 
 
-def test_a_limiter_needs_a_positive_rate_and_a_burst_of_at_least_one(
+def test_a_limiter_needs_a_positive_rate_a_burst_of_at_least_one_and_a_jitter_under_a_second(
     client: redis.Redis,
 ) -> None:
     with pytest.raises(ConfigError, match="rate_per_s"):
         RateLimiter(client, "sms", rate_per_s=0)
     with pytest.raises(ConfigError, match="burst"):
         RateLimiter(client, "sms", rate_per_s=1, burst=0)
+    with pytest.raises(ConfigError, match="jitter_s"):
+        RateLimiter(client, "sms", rate_per_s=1, jitter_s=1.0)
+    with pytest.raises(ConfigError, match="jitter_s"):
+        RateLimiter(client, "sms", rate_per_s=1, jitter_s=-0.01)
 
 
 def test_an_exhausted_bucket_stays_exhausted_across_a_redis_restart() -> None:
