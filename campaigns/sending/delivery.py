@@ -257,6 +257,9 @@ class _SliceSender:
                 continue
             limiter = svc.limiter(channel)
             if limiter is not None:
+                # Built before the wait, not between the slot and the send (the first
+                # send of a process would land late: sending.ratelimit's jitter).
+                svc.transport(channel)
                 started = time.monotonic()
                 limiter.acquire()  # a token taken for a message then held is lost: harmless
                 self.figures.waits[channel].append(time.monotonic() - started)

@@ -12,13 +12,20 @@ from pathlib import Path
 import pytest
 
 from campaigns.domain.models import PatientRecord
-from campaigns.domain.states import RunState
+from campaigns.domain.states import Channel, RunState
 from campaigns.errors import TransientError
 from campaigns.sending import control
+from campaigns.sending.stubs import MemoryLimiter
 from tests.conftest import ROOT, make_settings
 from tests.sending.builders import add_patients, delivery_rows, patient, save_campaign
 from tests.sending.conftest import MIDDAY
-from tests.support.stubs import SlowLimiter, StubbedServices, fan_out_queued, send_due
+from tests.support.stubs import (
+    RecordingTransport,
+    SlowLimiter,
+    StubbedServices,
+    fan_out_queued,
+    send_due,
+)
 
 
 def _start(svc: StubbedServices, name: str, who: PatientRecord) -> tuple[int, int]:
@@ -173,6 +180,34 @@ def test_a_message_judged_lawful_before_the_rate_limiters_wait_is_held_if_the_wi
     opens = _utc(16, 12)  # 08:00 EDT on Thursday
     assert (row["state"], row["next_attempt_at"], row["attempts"]) == ("pending", opens, 0)
     assert svc.queued() == {sms: opens}
+
+
+def test_a_processs_first_transport_is_built_before_its_rate_limiter_slot(
+    svc: StubbedServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Building a transport can take tens of milliseconds (the twilio SDK imports its
+    # API modules): between the slot and the send it would make the text land late.
+    events: list[str] = []
+    build = svc._make_transport
+
+    def built(channel: Channel) -> RecordingTransport:
+        events.append(f"built {channel}")
+        return build(channel)
+
+    class Recording(MemoryLimiter):
+        def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+            events.append("slot")
+            super().acquire(n, timeout_s)
+
+    monkeypatch.setattr(svc, "_make_transport", built)
+    svc.use_limiter("sms", Recording())
+    _start(svc, save_campaign(svc), patient("BOSTON"))
+
+    (result,) = send_due(svc)
+
+    assert result.counts == {"sent": 1}
+    assert events.count("slot") == 1
+    assert events.index("built sms") < events.index("slot")
 
 
 # messages that can never be rendered or timed ---------------------------------------
