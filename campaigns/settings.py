@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     email_burst: int = Field(default=10, ge=1)
     # How late a send may reach the provider after the limiter granted it (a busy
     # machine, the network) and still keep every second within the rate: grants are
-    # spaced so that a second's worth takes a second plus this (sending.ratelimit).
+    # spaced so that a second's worth takes a second plus this (sending.ratelimit;
+    # with a burst of 1: a burst lets that many through at once after idling).
     rate_jitter_ms: float = Field(default=30.0, ge=0, lt=1000)
     sms_smart_encoding: bool = False
 

@@ -77,8 +77,9 @@ class DueQueue(Protocol):
 class Limiter(Protocol):
     """A rate shared by every worker sending on one account."""
 
-    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
-        """Block until ``n`` tokens are granted; TimeoutError if not within ``timeout_s``."""
+    def reserve(self, n: int = 1, timeout_s: float | None = None) -> float:
+        """Take the next ``n`` tokens now: the seconds until they are due (0.0: at once).
+        TimeoutError, taking nothing, if they are not due within ``timeout_s``."""
         ...
 
 

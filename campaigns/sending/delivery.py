@@ -208,6 +208,21 @@ class _SliceSender:
             return False
         return True
 
+    def _wait_for_slot(self, due: float, rest: Sequence[Claimed]) -> bool:
+        """Sleep until the rate limiter's slot at ``due`` (monotonic), looking at the run
+        and renewing the claims every STATUS_CHECK_S meanwhile: many senders sharing a
+        slow rate can each wait far longer than a claim lives. False: stop the slice
+        (the slot is lost). The last look comes before the last stretch of sleep, so
+        nothing stands between the slot and the send."""
+        while (left := due - time.monotonic()) > 0:
+            if left <= STATUS_CHECK_S:
+                time.sleep(left)
+                break
+            time.sleep(STATUS_CHECK_S)
+            if not self._carry_on(rest):
+                return False
+        return True
+
     def run(self) -> None:
         svc, definition, claimed = self.svc, self.definition, self.claimed
         recipients = svc.patients.recipients([c.patient_id for c in claimed])
@@ -255,13 +270,18 @@ class _SliceSender:
                     )
                 )
                 continue
+            # Built before the rate limiter's slot, not between the slot and the send (a
+            # process's first text would land late: sending.ratelimit's jitter), and a
+            # transport that cannot be built fails before anything is handed over.
+            svc.transport(channel)
             limiter = svc.limiter(channel)
             if limiter is not None:
-                # Built before the wait, not between the slot and the send (the first
-                # send of a process would land late: sending.ratelimit's jitter).
-                svc.transport(channel)
                 started = time.monotonic()
-                limiter.acquire()  # a token taken for a message then held is lost: harmless
+                # A slot taken for a message then held or stopped is lost: harmless.
+                due = started + limiter.reserve()
+                if not self._wait_for_slot(due, claimed[i:]):
+                    return
+                next_check = time.monotonic() + STATUS_CHECK_S
                 self.figures.waits[channel].append(time.monotonic() - started)
                 now = svc.now()
                 stop = checks.judge(c, recipient, occurrence, now)

@@ -8,9 +8,9 @@ Why GCRA: a bucket is one number, the theoretical arrival time (TAT) of the next
 conforming request, so a check-and-take is a single GET and SET done atomically in
 Lua, and the answer can say exactly how long to wait instead of leaving callers to
 poll. It allows ``burst`` requests at once after idling and a steady ``rate``
-afterwards, with no window boundary where twice the rate slips through. ``acquire``
-reserves: it takes the next slot at once and sleeps until it comes, so slots stay one
-interval apart however late a caller wakes.
+afterwards, with no window boundary where twice the rate slips through. ``reserve``
+takes the next slot at once and says when it comes, so slots stay one interval apart
+however late a caller wakes.
 
 Why Redis TIME: workers run on several machines whose clocks drift apart. If each
 sent its own time, a worker whose clock ran ahead would see the bucket as refilled
@@ -19,6 +19,7 @@ and send early. Every decision is made against the one clock all callers share.
 
 from __future__ import annotations
 
+import math
 import time
 
 import redis
@@ -56,7 +57,7 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.max(ttl_ms, 
 return {1, wait}
 """
 
-# acquire() without a timeout: any wait is accepted (a century, in microseconds).
+# reserve() without a timeout: any wait is accepted (a century, in microseconds).
 _FOREVER_US = 100 * 365 * 86_400 * 1_000_000
 
 
@@ -71,7 +72,8 @@ class RateLimiter:
     ``rate_per_s`` of them take one second plus ``jitter_s``. A send is late when its
     process is descheduled or the network holds it; several late ones land together,
     and with grants spaced exactly 1/rate apart a second at the provider would count
-    more than the rate. The mean is then rate / (1 + jitter_s), 97.1 % at 30 ms.
+    more than the rate. The mean is then rate / (1 + jitter_s), 97.1 % at 30 ms. (That
+    holds with a burst of 1; a larger burst lets that many through at once after idling.)
     """
 
     def __init__(
@@ -112,25 +114,34 @@ class RateLimiter:
         _, wait_us = self._take(n, max_wait_us=0)
         return wait_us / 1_000_000
 
-    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
-        """Block until ``n`` tokens are granted; TimeoutError if not within ``timeout_s``.
+    def reserve(self, n: int = 1, timeout_s: float | None = None) -> float:
+        """Take the next ``n`` tokens now: the seconds until they are due (0.0: at once).
 
-        The tokens are reserved in one call: the bucket's next slot is taken at once and
-        this caller sleeps until it comes. Slots are then exactly one interval apart on
-        Redis's clock however late each caller wakes. Asking again after the wait (the
-        way ``try_acquire`` answers) would lose that lateness on every grant: the next
-        slot would count from when the late caller got through, about 4 % of the rate
-        at 100/s (bench/ratelimit.py)."""
+        TimeoutError, taking nothing, if they are not due within ``timeout_s``. The
+        slot is taken in the same call that finds it, so slots stay exactly one
+        interval apart on Redis's clock however late each caller comes for its own.
+        Asking again after a wait (the way ``try_acquire`` answers) would lose that
+        lateness on every grant: the next slot would count from when the late caller
+        got through, 3 to 6 % of the rate at 100/s and up to 20 % on a busy machine
+        (bench/ratelimit.py). A slot taken and not used is lost, never given twice."""
         self._check_tokens(n)
-        max_wait_us = _FOREVER_US if timeout_s is None else int(timeout_s * 1_000_000)
+        if timeout_s is None or timeout_s == math.inf:
+            max_wait_us = _FOREVER_US
+        else:
+            max_wait_us = max(0, min(_FOREVER_US, int(timeout_s * 1_000_000)))
         taken, wait_us = self._take(n, max_wait_us)
         if not taken:
             raise TimeoutError(
                 f"rate limit of sender {self.sender!r}: {n} token(s) not available "
                 f"within {timeout_s} s (next in {wait_us / 1_000_000:.3f} s)"
             )
-        if wait_us:
-            time.sleep(wait_us / 1_000_000)
+        return wait_us / 1_000_000
+
+    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+        """Block until ``n`` tokens are due: ``reserve``, then sleep until they are."""
+        wait = self.reserve(n, timeout_s)
+        if wait:
+            time.sleep(wait)
 
     def _take(self, n: int, max_wait_us: int) -> tuple[bool, int]:
         taken, wait_us = self._script(

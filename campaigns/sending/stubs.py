@@ -77,15 +77,16 @@ class MemoryDispatcher:
 class MemoryLimiter:
     """A Limiter that grants every request at once and counts the tokens it granted.
 
-    It stands for a provider with no rate limit; the send loop asks it once for
+    It stands for a provider with no rate limit; the send loop reserves once for
     every message it hands over, so ``granted`` counts messages let through. (The
     shared rate itself is the Redis limiter's: tests/integration/test_ratelimit.py.)
     """
 
     granted: int = 0
 
-    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+    def reserve(self, n: int = 1, timeout_s: float | None = None) -> float:
         self.granted += n
+        return 0.0
 
 
 @dataclass

@@ -395,11 +395,29 @@ def test_acquire_raises_timeout_error_at_once_when_the_wait_outlasts_the_timeout
 ) -> None:
     limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
     limiter.acquire()
+    due_us = bucket_us(client, "sms")
 
     with pytest.raises(TimeoutError, match="'sms'"):
         limiter.acquire(timeout_s=60)
 
     assert sleeps == []  # it did not sleep first to find out
+    assert bucket_us(client, "sms") == due_us  # and took nothing
+    # Within the timeout, the same wait is taken and slept.
+    limiter.acquire(timeout_s=2 * 3600)
+    assert len(sleeps) == 1
+
+
+def test_reserving_with_a_burst_takes_the_burst_at_once_then_one_slot_per_interval(
+    client: redis.Redis,
+) -> None:
+    limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=3)
+    before = redis_us(client)
+    waits = [in_us(limiter.reserve()) for _ in range(5)]
+    elapsed = redis_us(client) - before
+
+    assert waits[:3] == [0, 0, 0]
+    assert HOUR_US - elapsed <= waits[3] <= HOUR_US
+    assert 2 * HOUR_US - elapsed <= waits[4] <= 2 * HOUR_US
 
 
 def test_asking_for_more_tokens_than_the_burst_is_refused(client: redis.Redis) -> None:

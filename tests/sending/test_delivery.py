@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import pytest
 from campaigns.domain.models import PatientRecord
 from campaigns.domain.states import Channel, RunState
 from campaigns.errors import TransientError
-from campaigns.sending import control
+from campaigns.sending import control, delivery
 from campaigns.sending.stubs import MemoryLimiter
 from tests.conftest import ROOT, make_settings
 from tests.sending.builders import add_patients, delivery_rows, patient, save_campaign
@@ -195,9 +195,9 @@ def test_a_processs_first_transport_is_built_before_its_rate_limiter_slot(
         return build(channel)
 
     class Recording(MemoryLimiter):
-        def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+        def reserve(self, n: int = 1, timeout_s: float | None = None) -> float:
             events.append("slot")
-            super().acquire(n, timeout_s)
+            return super().reserve(n, timeout_s)
 
     monkeypatch.setattr(svc, "_make_transport", built)
     svc.use_limiter("sms", Recording())
@@ -208,6 +208,81 @@ def test_a_processs_first_transport_is_built_before_its_rate_limiter_slot(
     assert result.counts == {"sent": 1}
     assert events.count("slot") == 1
     assert events.index("built sms") < events.index("slot")
+
+
+class _FarSlot(MemoryLimiter):
+    """A limiter whose every slot is ``wait_s`` away, as for one of many senders
+    sharing a slow rate."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__()
+        self.wait_s = wait_s
+
+    def reserve(self, n: int = 1, timeout_s: float | None = None) -> float:
+        super().reserve(n, timeout_s)
+        return self.wait_s
+
+
+class _Clock:
+    """``time`` for campaigns.sending.delivery: a sleep moves the monotonic clock and
+    the services' clock together, and runs ``during`` first."""
+
+    def __init__(self, svc: StubbedServices, during: Callable[[], None] = lambda: None) -> None:
+        self.svc, self.during, self.at = svc, during, 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.during()
+        self.at += seconds
+        self.svc.advance(seconds=seconds)
+
+
+def test_a_sender_waiting_for_a_distant_slot_renews_its_claim_and_sends_when_it_comes(
+    svc: StubbedServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, sms = _start(svc, save_campaign(svc), patient("BOSTON"))
+    svc.use_limiter("sms", _FarSlot(wait_s=150.0))  # longer than a claim lives (120 s)
+    clock = _Clock(svc)
+    monkeypatch.setattr(delivery, "time", clock)
+    claims: list[object] = []
+    touch = svc.deliveries.touch_claims
+
+    def touched(ids: Sequence[int], now: datetime) -> int:
+        claims.append(now)
+        return touch(ids, now)
+
+    monkeypatch.setattr(svc.deliveries, "touch_claims", touched)
+
+    (result,) = send_due(svc)
+
+    assert result.counts == {"sent": 1}
+    assert len(svc.recorder("sms").offered) == 1
+    # Renewed every half second of the wait, and it slept no further than its slot.
+    assert len(claims) == 299
+    assert sum(clock.slept) == pytest.approx(150.0)
+    assert _row(svc, run_id, sms)["state"] == "sent"
+
+
+def test_a_sender_waiting_for_a_distant_slot_stops_when_the_run_is_paused_meanwhile(
+    svc: StubbedServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = save_campaign(svc)
+    run_id, sms = _start(svc, name, patient("BOSTON"))
+    svc.use_limiter("sms", _FarSlot(wait_s=30.0))
+    clock = _Clock(svc, during=lambda: control.pause(svc, name, actor="test"))
+    monkeypatch.setattr(delivery, "time", clock)
+
+    send_due(svc)
+
+    # It saw the pause at its first look, half a second in, and sent nothing: the
+    # claim went back to pending, the slot it held is lost.
+    assert svc.recorder("sms").offered == []
+    assert clock.slept == [0.5]
+    assert _row(svc, run_id, sms)["state"] == "pending"
 
 
 # messages that can never be rendered or timed ---------------------------------------

@@ -104,9 +104,9 @@ class SlowLimiter(MemoryLimiter):
         self.svc = svc
         self.wait = wait
 
-    def acquire(self, n: int = 1, timeout_s: float | None = None) -> None:
+    def reserve(self, n: int = 1, timeout_s: float | None = None) -> float:
         self.svc.advance(seconds=self.wait.total_seconds())
-        super().acquire(n, timeout_s)
+        return super().reserve(n, timeout_s)
 
 
 class MemoryRedis:
