@@ -122,7 +122,7 @@ class RateLimiter:
         interval apart on Redis's clock however late each caller comes for its own.
         Asking again after a wait (the way ``try_acquire`` answers) would lose that
         lateness on every grant: the next slot would count from when the late caller
-        got through, 3 to 6 % of the rate at 100/s and up to 20 % on a busy machine
+        got through, 4 to 6 % of the rate at 100/s and over 20 % on a busy machine
         (bench/ratelimit.py). A slot taken and not used is lost, never given twice."""
         self._check_tokens(n)
         if timeout_s is None or timeout_s == math.inf:
