@@ -48,6 +48,7 @@ from bench.throughput import (  # noqa: E402
     Worker,
     campaign_yaml,
     follow,
+    machine,
     meridian_env,
     postgres_pid,
     redis_pid,
@@ -178,7 +179,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     redis_server = RedisServer().start()
     pg = PostgresServer().start()
     twilio = TwilioServer(SID, TOKEN).start()
-    results: dict[str, Any] = {"patients": args.patients, "rate": args.rate, "nodes": {}}
+    results: dict[str, Any] = {
+        "patients": args.patients,
+        "rate": args.rate,
+        # the limiter's spacing (MERIDIAN_RATE_JITTER_MS, the workers' default)
+        "rate_jitter_ms": Settings.model_fields["rate_jitter_ms"].default,
+        "machine": machine(),  # with the commit, so a table can be traced to its code
+        "nodes": {},
+    }
     try:
         url = pg.create_database("bench_nodes")
         opts = Options(

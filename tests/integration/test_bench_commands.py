@@ -38,6 +38,16 @@ def run_bench(*args: str) -> str:
     return done.stdout
 
 
+def git_head() -> str:
+    """The checkout's commit, as the benches record it."""
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def last_json(out: str) -> dict[str, Any]:
     line = out.strip().splitlines()[-1]
     found: dict[str, Any] = json.loads(line)
@@ -85,6 +95,9 @@ def test_bench_nodes_runs_separate_nodes_and_the_rate_phase() -> None:
     )
     figures = last_json(out)
     assert set(figures["nodes"]) == {"1", "2"}
+    # Traceable to its code and its limiter's spacing.
+    assert figures["machine"]["git"].startswith(git_head())
+    assert figures["rate_jitter_ms"] == 30.0
     for phases in figures["nodes"].values():
         assert phases["throughput"]["messages_sent"] > 0
         assert phases["rate_limit"]["limiter"]["messages"] > 0
