@@ -281,7 +281,6 @@ class _SliceSender:
                 due = started + limiter.reserve()
                 if not self._wait_for_slot(due, claimed[i:]):
                     return
-                next_check = time.monotonic() + STATUS_CHECK_S
                 self.figures.waits[channel].append(time.monotonic() - started)
                 now = svc.now()
                 stop = checks.judge(c, recipient, occurrence, now)

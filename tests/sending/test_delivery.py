@@ -285,6 +285,37 @@ def test_a_sender_waiting_for_a_distant_slot_stops_when_the_run_is_paused_meanwh
     assert _row(svc, run_id, sms)["state"] == "pending"
 
 
+def test_senders_at_a_fast_shared_rate_still_look_at_the_run_every_half_second(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10 texts a second: a slice of ten, each text's slot a fifth of a second away.
+    svc = StubbedServices(
+        make_settings(tmp_path, database_url=database_url, sms_rate=10), at=MIDDAY
+    )
+    svc.db.upgrade()
+    try:
+        name = save_campaign(svc)
+        add_patients(svc, *(patient(f"P{i}") for i in range(10)))
+        assert control.run_now(svc, name, actor="test") is not None
+        fan_out_queued(svc)
+        svc.use_limiter("sms", _FarSlot(wait_s=0.2))
+        paused: list[str] = []
+
+        def pause_once() -> None:
+            if not paused:
+                paused.append(control.pause(svc, name, actor="test"))
+
+        monkeypatch.setattr(delivery, "time", _Clock(svc, during=pause_once))
+
+        send_due(svc)
+
+        # Paused during the first wait: seen at the first look between sends, half a
+        # second in, after three texts, not after the whole slice.
+        assert len(svc.recorder("sms").offered) == 3
+    finally:
+        svc.close()
+
+
 # messages that can never be rendered or timed ---------------------------------------
 
 LONG_NAME = "Bartholomew-Maximilian Featherstonehaugh"  # 40 characters
