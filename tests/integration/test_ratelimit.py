@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -44,6 +44,23 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+def _recorded_sleeps(
+    monkeypatch: pytest.MonkeyPatch, then: Callable[[float], None] = lambda _: None
+) -> list[float]:
+    """Every time.sleep() asked for from now on, in seconds; none really sleeps, and
+    ``then`` runs with each instead."""
+    asked: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        # A limiter that keeps asking for more time would loop here for ever.
+        assert len(asked) <= 10, f"time.sleep() asked for ten times: {asked}"
+        then(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return asked
+
+
 @pytest.fixture
 def sleeps(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every time.sleep() asked for during the test, in seconds; none really sleeps.
@@ -52,17 +69,12 @@ def sleeps(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     theoretical arrival time moves back by what was slept, exactly as if Redis's
     clock had moved on. So acquire() can wait an hour in no time at all.
     """
-    asked: list[float] = []
 
-    def sleep(seconds: float) -> None:
-        asked.append(seconds)
-        # A limiter that keeps asking for more time would loop here for ever.
-        assert len(asked) <= 10, f"time.sleep() asked for ten times: {asked}"
+    def time_passes(seconds: float) -> None:
         if client.exists(keys.rate_limit("sms")):
             client.decrby(keys.rate_limit("sms"), in_us(seconds))
 
-    monkeypatch.setattr(time, "sleep", sleep)
-    return asked
+    return _recorded_sleeps(monkeypatch, time_passes)
 
 
 def redis_us(client: redis.Redis) -> int:
@@ -146,8 +158,9 @@ class _Grant:
 
 
 def _hammer(url: str, grants: int, ready: Barrier, out: Queue[list[_Grant]]) -> None:
-    """Take ``grants`` tokens as fast as the limiter allows, reading Redis's clock
-    either side of every request that was granted."""
+    """Reserve ``grants`` slots as fast as possible, as the send loop does, reading
+    Redis's clock either side of each: the slot falls between the two readings plus
+    its wait. Nothing sleeps: the slots are on Redis's clock whoever waits for them."""
     client = redis.Redis.from_url(url)
     limiter = RateLimiter(client, "sms", rate_per_s=20, burst=1)
     client.ping()
@@ -155,11 +168,8 @@ def _hammer(url: str, grants: int, ready: Barrier, out: Queue[list[_Grant]]) -> 
     taken: list[_Grant] = []
     while len(taken) < grants:
         before = redis_us(client)
-        wait = limiter.try_acquire()
-        if wait == 0.0:
-            taken.append(_Grant(os.getpid(), before, redis_us(client)))
-        else:
-            time.sleep(wait)
+        wait_us = in_us(limiter.reserve())
+        taken.append(_Grant(os.getpid(), before + wait_us, redis_us(client) + wait_us))
     out.put(taken)
     client.close()
 
@@ -322,14 +332,7 @@ def test_callers_queued_at_acquire_hold_slots_exactly_one_interval_apart(
 ) -> None:
     # Sleeps are recorded, and no time passes for the bucket: two more callers queue
     # behind the first grant while it is still an hour away.
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        # A caller that asks again after its wait would loop here for ever.
-        assert len(slept) <= 10, f"time.sleep() asked for ten times: {slept}"
-
-    monkeypatch.setattr(time, "sleep", sleep)
+    slept = _recorded_sleeps(monkeypatch)
     limiter = RateLimiter(client, "sms", rate_per_s=HOURLY, burst=1)
     limiter.acquire()
     first_due = bucket_us(client, "sms")
