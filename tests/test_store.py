@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, event, insert, select, text
+from sqlalchemy import Connection, create_engine, event, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -21,8 +21,9 @@ from campaigns.errors import InputError
 from campaigns.services import Services
 from campaigns.store import db as db_module
 from campaigns.store.bulk import insert_rows
-from campaigns.store.consent import append_consents
-from campaigns.store.tables import patients
+from campaigns.store.consent import append_consents, consent_row
+from campaigns.store.db import downgrade
+from campaigns.store.tables import consents, patients
 from tests.support.factories import SIGNED_UP, add_patient, add_patients, patient_record
 from tests.support.waiting import wait_until
 
@@ -133,6 +134,115 @@ def test_a_consent_written_while_another_is_uncommitted_still_caches_the_latest_
 
     assert [f["granted"] for f in svc.consent.history(pid)] == [True, True, False]
     assert svc.consent.current(pid)["sms"] is False
+
+
+# the consent evidence's patient: a foreign key per row on SQLite, one check per
+# statement on PostgreSQL (migration 0012); the same promises on both ------------------
+
+
+def _evidence(pid: int) -> dict[str, Any]:
+    fact = ConsentFact("sms", True, SIGNED_UP, "import", None)
+    return consent_row(pid, fact, "+15005550006")
+
+
+def _write_evidence(conn: Connection, rows: list[dict[str, Any]], how: str) -> None:
+    if how == "bulk":  # COPY on PostgreSQL, as the import writes it
+        insert_rows(conn, consents, rows, same={"recorded_by": "test", "recorded_at": SIGNED_UP})
+    else:
+        conn.execute(
+            insert(consents), [{**r, "recorded_by": "test", "recorded_at": SIGNED_UP} for r in rows]
+        )
+
+
+def _evidence_rows(svc: Services) -> list[tuple[Any, ...]]:
+    with svc.db.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(consents.c.patient_id, consents.c.address))]
+
+
+@pytest.mark.parametrize("how", ["bulk", "insert"])
+def test_evidence_naming_a_patient_that_does_not_exist_is_refused_whole(
+    svc: Services, how: str
+) -> None:
+    pid = add_patient(svc, "P1", consent={})
+    with pytest.raises(IntegrityError), svc.db.begin() as conn:
+        _write_evidence(conn, [_evidence(pid), _evidence(pid + 99)], how)
+    assert _evidence_rows(svc) == []
+
+    with svc.db.begin() as conn:  # every patient there, and one row with none: written
+        _write_evidence(conn, [_evidence(pid), {**_evidence(pid), "patient_id": None}], how)
+    assert set(_evidence_rows(svc)) == {(None, "+15005550006"), (pid, "+15005550006")}
+
+
+def test_a_patient_whose_evidence_refers_to_its_id_keeps_that_id(svc: Services) -> None:
+    with_evidence, without = add_patient(svc, "P1", consent={}), add_patient(svc, "P2", consent={})
+    with svc.db.begin() as conn:
+        _write_evidence(conn, [_evidence(with_evidence)], "bulk")
+
+    with pytest.raises(IntegrityError), svc.db.begin() as conn:
+        conn.execute(text("UPDATE patients SET id = 1000 WHERE id = :p"), {"p": with_evidence})
+    with svc.db.begin() as conn:
+        conn.execute(text("UPDATE patients SET id = 1001 WHERE id = :p"), {"p": without})
+
+    with svc.db.connect() as conn:
+        ids = set(conn.execute(select(patients.c.id)).scalars())
+    assert ids == {with_evidence, 1001}
+    assert _evidence_rows(svc) == [(with_evidence, "+15005550006")]
+
+
+def test_a_patient_deleted_while_its_evidence_is_written_keeps_it_redacted(
+    svc: Services,
+) -> None:
+    """The evidence's writer holds the patient: the deletion waits for it to commit,
+    then redacts the new evidence as it does the old (migration 0003)."""
+    pid = add_patient(svc, "P1", consent={})
+
+    def delete_patient() -> None:
+        with svc.db.begin() as conn:
+            conn.execute(text("DELETE FROM patients WHERE id = :p"), {"p": pid})
+
+    with ThreadPoolExecutor(max_workers=1) as pool, write_lock_requests(svc) as asked:
+        with svc.db.begin() as conn:
+            _write_evidence(conn, [_evidence(pid)], "bulk")
+            deleted = pool.submit(delete_patient)
+            wait_until_blocked(svc, asked)
+        deleted.result(timeout=30)
+
+    assert svc.patients.count() == 0
+    assert _evidence_rows(svc) == [(None, None)]
+
+
+def test_evidence_for_a_patient_deleted_meanwhile_is_refused(svc: Services) -> None:
+    """The deletion holds the patient: the evidence waits for it to commit, then finds
+    no patient and writes nothing."""
+    pid = add_patient(svc, "P1", consent={})
+
+    def write() -> None:
+        with svc.db.begin() as conn:
+            _write_evidence(conn, [_evidence(pid)], "bulk")
+
+    with ThreadPoolExecutor(max_workers=1) as pool, write_lock_requests(svc) as asked:
+        with svc.db.begin() as conn:
+            conn.execute(text("DELETE FROM patients WHERE id = :p"), {"p": pid})
+            written = pool.submit(write)
+            wait_until_blocked(svc, asked)
+        with pytest.raises(IntegrityError):
+            written.result(timeout=30)
+
+    assert _evidence_rows(svc) == []
+
+
+def test_migration_0012_goes_down_to_the_foreign_key_and_up_again(
+    svc: Services, backend: str
+) -> None:
+    def keys() -> list[str]:
+        found = inspect(svc.db.engine).get_foreign_keys("consents")
+        return [key["referred_table"] for key in found]
+
+    downgrade(svc.db.engine, "0011")
+    assert keys() == ["patients"]
+    svc.db.upgrade()
+    assert keys() == ([] if backend == "postgresql" else ["patients"])
+    test_evidence_naming_a_patient_that_does_not_exist_is_refused_whole(svc, "bulk")
 
 
 # bulk inserts ----------------------------------------------------------------------------
