@@ -5,8 +5,8 @@ and a key-share lock per evidence row of every COPY: about a third of the server
 work in an import. The same rule is now checked once per statement, still by the
 database and for every writer: an AFTER INSERT statement trigger reads the
 statement's new rows (a transition table), key-share locks their patients in one
-query by primary key, as the constraint's trigger locked them row by row, and raises
-foreign_key_violation if one is missing. A patient deleted meanwhile is not locked,
+query by the primary key's index, as the constraint's trigger locked them row by
+row, and raises foreign_key_violation if one is missing. A patient deleted meanwhile is not locked,
 so the statement fails; a patient locked first cannot be deleted until the evidence
 is committed, and its deletion then redacts it (0003's BEFORE DELETE trigger). The
 other side of the constraint, a patient's id changing under its evidence, is refused
@@ -31,7 +31,10 @@ depends_on = None
 _CONSTRAINT = "fk_consents_patient_id_patients"
 
 _PATIENTS_EXIST = """
-CREATE FUNCTION consents_patients_exist() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION consents_patients_exist() RETURNS trigger LANGUAGE plpgsql
+-- Given an import's 5,000 ids the planner reads the whole table, longer the more
+-- patients there are (22 ms at 100,000); the primary key's index finds them in 7.
+SET enable_seqscan = off AS $$
 DECLARE
     wanted bigint[];
     found bigint;
@@ -41,7 +44,6 @@ BEGIN
     IF wanted IS NULL THEN
         RETURN NULL;
     END IF;
-    -- one array parameter: an index scan of the primary key whatever the statistics
     SELECT count(*) INTO found FROM (
         SELECT 1 FROM patients WHERE id = ANY (wanted) FOR KEY SHARE
     ) AS locked;
