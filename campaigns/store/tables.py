@@ -8,6 +8,11 @@ the number or address, set to NULL). ``patients.sms_opt_in`` and
 ``sms_consent_for`` / ``email_consent_for`` the number or address that word was
 given for, so that fan-out and the send-time check read one row; they are only
 ever written together with a new consent row.
+
+The foreign keys declared here are the schema's on SQLite. On PostgreSQL two are
+checked another way, with the same promises: a delivery's run and patient once per
+fan-out chunk (migration 0008, ``store.delivery_rows``), and a consent's patient
+once per statement by a trigger (migration 0012).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ consents = Table(
     metadata,
     Column("id", Id, primary_key=True),
     # NULL once the patient is deleted: the evidence stays, without who it was.
+    # On PostgreSQL checked once per statement by a trigger (migration 0012).
     Column("patient_id", ForeignKey("patients.id"), nullable=True),
     Column("channel", String(5), nullable=False),
     Column("granted", Boolean, nullable=False),

@@ -1,17 +1,21 @@
 """consent evidence's patient checked once per statement, by the database
 
 On PostgreSQL the foreign key from ``consents`` to ``patients`` cost a trigger call
-and a key-share lock per evidence row of every COPY: about a third of the server's
-work in an import. The same rule is now checked once per statement, still by the
+and a key-share lock per evidence row of every COPY: about half of the server's work
+in an import. The same rule is now checked once per statement, still by the
 database and for every writer: an AFTER INSERT statement trigger reads the
 statement's new rows (a transition table), key-share locks their patients in one
 query by the primary key's index, as the constraint's trigger locked them row by
-row, and raises foreign_key_violation if one is missing. A patient deleted meanwhile is not locked,
-so the statement fails; a patient locked first cannot be deleted until the evidence
-is committed, and its deletion then redacts it (0003's BEFORE DELETE trigger). The
-other side of the constraint, a patient's id changing under its evidence, is refused
-by a BEFORE UPDATE OF id trigger. An UPDATE of ``consents`` may only set
-``patient_id`` to NULL (0003's append-only trigger), so it needs no check.
+row, and raises foreign_key_violation if one is missing. A patient deleted meanwhile
+is not found, so the statement fails; a patient locked first cannot be deleted until
+the evidence is committed, and its deletion then redacts it (0003's BEFORE DELETE
+trigger). The constraint's other side, a patient's id changing under its evidence,
+is refused by a BEFORE UPDATE OF id trigger. Both of the patient's sides read what
+is committed, so they are allowed only in READ COMMITTED transactions (Meridian's
+own); the constraint's check saw past an older snapshot, a trigger cannot. An UPDATE
+of ``consents`` may only set ``patient_id`` to NULL (0003's append-only trigger), so
+it needs no check. TRUNCATE fires none of this, as it fires none of 0003's triggers:
+``TRUNCATE patients CASCADE`` no longer empties ``consents``.
 
 SQLite keeps its constraint: there it costs little (as 0008 found for deliveries).
 
@@ -30,14 +34,19 @@ depends_on = None
 
 _CONSTRAINT = "fk_consents_patient_id_patients"
 
+# Both functions carry the search_path they were created with: a data-only restore
+# (pg_dump --data-only) runs with an empty one, and would not find ``patients``.
 _PATIENTS_EXIST = """
 CREATE FUNCTION consents_patients_exist() RETURNS trigger LANGUAGE plpgsql
--- Given an import's 5,000 ids the planner reads the whole table, longer the more
--- patients there are (22 ms at 100,000); the primary key's index finds them in 7.
-SET enable_seqscan = off AS $$
+-- An import plans each statement afresh (plan_cache_mode force_custom_plan), and
+-- given its 5,000 ids the planner read the whole table (22 ms at 100,000 patients,
+-- longer the more there are); the primary key's index finds them in 4 ms.
+SET enable_seqscan = off
+SET search_path FROM CURRENT AS $$
 DECLARE
     wanted bigint[];
     found bigint;
+    missing text;
 BEGIN
     SELECT array_agg(DISTINCT patient_id) INTO wanted
         FROM new_consents WHERE patient_id IS NOT NULL;
@@ -48,9 +57,12 @@ BEGIN
         SELECT 1 FROM patients WHERE id = ANY (wanted) FOR KEY SHARE
     ) AS locked;
     IF found <> cardinality(wanted) THEN
+        SELECT string_agg(w::text, ', ' ORDER BY w) INTO missing FROM unnest(wanted) AS w
+            WHERE NOT EXISTS (SELECT 1 FROM patients WHERE id = w);
         RAISE EXCEPTION 'consent evidence names % patient(s) that do not exist',
             cardinality(wanted) - found
-            USING ERRCODE = 'foreign_key_violation';
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = 'patients.id not present: ' || coalesce(missing, '(deleted meanwhile)');
     END IF;
     RETURN NULL;
 END $$;
@@ -59,18 +71,43 @@ CREATE TRIGGER consents_patients_exist AFTER INSERT ON consents
     FOR EACH STATEMENT EXECUTE FUNCTION consents_patients_exist();
 """
 
-_KEEP_ID = """
-CREATE FUNCTION consents_keep_patient_id() RETURNS trigger LANGUAGE plpgsql AS $$
+# The patient's side. Deleting a patient redacts its evidence (0003) and moving its
+# id looks for evidence: both read what is committed when they run, which only READ
+# COMMITTED guarantees. Under an older snapshot (REPEATABLE READ, SERIALIZABLE),
+# evidence committed since would be missed and left naming no patient, where the
+# foreign key's check would have seen it; so those are refused there.
+_KEEP_PATIENT = """
+CREATE FUNCTION consents_keep_patient() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'a patient may be deleted or given another id only in a READ '
+            'COMMITTED transaction: consent evidence committed meanwhile would be missed'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
     IF EXISTS (SELECT 1 FROM consents WHERE patient_id = OLD.id) THEN
         RAISE EXCEPTION 'consent evidence refers to this patient''s id'
-            USING ERRCODE = 'foreign_key_violation';
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = 'consents.patient_id = ' || OLD.id;
     END IF;
     RETURN NEW;
 END $$;
+CREATE TRIGGER consents_keep_patient BEFORE DELETE ON patients
+    FOR EACH ROW EXECUTE FUNCTION consents_keep_patient();
 CREATE TRIGGER consents_keep_patient_id BEFORE UPDATE OF id ON patients
     FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
-    EXECUTE FUNCTION consents_keep_patient_id();
+    EXECUTE FUNCTION consents_keep_patient();
+"""
+
+# Evidence naming no patient (left by a TRUNCATE, which no trigger sees) would stop
+# the constraint being added back: it is redacted first, as 0003 allows.
+_REDACT_ORPHANS = """
+UPDATE consents SET patient_id = NULL, address = NULL
+WHERE patient_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM patients WHERE patients.id = consents.patient_id)
 """
 
 
@@ -79,14 +116,16 @@ def upgrade() -> None:
         return
     op.drop_constraint(_CONSTRAINT, "consents", type_="foreignkey")
     op.execute(_PATIENTS_EXIST)
-    op.execute(_KEEP_ID)
+    op.execute(_KEEP_PATIENT)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP TRIGGER consents_keep_patient_id ON patients")
-    op.execute("DROP FUNCTION consents_keep_patient_id()")
+    op.execute("DROP TRIGGER consents_keep_patient ON patients")
+    op.execute("DROP FUNCTION consents_keep_patient()")
     op.execute("DROP TRIGGER consents_patients_exist ON consents")
     op.execute("DROP FUNCTION consents_patients_exist()")
+    op.execute(_REDACT_ORPHANS)
     op.create_foreign_key(_CONSTRAINT, "consents", "patients", ["patient_id"], ["id"])
