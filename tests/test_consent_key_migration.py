@@ -1,12 +1,13 @@
 """Migration 0012 on SQLite and PostgreSQL: the consent evidence's foreign key goes on
 PostgreSQL, checked once per statement by a trigger instead, and comes back on the
 way down, evidence that names no patient redacted first; and a data-only restore of
-a migrated database still loads its evidence."""
+a migrated database, patients first, still loads its evidence."""
 
 from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,31 @@ _EVIDENCE = text(
 )
 
 
-def _database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
-    if backend == "sqlite":
-        return Database(f"sqlite:///{tmp_path / 'm0012.db'}")
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return Database(server.create_database(f"m0012_{uuid.uuid4().hex[:12]}"))
-
-
 @pytest.fixture
-def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
-    return _database(backend, tmp_path, request)
+def databases(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Database]]:
+    """New empty databases on this test's backend, disposed of (and on PostgreSQL
+    dropped) when it ends, passed or not."""
+    made: list[tuple[Database, str]] = []
+    server: PostgresServer | None = (
+        request.getfixturevalue("postgres_server") if backend == "postgresql" else None
+    )
+
+    def make() -> Database:
+        name = f"m0012_{uuid.uuid4().hex[:12]}"
+        if server is None:
+            database = Database(f"sqlite:///{tmp_path / name}.db")
+        else:
+            database = Database(server.create_database(name))
+        made.append((database, name))
+        return database
+
+    yield make
+    for database, name in made:
+        database.dispose()
+        if server is not None:
+            server.drop_database(name)
 
 
 def _keys(database: Database) -> list[str]:
@@ -51,8 +67,9 @@ def _evidence(database: Database) -> list[tuple[object, object]]:
 
 
 def test_the_key_goes_down_with_orphans_redacted_and_comes_up_again(
-    database: Database, backend: str
+    databases: Callable[[], Database], backend: str
 ) -> None:
+    database = databases()
     database.upgrade()
     assert _keys(database) == ([] if backend == "postgresql" else ["patients"])
     with database.begin() as conn:
@@ -67,24 +84,24 @@ def test_the_key_goes_down_with_orphans_redacted_and_comes_up_again(
 
     downgrade(database.engine, "0011")
     assert _keys(database) == ["patients"]
-    orphan = (None, None) if backend == "postgresql" else (2, "+16175550100")
-    assert _evidence(database) == [(1, "+16175550100"), orphan]
+    second = (None, None) if backend == "postgresql" else (2, "+16175550100")  # redacted
+    assert _evidence(database) == [(1, "+16175550100"), second]
 
     database.upgrade()
     assert _keys(database) == ([] if backend == "postgresql" else ["patients"])
     with pytest.raises(IntegrityError), database.begin() as conn:
         conn.execute(_EVIDENCE, {"id": 99})
-    database.dispose()
 
 
 def test_a_data_only_restore_loads_the_evidence(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    databases: Callable[[], Database], backend: str
 ) -> None:
-    """pg_dump --data-only writes the rows of a migrated database for one migrated the
-    same way; its script empties search_path, which the trigger must not need."""
+    """pg_dump --data-only writes rows for a database migrated the same way. Its
+    script empties search_path, which the trigger must not need; and with no foreign
+    key to order them, the patients are dumped and loaded before their evidence."""
     if backend != "postgresql":
         pytest.skip("pg_dump is PostgreSQL's")
-    source, target = (_database(backend, tmp_path, request) for _ in range(2))
+    source, target = databases(), databases()
     for database in (source, target):
         database.upgrade()
     with source.begin() as conn:
@@ -96,19 +113,18 @@ def test_a_data_only_restore_loads_the_evidence(
             "postgresql+psycopg://", "postgresql://", 1
         )
 
-    dump = subprocess.run(
-        [require_binary("pg_dump"), "--data-only", "--exclude-table=alembic_version", dsn(source)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    restored = subprocess.run(
-        [require_binary("psql"), "-v", "ON_ERROR_STOP=1", "-q", dsn(target)],
-        input=dump,
-        capture_output=True,
-        text=True,
-    )
-    assert restored.returncode == 0, restored.stderr
+    for table in ("patients", "consents"):
+        dump = subprocess.run(
+            [require_binary("pg_dump"), "--data-only", f"--table={table}", dsn(source)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        restored = subprocess.run(
+            [require_binary("psql"), "-v", "ON_ERROR_STOP=1", "-q", dsn(target)],
+            input=dump,
+            capture_output=True,
+            text=True,
+        )
+        assert restored.returncode == 0, restored.stderr
     assert _evidence(target) == [(1, "+16175550100")]
-    for database in (source, target):
-        database.dispose()

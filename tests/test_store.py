@@ -233,16 +233,17 @@ def test_evidence_for_a_patient_deleted_meanwhile_is_refused(svc: Services) -> N
     assert _evidence_rows(svc) == []
 
 
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
 @pytest.mark.parametrize("statement", ["DELETE FROM patients", "UPDATE patients SET id = 1000"])
 def test_a_patient_is_deleted_or_renumbered_only_in_read_committed(
-    svc: Services, backend: str, statement: str
+    svc: Services, backend: str, statement: str, isolation: str
 ) -> None:
     """Deleting a patient redacts its evidence, and moving its id looks for evidence:
     under an older snapshot both would miss evidence committed since."""
     if backend != "postgresql":
         pytest.skip("SQLite has one writer at a time and no older snapshot to read")
     add_patient(svc, "P1")
-    conn = svc.db.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    conn = svc.db.engine.connect().execution_options(isolation_level=isolation)
     with (
         conn,
         pytest.raises(DBAPIError, match="only in a READ COMMITTED transaction"),

@@ -291,6 +291,14 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return f"postgresql+psycopg://{_PG_SUPERUSER}@127.0.0.1:{self.port}/{name}"
 
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name``, ending any session still connected to it."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
     def _choose_user(self) -> None:
         if os.geteuid() != 0:
             self._uid = self._gid = None

@@ -11,11 +11,14 @@ is not found, so the statement fails; a patient locked first cannot be deleted u
 the evidence is committed, and its deletion then redacts it (0003's BEFORE DELETE
 trigger). The constraint's other side, a patient's id changing under its evidence,
 is refused by a BEFORE UPDATE OF id trigger. Both of the patient's sides read what
-is committed, so they are allowed only in READ COMMITTED transactions (Meridian's
-own); the constraint's check saw past an older snapshot, a trigger cannot. An UPDATE
-of ``consents`` may only set ``patient_id`` to NULL (0003's append-only trigger), so
-it needs no check. TRUNCATE fires none of this, as it fires none of 0003's triggers:
-``TRUNCATE patients CASCADE`` no longer empties ``consents``.
+is committed, so they are allowed only in READ COMMITTED transactions (Meridian
+itself never deletes or renumbers a patient); the constraint's check saw past an
+older snapshot, a trigger cannot. An UPDATE of ``consents`` may only set
+``patient_id`` to NULL (0003's append-only trigger), so it needs no check. TRUNCATE
+fires none of this, as it fires none of 0003's triggers: ``TRUNCATE patients
+CASCADE`` no longer empties ``consents``. Without the key, pg_dump no longer knows
+that patients' rows must be loaded before their evidence: a data-only restore loads
+``patients`` first.
 
 SQLite keeps its constraint: there it costs little (as 0008 found for deliveries).
 
@@ -25,6 +28,8 @@ Revises: 0011
 
 from __future__ import annotations
 
+import logging
+
 from alembic import op
 
 revision = "0012"
@@ -33,16 +38,18 @@ branch_labels = None
 depends_on = None
 
 _CONSTRAINT = "fk_consents_patient_id_patients"
+log = logging.getLogger(__name__)
 
-# Both functions carry the search_path they were created with: a data-only restore
-# (pg_dump --data-only) runs with an empty one, and would not find ``patients``.
+# Both functions carry the schema they were created in (then pg_temp, so no temporary
+# table can stand in for ``patients``): a data-only restore (pg_dump --data-only) runs
+# with an empty search_path, and "$user" may name another schema for another role.
 _PATIENTS_EXIST = """
 CREATE FUNCTION consents_patients_exist() RETURNS trigger LANGUAGE plpgsql
 -- An import plans each statement afresh (plan_cache_mode force_custom_plan), and
 -- given its 5,000 ids the planner read the whole table (22 ms at 100,000 patients,
 -- longer the more there are); the primary key's index finds them in 4 ms.
 SET enable_seqscan = off
-SET search_path FROM CURRENT AS $$
+SET search_path = @PATH@ AS $$
 DECLARE
     wanted bigint[];
     found bigint;
@@ -78,9 +85,11 @@ CREATE TRIGGER consents_patients_exist AFTER INSERT ON consents
 # foreign key's check would have seen it; so those are refused there.
 _KEEP_PATIENT = """
 CREATE FUNCTION consents_keep_patient() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
+SET search_path = @PATH@ AS $$
 BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
+    -- READ UNCOMMITTED is READ COMMITTED in PostgreSQL.
+    IF current_setting('transaction_isolation') NOT IN ('read committed', 'read uncommitted')
+    THEN
         RAISE EXCEPTION 'a patient may be deleted or given another id only in a READ '
             'COMMITTED transaction: consent evidence committed meanwhile would be missed'
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -112,11 +121,14 @@ WHERE patient_id IS NOT NULL
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
         return
+    schema = bind.exec_driver_sql("SELECT quote_ident(current_schema())").scalar_one()
+    path = f"{schema}, pg_temp"
     op.drop_constraint(_CONSTRAINT, "consents", type_="foreignkey")
-    op.execute(_PATIENTS_EXIST)
-    op.execute(_KEEP_PATIENT)
+    op.execute(_PATIENTS_EXIST.replace("@PATH@", path))
+    op.execute(_KEEP_PATIENT.replace("@PATH@", path))
 
 
 def downgrade() -> None:
@@ -127,5 +139,7 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION consents_keep_patient()")
     op.execute("DROP TRIGGER consents_patients_exist ON consents")
     op.execute("DROP FUNCTION consents_patients_exist()")
-    op.execute(_REDACT_ORPHANS)
+    redacted = op.get_bind().exec_driver_sql(_REDACT_ORPHANS).rowcount
+    if redacted:
+        log.warning("consents: %d rows named no patient and were redacted", redacted)
     op.create_foreign_key(_CONSTRAINT, "consents", "patients", ["patient_id"], ["id"])
