@@ -184,6 +184,7 @@ class Result:
     naive_messages: int = 0
     naive_msgs_per_s: float = 0.0
     naive_cpu_s_per_1000_msgs: float = 0.0
+    naive_cpu_s_by_role: dict[str, float] = field(default_factory=dict)
     speedup_vs_naive: float = 0.0
     render_ceiling_msgs_per_s: float = 0.0
     render_ceiling_messages: int = 0
@@ -711,6 +712,10 @@ def naive_phase(
     res.naive_messages = len(sample)
     res.naive_msgs_per_s = len(sample) / elapsed
     res.naive_cpu_s_per_1000_msgs = (usage.total_cpu_s + producer_cpu) / len(sample) * 1000
+    res.naive_cpu_s_by_role = {
+        **{k: round(v, 3) for k, v in sorted(usage.cpu_s.items())},
+        "producer": round(producer_cpu, 3),
+    }
     res.naive_worker_peak_rss_mb = max(
         (p.peak_rss_mb for p in usage.processes if p.role == "naive worker"), default=0.0
     )

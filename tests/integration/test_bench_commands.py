@@ -74,6 +74,12 @@ def test_make_bench_on_both_databases_sends_the_campaign_and_reports_each() -> N
             figures["messages_sent"] + figures["skipped"] + figures["not_sent_other"]
         )
         assert figures["naive_messages"] == 30
+        # the naive design's CPU by process adds up to its CPU per 1,000 messages
+        by_role = figures["naive_cpu_s_by_role"]
+        assert {"naive worker", "redis", "producer"} <= set(by_role)
+        assert sum(by_role.values()) / 30 * 1000 == pytest.approx(
+            figures["naive_cpu_s_per_1000_msgs"], rel=0.01, abs=0.1
+        )
         assert set(figures["targets_met"]) >= {"throughput_vs_ceiling", "speedup_vs_naive"}
     assert sqlite["database"] == "sqlite"
     assert sqlite["postgresql"]["database"] == "postgresql"
